@@ -1,0 +1,69 @@
+//! Unleash-compatible murmur3 bucketing. Fixed forever: a user's bucket must never move.
+//!
+//! The hashed key is `"{group}:{stickiness}"` (UTF-8), hashed with murmur3 x86 32-bit. It is fed
+//! to the hasher as three chained byte slices, so no string is built per evaluation.
+
+use std::io::Read;
+
+/// Seed for percentage buckets.
+pub const ROLLOUT_SEED: u32 = 0;
+/// Seed for variant picks (Unleash's variant seed).
+pub const VARIANT_SEED: u32 = 86_028_157;
+
+/// murmur3 x86 32-bit of a byte string.
+pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
+    let mut source = bytes;
+    murmur3::murmur3_32(&mut source, seed).expect("reading from a byte slice cannot fail")
+}
+
+/// murmur3 x86 32-bit of `"{group}:{stickiness}"`.
+pub fn hash_key(group: &str, stickiness: &str, seed: u32) -> u32 {
+    let mut source = group.as_bytes().chain(&b":"[..]).chain(stickiness.as_bytes());
+    murmur3::murmur3_32(&mut source, seed).expect("reading from byte slices cannot fail")
+}
+
+/// The rollout bucket, 1..=100. A context is inside a percentage `p` iff `bucket <= p`.
+pub fn bucket(group: &str, stickiness: &str) -> u32 {
+    hash_key(group, stickiness, ROLLOUT_SEED) % 100 + 1
+}
+
+/// The variant target, 1..=total_weight. `total_weight` must be positive.
+pub fn variant_target(group: &str, stickiness: &str, total_weight: u32) -> u32 {
+    hash_key(group, stickiness, VARIANT_SEED) % total_weight.max(1) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_murmur3_vectors() {
+        assert_eq!(murmur3_32(b"", 0), 0);
+        assert_eq!(murmur3_32(b"hello", 0), 0x248b_fa47);
+        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn chained_key_equals_concatenated_key() {
+        for (g, s) in [("AB12A", "122"), ("", ""), ("g", "ü-ß-😀"), ("long-group-name", "x")] {
+            let joined = format!("{g}:{s}");
+            assert_eq!(hash_key(g, s, 0), murmur3_32(joined.as_bytes(), 0));
+            assert_eq!(hash_key(g, s, VARIANT_SEED), murmur3_32(joined.as_bytes(), VARIANT_SEED));
+        }
+    }
+
+    #[test]
+    fn golden_buckets() {
+        assert_eq!(bucket("AB12A", "122"), 23);
+        assert_eq!(bucket("AB12A", "155"), 100);
+        assert_eq!(bucket("Feature.flexibleRollout.10", "174"), 10);
+        assert_eq!(bucket("Feature.flexibleRollout.10", "499"), 32);
+    }
+
+    #[test]
+    fn golden_variant_targets() {
+        assert_eq!(variant_target("Feature.Variants.C", "232", 99), 18);
+        assert_eq!(variant_target("Feature.Variants.C", "607", 99), 58);
+        assert_eq!(variant_target("Feature.Variants.C", "656", 99), 94);
+    }
+}

@@ -1,0 +1,206 @@
+//! The lax serde mirror of `feature-flags.yaml`.
+//!
+//! These types only describe the *shape* of the file: unknown fields and duplicate keys are
+//! rejected here (with line and column), but every semantic check (names, ranges, dates,
+//! operators) lives in [`super::compile`], which can report all of them at once. Values whose
+//! meaning depends on other fields are kept as [`Spanned`] JSON values so that `compile` can
+//! point at them.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+pub use serde_saphyr::Spanned;
+
+/// A YAML mapping kept in file order, with the location of every key.
+#[derive(Debug, Clone)]
+pub struct KeyedMap<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<V> Default for KeyedMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> KeyedMap<V> {
+    pub fn iter(&self) -> impl Iterator<Item = &(Spanned<String>, V)> {
+        self.0.iter()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = KeyedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyedMap<V>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<Spanned<String>, V>()? {
+                    entries.push(entry);
+                }
+                Ok(KeyedMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagFile {
+    #[serde(alias = "flags")]
+    pub feature_flags: KeyedMap<Spanned<FlagEntry>>,
+    #[serde(default)]
+    pub segments: KeyedMap<Vec<Spanned<ConstraintEntry>>>,
+    #[serde(default)]
+    pub metrics: KeyedMap<Spanned<MetricEntry>>,
+}
+
+/// One flag, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagEntry {
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub service: Option<String>,
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub default_value: Option<Spanned<Value>>,
+    pub variants: Option<KeyedMap<Spanned<Value>>>,
+    pub default_variant: Option<Spanned<String>>,
+    pub enabled: Option<bool>,
+    pub rollout_strategy: Option<Spanned<StrategyEntry>>,
+    pub rollout_value: Option<Spanned<Value>>,
+    pub rollout_variant: Option<Spanned<String>>,
+    pub constraints: Option<Vec<Spanned<ConstraintEntry>>>,
+    pub overrides: Option<KeyedMap<Vec<Spanned<Value>>>>,
+    pub monitoring: Option<Spanned<MonitoringEntry>>,
+    pub sunset_plan: Option<Spanned<SunsetPlanEntry>>,
+    pub success_metrics: Option<SuccessMetricsEntry>,
+    pub deprecated_in: Option<Spanned<String>>,
+    pub introduced_in: Option<Spanned<String>>,
+}
+
+/// `rollout_strategy`: one struct for every `type`; `compile` checks which fields apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyEntry {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub percentage: Option<Spanned<Value>>,
+    pub stickiness: Option<Spanned<String>>,
+    pub group_id: Option<Spanned<String>>,
+    pub stages: Option<Vec<Spanned<StageEntry>>>,
+    pub start: Option<Spanned<String>>,
+    pub traffic_split: Option<KeyedMap<Spanned<Value>>>,
+    pub duration: Option<Spanned<String>>,
+    pub winner: Option<Spanned<String>>,
+    pub steps: Option<Vec<Spanned<StepEntry>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageEntry {
+    pub percentage: Spanned<Value>,
+    pub duration: Option<Spanned<String>>,
+    pub criteria: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepEntry {
+    pub at: Spanned<String>,
+    pub percentage: Spanned<Value>,
+}
+
+/// A constraint, or a reference to a segment (`{segment: name}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintEntry {
+    pub segment: Option<Spanned<String>>,
+    pub attribute: Option<Spanned<String>>,
+    pub operator: Option<Spanned<String>>,
+    pub values: Option<Vec<Spanned<Value>>>,
+    pub value: Option<Spanned<Value>>,
+    pub case_insensitive: Option<bool>,
+    pub inverted: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricEntry {
+    pub query: Spanned<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringEntry {
+    pub metrics: Option<Vec<Spanned<String>>>,
+    pub interval: Option<Spanned<String>>,
+    pub alerts: Option<Vec<Spanned<AlertEntry>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertEntry {
+    pub condition: Spanned<String>,
+    #[serde(rename = "for")]
+    pub for_samples: Option<Spanned<Value>>,
+    pub action: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessMetricsEntry {
+    pub primary: Option<Spanned<String>>,
+    pub secondary: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunsetPlanEntry {
+    pub warning_phase: Option<Spanned<PhaseEntry>>,
+    pub restricted_phase: Option<Spanned<PhaseEntry>>,
+    pub shutdown_phase: Option<Spanned<PhaseEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseEntry {
+    pub start_date: Spanned<String>,
+    pub duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub actions: Vec<Spanned<String>>,
+    pub notice: Option<String>,
+    pub redirect: Option<Spanned<String>>,
+    pub link: Option<Spanned<String>>,
+    pub rate_limit: Option<Spanned<RateLimitEntry>>,
+    pub shutdown_value: Option<Spanned<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitEntry {
+    pub requests: Spanned<Value>,
+    pub per: Spanned<String>,
+}

@@ -1,0 +1,16 @@
+//! Process entry: parse the command line and run it.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = toggled::cli::Cli::parse();
+    match toggled::app::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
