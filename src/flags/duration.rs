@@ -58,6 +58,11 @@ pub fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
         let midnight = d.and_hms_opt(0, 0, 0).expect("00:00:00 is a valid time");
         return Ok(midnight.and_utc());
     }
+    let looks_like_date = t.len() == 10
+        && t.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if looks_like_date {
+        return Err(format!("invalid date {text:?}: expected YYYY-MM-DD (00:00 UTC) or RFC 3339"));
+    }
     parse_timestamp(t)
 }
 
