@@ -1,0 +1,118 @@
+//! The command line, run as a real process: `validate` and `evaluate`.
+
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn toggled(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_every_shipped_flag_file() {
+    let out = toggled(&[
+        "validate",
+        "flags/feature-flags.yaml",
+        "flags/examples/strategies.yaml",
+        "flags/examples/constraints.yaml",
+        "flags/examples/sunset.yaml",
+        "flags/examples/monitoring.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("flags/feature-flags.yaml: ok: 3 flags"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 5);
+}
+
+#[test]
+fn validate_reports_file_line_column_path_and_exits_one() {
+    let out = toggled(&["validate", "flags/feature-flags.yaml", "tests/broken/unknown_names.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(
+        lines[0],
+        "tests/broken/unknown_names.yaml:8:52: new_payment_flow.rollout_strategy.stages[0].criteria: unknown segment \"staff_only\"; defined segments: internal_users"
+    );
+    assert!(text(&out.stdout).contains("feature-flags.yaml: ok"), "good files are still reported");
+}
+
+#[test]
+fn validate_reports_a_missing_file() {
+    let out = toggled(&["validate", "flags/nope.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("failed to read flag file flags/nope.yaml"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn evaluate_prints_the_evaluation_as_json() {
+    let out = toggled(&[
+        "evaluate",
+        "flags/feature-flags.yaml",
+        "legacy_api_deprecation",
+        "--context",
+        r#"{"targetingKey":"user-42"}"#,
+        "--at",
+        "2024-02-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(body["value"], json!(true));
+    assert_eq!(body["reason"], json!("STATIC"));
+    assert_eq!(body["sunset"]["phase"], json!("warning"));
+    assert_eq!(body["sunset"]["shutdown_at"], json!("2024-06-01T00:00:00Z"));
+}
+
+#[test]
+fn evaluate_uses_first_seen_for_gradual_rollouts() {
+    let run = |first_seen: &str| {
+        let out = toggled(&[
+            "evaluate",
+            "flags/feature-flags.yaml",
+            "new_payment_flow",
+            "--context",
+            r#"{"targetingKey":"user-42"}"#,
+            "--at",
+            "2025-01-10T00:00:00Z",
+            "--first-seen",
+            first_seen,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    assert_eq!(run("2025-01-01T00:00:00Z")["stage"], json!(4));
+    assert_eq!(run("2025-01-09T12:00:00Z")["stage"], json!(1));
+}
+
+#[test]
+fn evaluate_explains_bad_input() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["evaluate", "flags/feature-flags.yaml", "no_such_flag"], "no flag \"no_such_flag\""),
+        (
+            &["evaluate", "flags/feature-flags.yaml", "new_payment_flow", "--context", "[1]"],
+            "--context must be a JSON object",
+        ),
+        (
+            &["evaluate", "flags/feature-flags.yaml", "new_payment_flow", "--context", "{"],
+            "--context must be a JSON object",
+        ),
+        (&["evaluate", "flags/feature-flags.yaml", "new_payment_flow", "--at", "yesterday"], "--at: invalid timestamp"),
+        (&["evaluate", "tests/broken/bad_stages.yaml", "decreasing"], "bad_stages.yaml:7:24:"),
+    ];
+    for (args, expected) in cases {
+        let out = toggled(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

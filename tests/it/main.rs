@@ -1,0 +1,8 @@
+//! One integration-test binary for toggled. Modules, in the order data flows:
+//! the flag file's diagnostics, the evaluator's tables and properties, then the command line.
+
+mod cli;
+mod evaluator;
+mod file_errors;
+mod properties;
+mod support;
