@@ -99,8 +99,8 @@ fn test(c: &Constraint, ctx: &Context, now: DateTime<Utc>) -> bool {
         return matches!(c.operator, Operator::NotIn(_));
     };
     match &c.operator {
-        Operator::In(list) => text_matches(value, c.case_insensitive, list, |t, x, ci| eq(t, x, ci)),
-        Operator::NotIn(list) => !text_matches(value, c.case_insensitive, list, |t, x, ci| eq(t, x, ci)),
+        Operator::In(list) => text_matches(value, c.case_insensitive, list, eq),
+        Operator::NotIn(list) => !text_matches(value, c.case_insensitive, list, eq),
         Operator::StrContains(list) => text_matches(value, c.case_insensitive, list, contains),
         Operator::StrStartsWith(list) => text_matches(value, c.case_insensitive, list, starts_with),
         Operator::StrEndsWith(list) => text_matches(value, c.case_insensitive, list, ends_with),

@@ -4,7 +4,7 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use toggled::eval::{self, FlagState, Override, Pause, Reason};
 
-use crate::support::{at, check, compile, ctx, eval, eval_with, example, keys_where};
+use crate::support::{Case, at, check, compile, ctx, eval, eval_with, example, keys_where};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 
@@ -252,11 +252,10 @@ feature_flags:
 #[test]
 fn every_constraint_operator() {
     let s = example("examples/constraints.yaml");
-    let (yes, no) = (json!(true), json!(false));
     let t = |c: Value, expected: bool| {
         (c, NOW, json!(expected), if expected { Reason::TargetingMatch } else { Reason::Default })
     };
-    let table: &[(&str, Vec<(Value, &str, Value, Reason)>)] = &[
+    let table: &[(&str, Vec<Case>)] = &[
         ("in_list", vec![t(json!({"plan": "pro"}), true), t(json!({"plan": "free"}), false), t(json!({}), false)]),
         (
             "not_in_list",
@@ -383,7 +382,6 @@ feature_flags:
             t(json!({"tier": [12]}), false),
         ],
     );
-    let _ = (yes, no);
 }
 
 #[test]
@@ -496,7 +494,6 @@ feature_flags:
     let before = "2025-01-01T00:00:00Z";
     let after = "2025-07-01T00:00:00Z";
     let with = |key: &str, o: Override, when: &str| {
-        let o = o;
         eval_with(&s, key, pro.clone(), when, &FlagState { override_: Some(&o), ..FlagState::default() })
     };
     // Targeting, then the sunset shutdown over targeting.

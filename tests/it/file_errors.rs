@@ -12,10 +12,7 @@ fn every_broken_file_fails_with_positioned_messages() {
     for path in files {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 name").to_owned();
         let text = std::fs::read_to_string(&path).expect("readable");
-        let errors = match toggled::flags::compile(&text) {
-            Ok(_) => panic!("{name} should not compile"),
-            Err(e) => e,
-        };
+        let Err(errors) = toggled::flags::compile(&text) else { panic!("{name} should not compile") };
         for e in &errors.0 {
             assert!(e.line > 0 && e.column > 0, "{name}: error without a position: {e}");
         }

@@ -4,5 +4,6 @@
 mod cli;
 mod evaluator;
 mod file_errors;
+mod hot_path;
 mod properties;
 mod support;

@@ -51,8 +51,11 @@ pub fn eval(snapshot: &Snapshot, key: &str, context: Value, now: &str) -> Outcom
     eval_with(snapshot, key, context, now, &FlagState::default())
 }
 
-/// Table test: each case is (context, time, expected value, expected reason).
-pub fn check(snapshot: &Snapshot, key: &str, cases: &[(Value, &str, Value, Reason)]) {
+/// One table row: (context, time, expected value, expected reason).
+pub type Case<'a> = (Value, &'a str, Value, Reason);
+
+/// Table test: evaluates every row and compares value and reason.
+pub fn check(snapshot: &Snapshot, key: &str, cases: &[Case<'_>]) {
     for (i, (context, now, value, reason)) in cases.iter().enumerate() {
         let got = eval(snapshot, key, context.clone(), now);
         assert_eq!(

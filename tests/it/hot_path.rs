@@ -1,0 +1,54 @@
+//! The evaluation hot path allocates nothing: counted per thread by a counting allocator.
+
+use serde_json::json;
+use toggled::eval::{self, FlagState};
+
+use crate::support::{at, ctx, example};
+
+#[test]
+fn evaluating_with_targeting_allocates_nothing() {
+    let seed = example("feature-flags.yaml");
+    let constraints = example("examples/constraints.yaml");
+    let strategies = example("examples/strategies.yaml");
+    let sunset = example("examples/sunset.yaml");
+    let context = ctx(json!({
+        "targetingKey": "user-42", "email": "jane.doe@example.com", "beta": true, "plan": "pro",
+        "seats": 12, "appVersion": "2.0.0-rc.2", "signupDate": "2023-01-01T00:00:00Z",
+        "userAgent": "Mozilla/5.0 Firefox/120", "device": {"os": {"name": "ios"}}, "account": {"id": 9001},
+        "country": "DE", "path": "/api/v2/x",
+    }));
+    let numeric_key = ctx(json!({"targetingKey": 123_456_789, "email": "a@example.com"}));
+    let state = FlagState { first_seen: Some(at("2025-01-01T00:00:00Z")), ..FlagState::default() };
+    let times = [
+        at("2025-01-01T12:00:00Z"),
+        at("2025-01-04T00:00:00Z"),
+        at("2025-03-05T00:00:00Z"),
+        at("2025-04-15T00:00:00Z"),
+        at("2026-01-01T00:00:00Z"),
+    ];
+    let files = [&seed, &constraints, &strategies, &sunset];
+    let run_all = || {
+        let mut evaluated = 0;
+        for now in times {
+            for file in files {
+                for flag in &file.flags {
+                    for c in [&context, &numeric_key] {
+                        let e = eval::evaluate(flag, c, now, &state);
+                        std::hint::black_box((e.value, e.reason, e.sunset.map(|s| (s.notice(), s.headers().count()))));
+                        evaluated += 1;
+                    }
+                }
+            }
+        }
+        evaluated
+    };
+    // The regex engine builds a per-thread match cache on first use: one warm-up pass.
+    let warm_up = allocation_counter::measure(|| {
+        run_all();
+    });
+    assert!(warm_up.count_total < 100, "warm-up allocated {warm_up:?}");
+    let mut evaluated = 0;
+    let info = allocation_counter::measure(|| evaluated = run_all());
+    assert!(evaluated > 300, "evaluated {evaluated}");
+    assert_eq!(info.count_total, 0, "{evaluated} evaluations allocated: {info:?}");
+}
