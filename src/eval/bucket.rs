@@ -1,9 +1,9 @@
 //! Unleash-compatible murmur3 bucketing. Fixed forever: a user's bucket must never move.
 //!
 //! The hashed key is `"{group}:{stickiness}"` (UTF-8), hashed with murmur3 x86 32-bit. It is fed
-//! to the hasher as three chained byte slices, so no string is built per evaluation.
+//! to a streaming hasher as three byte slices, so no string is built per evaluation.
 
-use std::io::Read;
+use std::hash::Hasher as _;
 
 /// Seed for percentage buckets.
 pub const ROLLOUT_SEED: u32 = 0;
@@ -12,14 +12,16 @@ pub const VARIANT_SEED: u32 = 86_028_157;
 
 /// murmur3 x86 32-bit of a byte string.
 pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
-    let mut source = bytes;
-    murmur3::murmur3_32(&mut source, seed).expect("reading from a byte slice cannot fail")
+    mur3::murmurhash3_x86_32(bytes, seed)
 }
 
 /// murmur3 x86 32-bit of `"{group}:{stickiness}"`.
 pub fn hash_key(group: &str, stickiness: &str, seed: u32) -> u32 {
-    let mut source = group.as_bytes().chain(&b":"[..]).chain(stickiness.as_bytes());
-    murmur3::murmur3_32(&mut source, seed).expect("reading from byte slices cannot fail")
+    let mut hasher = mur3::Hasher32::with_seed(seed);
+    hasher.write(group.as_bytes());
+    hasher.write(b":");
+    hasher.write(stickiness.as_bytes());
+    hasher.finish32()
 }
 
 /// The rollout bucket, 1..=100. A context is inside a percentage `p` iff `bucket <= p`.
@@ -49,6 +51,15 @@ mod tests {
             let joined = format!("{g}:{s}");
             assert_eq!(hash_key(g, s, 0), murmur3_32(joined.as_bytes(), 0));
             assert_eq!(hash_key(g, s, VARIANT_SEED), murmur3_32(joined.as_bytes(), VARIANT_SEED));
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_reference_murmur3_crate() {
+        for text in ["", "a", "ab", "abc", "abcd", "abcde", "new_payment_flow:user-42", "ü😀"] {
+            let mut source = text.as_bytes();
+            let reference = murmur3::murmur3_32(&mut source, VARIANT_SEED).expect("slice read");
+            assert_eq!(murmur3_32(text.as_bytes(), VARIANT_SEED), reference, "{text:?}");
         }
     }
 
