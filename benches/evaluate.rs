@@ -63,10 +63,10 @@ fn evaluation(c: &mut Criterion) {
     let ab = snapshot.get("enhanced_search").expect("seed flag");
 
     c.bench_function("evaluate/gradual_with_targeting", |b| {
-        b.iter(|| eval::evaluate(black_box(gradual), black_box(&ctx), now, &state).reason)
+        b.iter(|| eval::evaluate(black_box(gradual), black_box(&ctx), now, &state).reason);
     });
     c.bench_function("evaluate/ab_test_split", |b| {
-        b.iter(|| eval::evaluate(black_box(ab), black_box(&ctx), now, &state).variant.len())
+        b.iter(|| eval::evaluate(black_box(ab), black_box(&ctx), now, &state).variant.len());
     });
     c.bench_function("evaluate/whole_seed_file", |b| {
         b.iter(|| {
@@ -75,16 +75,16 @@ fn evaluation(c: &mut Criterion) {
                 enabled += usize::from(eval::evaluate(flag, black_box(&ctx), now, &state).enabled);
             }
             enabled
-        })
+        });
     });
     c.bench_function("evaluate/lookup_and_evaluate", |b| {
         b.iter(|| {
             let flag = snapshot.get(black_box("new_payment_flow")).expect("present");
             eval::evaluate(flag, black_box(&ctx), now, &state).reason
-        })
+        });
     });
     c.bench_function("bucket/murmur3_group_key", |b| {
-        b.iter(|| eval::bucket::bucket(black_box("new_payment_flow"), black_box("user-42")))
+        b.iter(|| eval::bucket::bucket(black_box("new_payment_flow"), black_box("user-42")));
     });
 }
 
@@ -94,7 +94,7 @@ fn compilation(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("10k_flags", |b| b.iter(|| flags::compile(black_box(&text)).expect("valid").flags.len()));
     group.bench_function("10k_flags_parse_only", |b| {
-        b.iter(|| flags::compile::parse(black_box(&text)).expect("valid").feature_flags.len())
+        b.iter(|| flags::compile::parse(black_box(&text)).expect("valid").feature_flags.len());
     });
     group.finish();
 }
