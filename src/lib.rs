@@ -6,6 +6,20 @@
 //! this context get from this flag at this time, given this persisted state" without IO, clock
 //! or allocation. The command line ([`cli`], [`app`]) validates files and evaluates flags; the
 //! HTTP server, store, reload and monitor tasks build on the same two modules.
+//!
+//! ```
+//! use toggled::eval::{self, FlagState, Reason};
+//!
+//! let snapshot = toggled::flags::compile(
+//!     "feature_flags:\n  dark_mode:\n    rollout_strategy: {type: percentage, percentage: 10, group_id: Feature.flexibleRollout.10}\n",
+//! )?;
+//! let flag = snapshot.get("dark_mode").expect("compiled");
+//! let context = serde_json::json!({"targetingKey": "174"});
+//! let now = chrono::Utc::now();
+//! let answer = eval::evaluate(flag, context.as_object().expect("object"), now, &FlagState::default());
+//! assert_eq!((answer.value, answer.reason), (&serde_json::json!(true), Reason::TargetingMatch));
+//! # Ok::<(), toggled::flags::CompileErrors>(())
+//! ```
 
 pub mod app;
 pub mod cli;

@@ -6,7 +6,7 @@
 //! Precedence (DESIGN.md section 2): operator override / rollback, `enabled: false`, sunset
 //! shutdown (`api_disabled`), then `constraints`, variant `overrides`, `rollout_strategy`.
 //! A flag with no targeting at all is static. The planned `rules` and `requires` slot in
-//! between the sunset check and the flag's own targeting: [`decide`] is the place.
+//! between the sunset check and the flag's own targeting: `decide` is the place.
 
 pub mod bucket;
 pub mod constraint;

@@ -1,6 +1,6 @@
 //! The flag file: YAML text -> validated, immutable [`Snapshot`]. No IO, no async, no clock.
 //!
-//! [`file`] mirrors the YAML with serde (shape only); [`compile`] checks meaning and builds the
+//! [`mod@file`] mirrors the YAML with serde (shape only); [`mod@compile`] checks meaning and builds the
 //! [`snapshot`] types the evaluator reads.
 
 pub mod compile;

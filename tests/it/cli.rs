@@ -116,3 +116,55 @@ fn evaluate_explains_bad_input() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// The answers README.md's table states for the example file.
+#[test]
+fn readme_examples_answer_as_documented() {
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["evaluate", "flags/feature-flags.yaml"];
+        all.extend_from_slice(args);
+        let out = toggled(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    for (key, variant, value) in [
+        ("232", "treatment_b", "ai_search_v2"),
+        ("607", "control", "legacy_search"),
+        ("656", "treatment_a", "ai_search_v1"),
+    ] {
+        let context = format!(r#"{{"targetingKey":"{key}"}}"#);
+        let body = run(&["enhanced_search", "--context", &context]);
+        assert_eq!(
+            (&body["variant"], &body["value"], &body["reason"]),
+            (&json!(variant), &json!(value), &json!("SPLIT"))
+        );
+    }
+    let stage_one = |user: &str| {
+        let context = format!(r#"{{"targetingKey":"{user}","email":"dev@example.com"}}"#);
+        run(&[
+            "new_payment_flow",
+            "--context",
+            &context,
+            "--first-seen",
+            "2026-01-01T00:00:00Z",
+            "--at",
+            "2026-01-01T06:00:00Z",
+        ])
+    };
+    let inside = stage_one("user-4");
+    assert_eq!(
+        (&inside["value"], &inside["reason"], &inside["stage"]),
+        (&json!(true), &json!("TARGETING_MATCH"), &json!(1))
+    );
+    let outside = stage_one("user-42");
+    assert_eq!(
+        (&outside["value"], &outside["reason"], &outside["stage"]),
+        (&json!(false), &json!("DEFAULT"), &json!(1))
+    );
+    let restricted = run(&["legacy_api_deprecation", "--at", "2024-04-15T00:00:00Z"]);
+    assert_eq!((&restricted["value"], &restricted["reason"]), (&json!(true), &json!("STATIC")));
+    assert_eq!(restricted["sunset"]["phase"], json!("restricted"));
+    assert!(restricted["notice"].as_str().is_some_and(|n| n.contains("2024-06-01")));
+    let shutdown = run(&["legacy_api_deprecation", "--at", "2024-06-01T00:00:00Z"]);
+    assert_eq!((&shutdown["value"], &shutdown["reason"]), (&json!(false), &json!("SUNSET")));
+}
