@@ -2,7 +2,7 @@
 //!
 //! These types only describe the *shape* of the file: unknown fields and duplicate keys are
 //! rejected here (with line and column), but every semantic check (names, ranges, dates,
-//! operators) lives in [`super::compile`], which can report all of them at once. Values whose
+//! operators) lives in [`compile()`](super::compile()), which can report all of them at once. Values whose
 //! meaning depends on other fields are kept as [`Spanned`] JSON values so that `compile` can
 //! point at them.
 

@@ -2,7 +2,7 @@
 //!
 //! Everything the evaluator needs is resolved here once: segments are inlined into
 //! constraints, regexes are compiled, dates and versions are parsed, variant names are turned
-//! into indices. A `Snapshot` is never mutated after [`super::compile`] returns it.
+//! into indices. A `Snapshot` is never mutated after [`compile()`](super::compile()) returns it.
 
 use std::collections::HashMap;
 
