@@ -6,13 +6,28 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow, bail};
 use chrono::Utc;
 
-use crate::cli::{Cli, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::config::Config;
 use crate::eval::{self, Context, FlagState};
 use crate::flags::{self, compile::MAX_FILE_BYTES};
+use crate::http::{AppState, app};
+use crate::metrics::Metrics;
+use crate::serving::{ReloadOutcome, Serving};
+use crate::store::Store;
 
 /// Runs one command; `Ok(ExitCode::FAILURE)` means the command ran and found problems.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => {
+            let config = Config::from_args(args)?;
+            init_tracing(config.log_format);
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+            runtime.block_on(serve(config))
+        }
         Command::Validate { files } => Ok(validate(&files)),
         Command::Evaluate { file, flag, context, at, first_seen } => {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref())
@@ -70,4 +85,122 @@ fn evaluate(
     let body = evaluation.body(&flag.key, &snapshot.revision);
     println!("{}", serde_json::to_string_pretty(&body).context("failed to render the evaluation")?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOGGLED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests.
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn Store> = Arc::from(
+        crate::store::open(&config.database)
+            .await
+            .with_context(|| format!("cannot open the store {}", config.database))?,
+    );
+    let metrics = Arc::new(Metrics::new());
+    let serving = Arc::new(Serving::new(store, config.flags.clone(), metrics).await.context("cannot read the store")?);
+    if let ReloadOutcome::Rejected { message, .. } = serving.reload("startup").await {
+        tracing::error!("not ready: {message}; fix the file and it is picked up on change");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("no local address")?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, flags = %config.flags.display(), database = %config.database, "toggled serving");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn({
+        let serving = serving.clone();
+        let stopped = stopped.clone();
+        let (debounce, recheck) = (config.reload_debounce, config.recheck_interval);
+        async move {
+            if let Err(e) = crate::reload::watch(serving, debounce, recheck, stopped).await {
+                tracing::error!(
+                    "file watching stopped: {e:#}; the file is still re-checked on SIGHUP and POST /reload"
+                );
+            }
+        }
+    });
+    let poller = tokio::spawn(poll_store(serving.clone(), config.poll_interval, stopped.clone()));
+    let flusher = tokio::spawn(flush_evaluated(serving.clone(), config.flush_interval, stopped));
+
+    let router = app(AppState::new(serving.clone(), config.tokens, config.body_limit), config.request_timeout);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = tokio::join!(watcher, poller, flusher);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Picks up changes made by other replicas (and refreshes gauges): a missed notification
+/// delays a change by at most one interval.
+async fn poll_store(serving: Arc<Serving>, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tick.tick() => {}
+        }
+        match serving.store.version().await {
+            Ok(v) if v != serving.load().persisted.version => {
+                if let Err(e) = serving.refresh().await {
+                    tracing::warn!("could not refresh from the store: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not poll the store: {e}"),
+        }
+        serving.update_gauges(chrono::Utc::now());
+    }
+}
+
+/// Writes last-evaluated times in batches (never a write per request), and once more at shutdown.
+async fn flush_evaluated(serving: Arc<Serving>, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut flushed = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        let last = tokio::select! {
+            _ = stopped.changed() => true,
+            _ = tick.tick() => false,
+        };
+        let batch = serving.evaluated_since(&flushed);
+        if !batch.is_empty() {
+            match serving.store.touch_evaluated(&batch).await {
+                Ok(()) => flushed.extend(batch),
+                Err(e) => tracing::warn!("could not record last-evaluated times: {e}"),
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

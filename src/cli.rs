@@ -1,8 +1,9 @@
 //! Command-line definitions (clap). Parsing only; [`crate::app`] runs the commands.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// toggled: feature flags with staged rollouts, kill switches and sunset phases.
 #[derive(Debug, Parser)]
@@ -14,6 +15,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve flag evaluations over HTTP, reloading the flag file when it changes.
+    Serve(ServeArgs),
     /// Check flag files; prints `ok: N flags` or every error as `file:line:col: path: message`.
     /// Exits 1 when any file has an error.
     Validate {
@@ -38,4 +41,50 @@ pub enum Command {
         #[arg(long)]
         first_seen: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The flag file to serve (its directory is watched).
+    #[arg(long, env = "TOGGLED_FLAGS", default_value = "flags/feature-flags.yaml")]
+    pub flags: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "TOGGLED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Store: sqlite://PATH (created on first start).
+    #[arg(long, env = "TOGGLED_DATABASE", default_value = "sqlite://toggled.db")]
+    pub database: String,
+    /// Admin tokens, `name:secret,...` (the name is the actor in the audit log).
+    #[arg(long, env = "TOGGLED_ADMIN_TOKENS", hide_env_values = true)]
+    pub admin_tokens: Option<String>,
+    /// Client tokens for evaluation routes, `name:secret,...`; evaluation is open without any.
+    #[arg(long, env = "TOGGLED_CLIENT_TOKENS", hide_env_values = true)]
+    pub client_tokens: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TOGGLED_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    /// Requests taking longer are answered 408.
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
+    /// Slow periodic re-check of the flag file, for filesystems without change events.
+    #[arg(long, default_value = "30s")]
+    pub recheck_interval: String,
+    /// How often the store is polled for changes made by other replicas.
+    #[arg(long, default_value = "1s")]
+    pub poll_interval: String,
+    /// Quiet time after a file event before reloading.
+    #[arg(long, default_value = "20ms")]
+    pub reload_debounce: String,
+    /// How often last-evaluated times are written to the store.
+    #[arg(long, default_value = "10s")]
+    pub flush_interval: String,
 }

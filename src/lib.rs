@@ -23,5 +23,11 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod eval;
 pub mod flags;
+pub mod http;
+pub mod metrics;
+pub mod reload;
+pub mod serving;
+pub mod store;

@@ -35,6 +35,11 @@ impl Snapshot {
         self.index.get(key).map(|&i| &self.flags[i])
     }
 
+    /// Position of a flag in [`Snapshot::flags`].
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
     }

@@ -1,0 +1,69 @@
+//! Process settings for `serve`: raw arguments (flags and environment) -> validated config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+
+use crate::cli::{LogFormat, ServeArgs};
+use crate::flags::duration::parse_duration;
+use crate::http::auth::{Tokens, parse_tokens};
+
+#[derive(Debug)]
+pub struct Config {
+    pub flags: PathBuf,
+    pub listen: SocketAddr,
+    pub database: String,
+    pub tokens: Tokens,
+    pub log_format: LogFormat,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub recheck_interval: Duration,
+    pub poll_interval: Duration,
+    pub reload_debounce: Duration,
+    pub flush_interval: Duration,
+}
+
+fn duration(name: &str, text: &str) -> anyhow::Result<Duration> {
+    let d = parse_duration(text).map_err(|e| anyhow!("--{name}: {e}"))?;
+    let d = d.to_std().map_err(|_| anyhow!("--{name} must be positive"))?;
+    if d.is_zero() {
+        return Err(anyhow!("--{name} must be positive"));
+    }
+    Ok(d)
+}
+
+impl Config {
+    pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
+        let admin = parse_tokens(args.admin_tokens.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("--admin-tokens: {e}"))?;
+        let client = parse_tokens(args.client_tokens.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("--client-tokens: {e}"))?;
+        if args.body_limit < 1024 {
+            return Err(anyhow!("--body-limit must be at least 1024 bytes"));
+        }
+        Ok(Self {
+            flags: args.flags,
+            listen: args.listen,
+            database: normalise_database(&args.database).context("--database")?,
+            tokens: Tokens::new(admin, client),
+            log_format: args.log_format,
+            body_limit: args.body_limit,
+            request_timeout: duration("request-timeout", &args.request_timeout)?,
+            recheck_interval: duration("recheck-interval", &args.recheck_interval)?,
+            poll_interval: duration("poll-interval", &args.poll_interval)?,
+            reload_debounce: duration("reload-debounce", &args.reload_debounce)?,
+            flush_interval: duration("flush-interval", &args.flush_interval)?,
+        })
+    }
+}
+
+/// `sqlite://PATH` (also `sqlite:PATH`); other schemes are refused with a clear message.
+fn normalise_database(url: &str) -> anyhow::Result<String> {
+    if url.starts_with("sqlite:") {
+        Ok(url.to_owned())
+    } else {
+        Err(anyhow!("unsupported database URL {url:?}: expected sqlite://PATH"))
+    }
+}

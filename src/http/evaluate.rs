@@ -1,0 +1,120 @@
+//! Evaluation routes: `POST /evaluate`, `POST /evaluate/all`, `GET /evaluate/{key}`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::{ApiJson, AppState};
+use crate::eval::Context;
+
+#[derive(Debug, Deserialize)]
+pub struct EvaluateRequest {
+    flag: Option<String>,
+    context: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EvaluateAllRequest {
+    context: Option<Value>,
+}
+
+/// The context object of a request; absent or `null` is an empty context.
+fn context_of(value: Option<Value>) -> Result<Context, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(Context::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_context",
+            format!("`context` must be a JSON object, not {}", json_kind(&other)),
+        )),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn evaluate_one(state: &AppState, key: &str, ctx: &Context) -> Result<Response, ApiError> {
+    let served = state.serving.load();
+    if !served.ready {
+        return Err(ApiError::not_ready());
+    }
+    let idx = served.index(key).ok_or_else(|| ApiError::flag_not_found(key))?;
+    let e = served.evaluate(&state.serving.metrics, idx, ctx, Utc::now());
+    let flag = &served.snapshot.flags[idx];
+    let body = serde_json::to_vec(&e.body(&flag.key, &served.snapshot.revision)).expect("an evaluation serialises");
+    let mut response = json_response(body);
+    if let Some(sunset) = e.sunset {
+        for (name, value) in sunset.headers() {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.headers_mut().insert(HeaderName::from_static(header_name(name)), value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+fn header_name(name: &'static str) -> &'static str {
+    match name {
+        "Deprecation" => "deprecation",
+        "Sunset" => "sunset",
+        _ => "link",
+    }
+}
+
+pub async fn post_one(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EvaluateRequest>,
+) -> Result<Response, ApiError> {
+    let key = req.flag.ok_or_else(|| ApiError::bad_request("invalid_request", "`flag` (the flag key) is required"))?;
+    let ctx = context_of(req.context)?;
+    evaluate_one(&state, &key, &ctx)
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let ctx: Context = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    evaluate_one(&state, &key, &ctx)
+}
+
+pub async fn post_all(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EvaluateAllRequest>,
+) -> Result<Response, ApiError> {
+    let ctx = context_of(req.context)?;
+    let served = state.serving.load();
+    if !served.ready {
+        return Err(ApiError::not_ready());
+    }
+    let now = Utc::now();
+    let revision = served.snapshot.revision.as_str();
+    let mut flags = serde_json::Map::with_capacity(served.snapshot.flags.len());
+    for (idx, flag) in served.snapshot.flags.iter().enumerate() {
+        let e = served.evaluate(&state.serving.metrics, idx, &ctx, now);
+        let body = serde_json::to_value(e.body(&flag.key, revision)).expect("an evaluation serialises");
+        flags.insert(flag.key.clone(), body);
+    }
+    let body = serde_json::json!({ "flags": flags, "revision": revision });
+    Ok(json_response(serde_json::to_vec(&body).expect("JSON serialises")))
+}

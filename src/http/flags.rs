@@ -1,0 +1,353 @@
+//! Flag routes (admin): `GET /flags`, `GET /flags/{key}`, `PUT /flags/{key}` (kill switch and
+//! overrides), `DELETE /flags/{key}/override`, `POST /flags/{key}/rollout` (pause/resume).
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Identity;
+use super::error::ApiError;
+use super::{ApiJson, AppState};
+use crate::eval::rollout::gradual_progress;
+use crate::flags::snapshot::{Flag, FlagKind, Strategy};
+use crate::serving::{FlagRuntime, Served};
+use crate::store::{NewAudit, OverrideKind, OverrideRecord, PauseRecord};
+
+const MAX_REASON: usize = 1_000;
+
+fn seconds(d: chrono::Duration) -> i64 {
+    d.num_seconds()
+}
+
+fn strategy_view(flag: &Flag, s: &Strategy) -> Value {
+    let name = |i: usize| flag.variants[i].name.as_str();
+    let hash = s.hash();
+    let stickiness = match &hash.stickiness {
+        crate::flags::snapshot::Stickiness::Default => "default".to_owned(),
+        crate::flags::snapshot::Stickiness::Attribute(a) => a.name.clone(),
+    };
+    let mut v = json!({"type": s.kind(), "stickiness": stickiness, "group_id": hash.group});
+    match s {
+        Strategy::Percentage { percentage, .. } => v["percentage"] = json!(percentage),
+        Strategy::Gradual { stages, start, .. } => {
+            v["start"] = json!(start);
+            v["stages"] = stages
+                .iter()
+                .map(|st| json!({"percentage": st.percentage, "duration_seconds": st.duration.map(seconds), "criteria": st.criteria}))
+                .collect();
+        }
+        Strategy::AbTest { split, duration, start, winner, .. } => {
+            v["traffic_split"] =
+                split.iter().map(|(i, w)| (name(*i).to_owned(), json!(w))).collect::<serde_json::Map<_, _>>().into();
+            v["duration_seconds"] = json!(duration.map(seconds));
+            v["start"] = json!(start);
+            v["winner"] = json!(winner.map(name));
+        }
+        Strategy::Scheduled { steps, .. } => {
+            v["steps"] = steps.iter().map(|(at, p)| json!({"at": at, "percentage": p})).collect();
+        }
+    }
+    v
+}
+
+/// The live state of a flag: override, stage, pause, sunset phase, last evaluated.
+fn state_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc>) -> Value {
+    let record = served.persisted.overrides.get(&flag.key);
+    let effective = match record.map(|r| &r.kind) {
+        None if !flag.enabled => "disabled",
+        None => "file",
+        Some(OverrideKind::Kill) => "killed",
+        Some(OverrideKind::Enable) => "forced_on",
+        Some(OverrideKind::Variant(_) | OverrideKind::Value(_)) => "forced",
+        Some(OverrideKind::RolledBack) => "rolled_back",
+    };
+    let mut v = json!({
+        "effective": effective,
+        "override": record,
+        "first_seen": rt.first_seen,
+        "last_evaluated": rt.last_evaluated(),
+    });
+    if let Some(Strategy::Gradual { stages, start, .. }) = &flag.strategy {
+        let start = start.or(rt.first_seen).unwrap_or(now);
+        let progress = gradual_progress(stages, start, now, rt.pause);
+        v["stage"] = json!(progress.map(|p| p.stage + 1));
+        v["stage_percentage"] = json!(progress.map(|p| stages[p.stage].percentage));
+        v["next_stage_at"] = json!(progress.and_then(|p| p.next_stage_at));
+        v["paused"] = json!(rt.pause.paused_since.is_some());
+        v["paused_since"] = json!(rt.pause.paused_since);
+        v["paused_seconds"] = json!(rt.pause.paused_total.num_seconds());
+    }
+    if let Some(plan) = &flag.sunset {
+        v["sunset_phase"] = json!(plan.phase_at(now).map(|p| p.kind.as_str()));
+        v["shutdown_at"] = json!(plan.shutdown_at);
+    }
+    v
+}
+
+fn summary_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc>) -> Value {
+    json!({
+        "key": flag.key,
+        "type": flag.kind.as_str(),
+        "description": flag.description,
+        "owner": flag.owner,
+        "enabled": flag.enabled,
+        "strategy": flag.strategy.as_ref().map(Strategy::kind),
+        "state": state_view(flag, rt, served, now),
+    })
+}
+
+fn detail_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc>) -> Value {
+    let variants: serde_json::Map<String, Value> =
+        flag.variants.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+    let mut v = summary_view(flag, rt, served, now);
+    v["service"] = json!(flag.service);
+    v["metadata"] = Value::Object(flag.metadata.clone());
+    v["variants"] = Value::Object(variants);
+    v["default_variant"] = json!(flag.variants[flag.default].name);
+    v["default_value"] = flag.variants[flag.default].value.clone();
+    v["rollout_variant"] = json!(flag.variants[flag.rollout].name);
+    v["rollout_value"] = flag.variants[flag.rollout].value.clone();
+    v["constraints"] = json!(flag.constraints.len());
+    v["variant_overrides"] = json!(flag.overrides.len());
+    v["rollout_strategy"] = flag.strategy.as_ref().map_or(Value::Null, |s| strategy_view(flag, s));
+    v["sunset_plan"] = flag.sunset.as_ref().map_or(Value::Null, |p| {
+        p.phases
+            .iter()
+            .map(|ph| {
+                json!({"phase": ph.kind.as_str(), "start": ph.start, "duration_seconds": ph.duration.map(seconds),
+                       "actions": ph.actions, "notice": ph.notice, "redirect": ph.redirect})
+            })
+            .collect()
+    });
+    v["monitoring"] = flag.monitoring.as_ref().map_or(Value::Null, |m| {
+        json!({
+            "metrics": m.metrics,
+            "interval_seconds": m.interval.num_seconds(),
+            "alerts": m.alerts.iter().map(|a| json!({"condition": a.condition.text, "for": a.for_samples, "action": a.action.as_str()})).collect::<Vec<_>>(),
+        })
+    });
+    v["success_metrics"] =
+        flag.success_metrics.as_ref().map_or(Value::Null, |s| json!({"primary": s.primary, "secondary": s.secondary}));
+    v["deprecated_in"] = json!(flag.deprecated_in.as_ref().map(ToString::to_string));
+    v["introduced_in"] = json!(flag.introduced_in.as_ref().map(ToString::to_string));
+    v
+}
+
+fn find<'a>(served: &'a Served, key: &str) -> Result<(&'a Flag, &'a FlagRuntime), ApiError> {
+    let idx = served.index(key).ok_or_else(|| ApiError::flag_not_found(key))?;
+    Ok((&served.snapshot.flags[idx], &served.flags[idx]))
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    let served = state.serving.load();
+    let now = Utc::now();
+    let flags: Vec<Value> =
+        served.snapshot.flags.iter().zip(&served.flags).map(|(f, rt)| summary_view(f, rt, &served, now)).collect();
+    Json(json!({
+        "revision": served.ready.then_some(&served.snapshot.revision),
+        "last_reload": *state.serving.status(),
+        "flags": flags,
+    }))
+}
+
+pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    let served = state.serving.load();
+    let (flag, rt) = find(&served, &key)?;
+    Ok(Json(detail_view(flag, rt, &served, Utc::now())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    enabled: Option<bool>,
+    variant: Option<String>,
+    value: Option<Value>,
+    reason: Option<String>,
+}
+
+fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
+    let reason = reason.unwrap_or_default();
+    if reason.chars().count() > MAX_REASON {
+        return Err(ApiError::unprocessable("invalid_reason", format!("`reason` is over {MAX_REASON} characters")));
+    }
+    Ok(reason)
+}
+
+fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, ApiError> {
+    let given = [req.enabled.is_some(), req.variant.is_some(), req.value.is_some()].iter().filter(|x| **x).count();
+    if given != 1 {
+        return Err(ApiError::unprocessable(
+            "invalid_override",
+            "give exactly one of `enabled` (kill switch), `variant` or `value`, plus an optional `reason`",
+        ));
+    }
+    if let Some(enabled) = req.enabled {
+        return Ok(if enabled { OverrideKind::Enable } else { OverrideKind::Kill });
+    }
+    if let Some(variant) = &req.variant {
+        if flag.variant_index(variant).is_none() {
+            let names: Vec<&str> = flag.variants.iter().map(|v| v.name.as_str()).collect();
+            return Err(ApiError::unprocessable(
+                "unknown_variant",
+                format!("{variant:?} is not a variant of {} (variants: {})", flag.key, names.join(", ")),
+            ));
+        }
+        return Ok(OverrideKind::Variant(variant.clone()));
+    }
+    let value = req.value.clone().unwrap_or(Value::Null);
+    let same_kind = |a: &Value, b: &Value| std::mem::discriminant(a) == std::mem::discriminant(b);
+    let fits = match flag.kind {
+        FlagKind::Boolean => value.is_boolean(),
+        FlagKind::Variant => flag.variants.first().is_some_and(|v| same_kind(&v.value, &value)),
+    };
+    if !fits {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            format!(
+                "{value} does not fit {}: its values are {}",
+                flag.key,
+                kind_name(&flag.variants[flag.default].value)
+            ),
+        ));
+    }
+    Ok(OverrideKind::Value(value))
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "booleans",
+        Value::Number(_) => "numbers",
+        Value::String(_) => "strings",
+        Value::Array(_) => "arrays",
+        Value::Object(_) => "objects",
+        Value::Null => "null",
+    }
+}
+
+pub async fn put_override(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<OverrideRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let served = state.serving.load();
+    let (flag, _) = find(&served, &key)?;
+    let kind = override_kind(flag, &req)?;
+    let reason = reason_of(req.reason)?;
+    let now = Utc::now();
+    let before = served.persisted.overrides.get(&key).map(|r| json!(r));
+    let record =
+        OverrideRecord { flag: key.clone(), kind, reason: reason.clone(), actor: who.name.clone(), created_at: now };
+    let audit = NewAudit {
+        at: now,
+        actor: who.name,
+        flag: key.clone(),
+        action: "override_set".to_owned(),
+        before,
+        after: Some(json!(record)),
+        reason,
+    };
+    drop(served);
+    let store = state.serving.store.clone();
+    state.serving.change(store.set_override(&record, audit)).await.map_err(|e| ApiError::store(&e))?;
+    tracing::info!(flag = %key, actor = %record.actor, "override set");
+    show(State(state), Path(key)).await
+}
+
+pub async fn clear_override(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<ReasonRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let served = state.serving.load();
+    let before = served.persisted.overrides.get(&key).map(|r| json!(r));
+    if before.is_none() && served.index(&key).is_none() {
+        return Err(ApiError::flag_not_found(&key));
+    }
+    drop(served);
+    let reason = reason_of(body.reason)?;
+    let audit = NewAudit {
+        at: Utc::now(),
+        actor: who.name.clone(),
+        flag: key.clone(),
+        action: "override_cleared".to_owned(),
+        before,
+        after: None,
+        reason,
+    };
+    let store = state.serving.store.clone();
+    let cleared = state.serving.change(store.clear_override(&key, audit)).await.map_err(|e| ApiError::store(&e))?;
+    if cleared {
+        tracing::info!(flag = %key, actor = %who.name, "override cleared");
+    }
+    let served = state.serving.load();
+    let state_view = match served.index(&key) {
+        Some(idx) => state_view(&served.snapshot.flags[idx], &served.flags[idx], &served, Utc::now()),
+        None => Value::Null,
+    };
+    Ok(Json(json!({"flag": key, "cleared": cleared, "state": state_view})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReasonRequest {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    action: String,
+    reason: Option<String>,
+}
+
+pub async fn rollout(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<RolloutRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let served = state.serving.load();
+    let (flag, rt) = find(&served, &key)?;
+    if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
+        return Err(ApiError::conflict("not_gradual", format!("{key} is not a gradual rollout; only those pause")));
+    }
+    let reason = reason_of(req.reason)?;
+    let now = Utc::now();
+    let current =
+        PauseRecord { paused_total_ms: rt.pause.paused_total.num_milliseconds(), paused_since: rt.pause.paused_since };
+    let (next, action) = match (req.action.as_str(), current.paused_since) {
+        ("pause", None) => (PauseRecord { paused_since: Some(now), ..current }, "rollout_paused"),
+        ("resume", Some(since)) => (
+            PauseRecord {
+                paused_total_ms: current.paused_total_ms + (now - since).num_milliseconds().max(0),
+                paused_since: None,
+            },
+            "rollout_resumed",
+        ),
+        ("pause", Some(_)) => return Err(ApiError::conflict("invalid_transition", format!("{key} is already paused"))),
+        ("resume", None) => return Err(ApiError::conflict("invalid_transition", format!("{key} is not paused"))),
+        (other, _) => {
+            return Err(ApiError::unprocessable(
+                "invalid_action",
+                format!("action {other:?}: expected \"pause\" or \"resume\""),
+            ));
+        }
+    };
+    drop(served);
+    let audit = NewAudit {
+        at: now,
+        actor: who.name,
+        flag: key.clone(),
+        action: action.to_owned(),
+        before: Some(json!(current)),
+        after: Some(json!(next)),
+        reason,
+    };
+    let store = state.serving.store.clone();
+    state.serving.change(store.set_pause(&key, next, audit)).await.map_err(|e| ApiError::store(&e))?;
+    show(State(state), Path(key)).await
+}

@@ -1,0 +1,151 @@
+//! Routers and thin handlers: extract, call, map. Only this module knows HTTP exists, and
+//! [`error`] is the only place an error status is chosen.
+
+pub mod auth;
+pub mod error;
+mod evaluate;
+mod flags;
+mod ops;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use prometheus_client::metrics::histogram::Histogram;
+use serde::de::DeserializeOwned;
+
+use crate::metrics::HttpLabels;
+use crate::serving::Serving;
+use auth::Tokens;
+use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub serving: Arc<Serving>,
+    pub tokens: Arc<Tokens>,
+    pub body_limit: usize,
+    /// Pre-resolved duration histograms for `200` answers: method -> route -> histogram.
+    hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
+}
+
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/evaluate"),
+    ("POST", "/evaluate/all"),
+    ("GET", "/evaluate/{key}"),
+    ("GET", "/flags"),
+    ("GET", "/flags/{key}"),
+    ("PUT", "/flags/{key}"),
+    ("DELETE", "/flags/{key}/override"),
+    ("POST", "/flags/{key}/rollout"),
+    ("GET", "/audit"),
+    ("POST", "/reload"),
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+];
+
+impl AppState {
+    pub fn new(serving: Arc<Serving>, tokens: Tokens, body_limit: usize) -> Self {
+        let mut hot: HashMap<&'static str, HashMap<String, Histogram>> = HashMap::new();
+        for (method, route) in ROUTES {
+            let labels =
+                HttpLabels { route: (*route).to_owned(), method: (*method).to_owned(), status: "200".to_owned() };
+            let histogram = serving.metrics.http_duration.get_or_create(&labels).clone();
+            hot.entry(method).or_default().insert((*route).to_owned(), histogram);
+        }
+        Self { serving, tokens: Arc::new(tokens), body_limit, hot_histograms: Arc::new(hot) }
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState, request_timeout: Duration) -> Router {
+    let evaluation = Router::new()
+        .route("/evaluate", post(evaluate::post_one))
+        .route("/evaluate/all", post(evaluate::post_all))
+        .route("/evaluate/{key}", get(evaluate::get_one))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_client));
+    let admin = Router::new()
+        .route("/flags", get(flags::list))
+        .route("/flags/{key}", get(flags::show).put(flags::put_override))
+        .route("/flags/{key}/override", delete(flags::clear_override))
+        .route("/flags/{key}/rollout", post(flags::rollout))
+        .route("/audit", get(ops::audit))
+        .route("/reload", post(ops::reload))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    let open = Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics));
+    let body_limit = state.body_limit;
+    Router::new()
+        .merge(evaluation)
+        .merge(admin)
+        .merge(open)
+        .route_layer(from_fn_with_state(state.clone(), observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::bad_request("method_not_allowed", "this route does not take that method")
+}
+
+/// Records `toggled_http_request_duration_seconds` by matched route, method and status.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let hot = (response.status() == StatusCode::OK)
+        .then(|| state.hot_histograms.get(method.as_str()).and_then(|m| m.get(&route)))
+        .flatten();
+    match hot {
+        Some(h) => h.observe(seconds),
+        None => {
+            let labels =
+                HttpLabels { route, method: method.to_string(), status: response.status().as_u16().to_string() };
+            state.serving.metrics.http_duration.get_or_create(&labels).observe(seconds);
+        }
+    }
+    response
+}
+
+/// A JSON body in our error shape: 413 over the limit, 400 with the parse error otherwise.
+/// Any content type is accepted (clients often omit it).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(state.body_limit)
+            } else {
+                ApiError::bad_request("invalid_body", e.body_text())
+            }
+        })?;
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(body)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
+    }
+}

@@ -1,0 +1,77 @@
+//! Operations routes: `/health`, `/ready`, `/metrics` (open), `/audit` and `/reload` (admin).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::serving::ReloadOutcome;
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 while a valid flag file is served (even if the latest reload failed), else 503.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let served = state.serving.load();
+    let status = state.serving.status();
+    let body = json!({
+        "ready": served.ready,
+        "revision": served.ready.then_some(&served.snapshot.revision),
+        "flags": served.snapshot.flags.len(),
+        "last_reload": *status,
+    });
+    if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
+}
+
+/// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for it.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_openmetrics =
+        headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/openmetrics-text"));
+    state.serving.update_gauges(chrono::Utc::now());
+    if wants_openmetrics {
+        (
+            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            state.serving.metrics.render_openmetrics(),
+        )
+            .into_response()
+    } else {
+        ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.serving.metrics.render_text())
+            .into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    flag: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be from 1 to 1000"));
+    }
+    let entries = state.serving.store.audit(q.flag.as_deref(), limit).await.map_err(|e| ApiError::store(&e))?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// Forces a reload: 200 when applied or unchanged, 422 with every error when the file is invalid.
+pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.serving.reload("api").await {
+        ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),
+        ReloadOutcome::Unchanged { revision } => Ok(Json(json!({"outcome": "unchanged", "revision": revision}))),
+        ReloadOutcome::Rejected { errors, message } => Err(ApiError::unprocessable("invalid_flag_file", message)
+            .with_details(json!({"errors": errors, "revision": state.serving.load().snapshot.revision}))),
+    }
+}

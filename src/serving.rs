@@ -1,0 +1,429 @@
+//! The state requests are served from: a compiled snapshot plus the persisted per-flag state
+//! (overrides, first-seen times, pauses), swapped as one immutable [`Served`] behind `ArcSwap`.
+//!
+//! A request loads the current `Served` once (no lock) and evaluates against it. Changes — a new
+//! flag file, an override, a pause, a change seen on another replica — build a new `Served` and
+//! swap it in; they are serialised by an async mutex that no request ever takes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Duration, Utc};
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
+
+use crate::eval::{self, Context, Evaluation, FlagState, Override, Pause, Reason};
+use crate::flags::snapshot::{RateLimit, Strategy, SunsetAction};
+use crate::flags::{self, CompileError, Flag, Snapshot};
+use crate::metrics::{EvalLabels, FlagLabels, Metrics, PhaseLabels, RevisionLabels};
+use crate::store::{PersistedState, Store, StoreError};
+
+/// Most distinct stickiness values a sunset rate limiter tracks per flag before it forgets
+/// those of past windows.
+const RATE_LIMIT_KEYS: usize = 100_000;
+
+/// Per-flag runtime companions of a compiled flag.
+#[derive(Debug)]
+pub struct FlagRuntime {
+    /// `(variants + 1 for "override") * reasons` lazily resolved counter handles.
+    counters: Arc<[OnceLock<Counter>]>,
+    warnings: Arc<OnceLock<Counter>>,
+    limiter: Arc<RateLimiter>,
+    last_warning_ms: Arc<AtomicI64>,
+    /// Unix milliseconds of the last evaluation seen by this process or loaded from the store.
+    pub last_evaluated_ms: Arc<AtomicI64>,
+    pub override_: Option<Override>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub pause: Pause,
+}
+
+impl FlagRuntime {
+    pub fn state(&self) -> FlagState<'_> {
+        FlagState { override_: self.override_.as_ref(), first_seen: self.first_seen, pause: self.pause }
+    }
+
+    pub fn last_evaluated(&self) -> Option<DateTime<Utc>> {
+        match self.last_evaluated_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+}
+
+/// Fixed-window counts per stickiness value, for the sunset `rate_limiting` action.
+#[derive(Debug, Default)]
+struct RateLimiter {
+    windows: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl RateLimiter {
+    fn exceeded(&self, key: &str, limit: RateLimit, now: DateTime<Utc>) -> bool {
+        let window = now.timestamp_millis() / limit.per.num_milliseconds().max(1);
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if windows.len() >= RATE_LIMIT_KEYS && !windows.contains_key(key) {
+            windows.retain(|_, (w, _)| *w == window);
+        }
+        let count = match windows.get_mut(key) {
+            Some(entry) => {
+                if entry.0 != window {
+                    *entry = (window, 0);
+                }
+                entry.1 += 1;
+                entry.1
+            }
+            None => {
+                windows.insert(key.to_owned(), (window, 1));
+                1
+            }
+        };
+        count > limit.requests
+    }
+}
+
+/// One immutable serving state.
+#[derive(Debug)]
+pub struct Served {
+    pub snapshot: Arc<Snapshot>,
+    /// Aligned with `snapshot.flags`.
+    pub flags: Vec<FlagRuntime>,
+    pub persisted: Arc<PersistedState>,
+    /// False until a valid flag file has been loaded.
+    pub ready: bool,
+}
+
+impl Served {
+    pub fn index(&self, key: &str) -> Option<usize> {
+        self.snapshot.index_of(key)
+    }
+
+    /// Evaluates flag `idx`, applying the sunset actions that need runtime state (rate limiting,
+    /// warning logs) and counting the result.
+    pub fn evaluate<'a>(&'a self, metrics: &Metrics, idx: usize, ctx: &Context, now: DateTime<Utc>) -> Evaluation<'a> {
+        let flag = &self.snapshot.flags[idx];
+        let rt = &self.flags[idx];
+        let mut e = eval::evaluate(flag, ctx, now, &rt.state());
+        if let Some(sunset) = e.sunset {
+            if let Some(limit) = sunset.rate_limit()
+                && let Some(key) = eval::flag_stickiness(flag, ctx)
+                && rt.limiter.exceeded(key.as_str(), limit, now)
+            {
+                e = e.rate_limited(flag);
+            }
+            if sunset.has(SunsetAction::WarningLogs) {
+                warn_deprecated(metrics, flag, rt, now);
+            }
+        }
+        count(metrics, flag, rt, &e);
+        let now_ms = now.timestamp_millis();
+        if now_ms - rt.last_evaluated_ms.load(Ordering::Relaxed) >= 1_000 {
+            rt.last_evaluated_ms.store(now_ms, Ordering::Relaxed);
+        }
+        e
+    }
+}
+
+fn reason_index(r: Reason) -> usize {
+    Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+fn count(metrics: &Metrics, flag: &Flag, rt: &FlagRuntime, e: &Evaluation<'_>) {
+    let variant =
+        flag.variants.iter().position(|v| std::ptr::eq(v.name.as_str(), e.variant)).unwrap_or(flag.variants.len());
+    let slot = variant * Reason::ALL.len() + reason_index(e.reason);
+    let Some(cell) = rt.counters.get(slot) else { return };
+    cell.get_or_init(|| {
+        let labels =
+            EvalLabels { flag: flag.key.clone(), variant: e.variant.to_owned(), reason: e.reason.as_str().to_owned() };
+        metrics.evaluations.get_or_create(&labels).clone()
+    })
+    .inc();
+}
+
+fn warn_deprecated(metrics: &Metrics, flag: &Flag, rt: &FlagRuntime, now: DateTime<Utc>) {
+    rt.warnings
+        .get_or_init(|| metrics.sunset_warnings.get_or_create(&FlagLabels { flag: flag.key.clone() }).clone())
+        .inc();
+    let now_ms = now.timestamp_millis();
+    let last = rt.last_warning_ms.load(Ordering::Relaxed);
+    if now_ms - last >= 60_000
+        && rt.last_warning_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        let shutdown = flag.sunset.as_ref().and_then(|p| p.shutdown_at).map(|t| t.to_rfc3339());
+        tracing::warn!(flag = %flag.key, shutdown_at = ?shutdown, "deprecated flag evaluated (logged at most once a minute per flag)");
+    }
+}
+
+/// The outcome of the last reload attempt, shown on `/ready` and `/flags`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub at: DateTime<Utc>,
+    pub trigger: String,
+    /// The revision being served.
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<CompileError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    Applied { revision: String },
+    Unchanged { revision: String },
+    Rejected { errors: Vec<CompileError>, message: String },
+}
+
+impl ReloadOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied { .. } => "applied",
+            ReloadOutcome::Unchanged { .. } => "unchanged",
+            ReloadOutcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// The serving state and everything that changes it.
+#[derive(Debug)]
+pub struct Serving {
+    current: ArcSwap<Served>,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn Store>,
+    flags_path: PathBuf,
+    status: ArcSwap<ReloadStatus>,
+    changes: tokio::sync::Mutex<()>,
+    /// Last-evaluated cells by flag key, kept across snapshots.
+    last_evaluated: Mutex<HashMap<String, Arc<AtomicI64>>>,
+}
+
+impl Serving {
+    /// A serving state with nothing loaded yet (not ready).
+    pub async fn new(store: Arc<dyn Store>, flags_path: PathBuf, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
+        let persisted = Arc::new(store.load().await?);
+        let mut cells = HashMap::new();
+        for (flag, at) in store.last_evaluated().await? {
+            cells.insert(flag, Arc::new(AtomicI64::new(at.timestamp_millis())));
+        }
+        let empty = flags::compile("feature_flags: {}\n").expect("the empty flag file compiles");
+        let served = Served { snapshot: Arc::new(empty), flags: Vec::new(), persisted, ready: false };
+        let status = ReloadStatus {
+            ok: false,
+            at: Utc::now(),
+            trigger: "startup".to_owned(),
+            revision: None,
+            errors: Vec::new(),
+            message: Some("no flag file loaded yet".to_owned()),
+        };
+        Ok(Self {
+            current: ArcSwap::from_pointee(served),
+            metrics,
+            store,
+            flags_path,
+            status: ArcSwap::from_pointee(status),
+            changes: tokio::sync::Mutex::new(()),
+            last_evaluated: Mutex::new(cells),
+        })
+    }
+
+    /// The current state: one atomic load, no lock.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Served>> {
+        self.current.load()
+    }
+
+    pub fn status(&self) -> Arc<ReloadStatus> {
+        self.status.load_full()
+    }
+
+    pub fn flags_path(&self) -> &std::path::Path {
+        &self.flags_path
+    }
+
+    /// Reads, validates and (if it changed) swaps in the flag file. An invalid or unreadable
+    /// file never replaces the one being served.
+    pub async fn reload(&self, trigger: &str) -> ReloadOutcome {
+        let _guard = self.changes.lock().await;
+        let path = self.flags_path.clone();
+        let current = self.current.load_full();
+        let compiled =
+            tokio::task::spawn_blocking(move || -> Result<(String, Option<Snapshot>), (Vec<CompileError>, String)> {
+                let text = crate::app::read_flag_file(&path).map_err(|e| (Vec::new(), format!("{e:#}")))?;
+                let revision = flags::revision_of(&text);
+                if current.ready && current.snapshot.revision == revision {
+                    return Ok((revision, None));
+                }
+                flags::compile(&text).map(|s| (revision, Some(s))).map_err(|e| {
+                    let message =
+                        format!("{} error(s) in {}; still serving the last good file", e.0.len(), path.display());
+                    (e.0, message)
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err((Vec::new(), format!("reload task failed: {e}"))));
+        let outcome = match compiled {
+            Ok((revision, None)) => ReloadOutcome::Unchanged { revision },
+            Ok((revision, Some(snapshot))) => {
+                self.apply(Arc::new(snapshot)).await;
+                ReloadOutcome::Applied { revision }
+            }
+            Err((errors, message)) => ReloadOutcome::Rejected { errors, message },
+        };
+        self.metrics.count_reload(outcome.label());
+        self.record_status(trigger, &outcome);
+        outcome
+    }
+
+    fn record_status(&self, trigger: &str, outcome: &ReloadOutcome) {
+        let served = self.current.load();
+        let revision = served.ready.then(|| served.snapshot.revision.clone());
+        let status = match outcome {
+            ReloadOutcome::Applied { revision: r } | ReloadOutcome::Unchanged { revision: r } => {
+                if matches!(outcome, ReloadOutcome::Applied { .. }) {
+                    tracing::info!(revision = %r, flags = served.snapshot.flags.len(), trigger, "flag file loaded");
+                }
+                ReloadStatus {
+                    ok: true,
+                    at: Utc::now(),
+                    trigger: trigger.to_owned(),
+                    revision,
+                    errors: Vec::new(),
+                    message: None,
+                }
+            }
+            ReloadOutcome::Rejected { errors, message } => {
+                for e in errors {
+                    tracing::error!(file = %self.flags_path.display(), line = e.line, column = e.column, path = %e.path, "{}", e.message);
+                }
+                tracing::error!(trigger, "{message}");
+                ReloadStatus {
+                    ok: false,
+                    at: Utc::now(),
+                    trigger: trigger.to_owned(),
+                    revision,
+                    errors: errors.clone(),
+                    message: Some(message.clone()),
+                }
+            }
+        };
+        self.status.store(Arc::new(status));
+    }
+
+    /// Swaps in a new snapshot (first recording first-seen times of new flags).
+    async fn apply(&self, snapshot: Arc<Snapshot>) {
+        let known = self.current.load().persisted.clone();
+        let new: Vec<String> =
+            snapshot.flags.iter().filter(|f| !known.first_seen.contains_key(&f.key)).map(|f| f.key.clone()).collect();
+        let persisted = if new.is_empty() {
+            known
+        } else {
+            match self.store.record_first_seen(&new, Utc::now()).await {
+                Ok(()) => self.store.load().await.map(Arc::new).unwrap_or(known),
+                Err(e) => {
+                    tracing::error!("could not record first-seen times: {e}");
+                    known
+                }
+            }
+        };
+        let old = self.current.load_full();
+        if old.ready {
+            self.metrics.revision_info.remove(&RevisionLabels { revision: old.snapshot.revision.clone() });
+        }
+        self.metrics.revision_info.get_or_create(&RevisionLabels { revision: snapshot.revision.clone() }).set(1);
+        self.swap(snapshot, persisted, true);
+    }
+
+    /// Re-reads the persisted state (overrides, pauses) and swaps it in.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let _guard = self.changes.lock().await;
+        let persisted = Arc::new(self.store.load().await?);
+        let current = self.current.load_full();
+        if persisted.version != current.persisted.version
+            || persisted.first_seen.len() != current.persisted.first_seen.len()
+        {
+            self.swap(current.snapshot.clone(), persisted, current.ready);
+        }
+        Ok(())
+    }
+
+    /// Runs a store write and then swaps in its effect, so the next request on this replica
+    /// sees it.
+    pub async fn change<T>(&self, write: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let _guard = self.changes.lock().await;
+        let result = write.await?;
+        let persisted = Arc::new(self.store.load().await?);
+        let current = self.current.load_full();
+        self.swap(current.snapshot.clone(), persisted, current.ready);
+        Ok(result)
+    }
+
+    fn swap(&self, snapshot: Arc<Snapshot>, persisted: Arc<PersistedState>, ready: bool) {
+        let previous = self.current.load_full();
+        let same_snapshot = Arc::ptr_eq(&previous.snapshot, &snapshot);
+        let mut cells = self.last_evaluated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let flags = snapshot
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(i, flag)| {
+                let reused = same_snapshot.then(|| &previous.flags[i]);
+                let slots = (flag.variants.len() + 1) * Reason::ALL.len();
+                let pause = persisted.pauses.get(&flag.key).map_or(Pause::default(), |p| Pause {
+                    paused_total: Duration::milliseconds(p.paused_total_ms),
+                    paused_since: p.paused_since,
+                });
+                FlagRuntime {
+                    counters: reused
+                        .map_or_else(|| (0..slots).map(|_| OnceLock::new()).collect(), |r| r.counters.clone()),
+                    warnings: reused.map_or_else(Default::default, |r| r.warnings.clone()),
+                    limiter: reused.map_or_else(Default::default, |r| r.limiter.clone()),
+                    last_warning_ms: reused.map_or_else(Default::default, |r| r.last_warning_ms.clone()),
+                    last_evaluated_ms: cells.entry(flag.key.clone()).or_default().clone(),
+                    override_: persisted.overrides.get(&flag.key).map(|o| o.kind.to_override()),
+                    first_seen: persisted.first_seen.get(&flag.key).copied(),
+                    pause,
+                }
+            })
+            .collect();
+        drop(cells);
+        self.metrics.overrides_active.set(persisted.overrides.len() as i64);
+        self.current.store(Arc::new(Served { snapshot, flags, persisted, ready }));
+        self.update_gauges(Utc::now());
+    }
+
+    /// Refreshes the stage and sunset-phase gauges (run after swaps and periodically).
+    pub fn update_gauges(&self, now: DateTime<Utc>) {
+        let served = self.current.load();
+        for (flag, rt) in served.snapshot.flags.iter().zip(&served.flags) {
+            let labels = FlagLabels { flag: flag.key.clone() };
+            if let Some(Strategy::Gradual { stages, start, .. }) = &flag.strategy {
+                let start = start.or(rt.first_seen).unwrap_or(now);
+                match eval::rollout::gradual_progress(stages, start, now, rt.pause) {
+                    Some(p) => self.metrics.rollout_stage.get_or_create(&labels).set(p.stage as i64 + 1),
+                    None => self.metrics.rollout_stage.get_or_create(&labels).set(0),
+                };
+            }
+            if let Some(plan) = &flag.sunset {
+                let current = plan.phase_at(now).map(|p| p.kind);
+                for phase in &plan.phases {
+                    let labels = PhaseLabels { flag: flag.key.clone(), phase: phase.kind.as_str().to_owned() };
+                    self.metrics.sunset_phase.get_or_create(&labels).set(i64::from(current == Some(phase.kind)));
+                }
+            }
+        }
+    }
+
+    /// Last-evaluated times changed since `since` (unix ms per flag), for the batched flush.
+    pub fn evaluated_since(&self, flushed: &HashMap<String, i64>) -> Vec<(String, i64)> {
+        let cells = self.last_evaluated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cells
+            .iter()
+            .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+            .filter(|(k, ms)| *ms > 0 && flushed.get(*k).is_none_or(|f| f < ms))
+            .map(|(k, ms)| (k.clone(), ms))
+            .collect()
+    }
+}

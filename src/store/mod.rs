@@ -1,0 +1,163 @@
+//! Persistence behind one trait: overrides, the audit log, first-seen times, rollout pauses,
+//! last-evaluated times, and a change counter that replicas poll.
+//!
+//! Every change that affects serving (override, pause) is written in one transaction together
+//! with its audit row and a bump of the change counter, so a replica that sees the new counter
+//! sees the change, and an acknowledged change survives a crash.
+
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::eval::Override;
+
+/// A persisted operator override (or automatic rollback).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverrideRecord {
+    pub flag: String,
+    #[serde(flatten)]
+    pub kind: OverrideKind,
+    pub reason: String,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an override does; stored as `kind` plus an optional JSON `value`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum OverrideKind {
+    Kill,
+    Enable,
+    Variant(String),
+    Value(Value),
+    RolledBack,
+}
+
+impl OverrideKind {
+    pub fn to_override(&self) -> Override {
+        match self {
+            OverrideKind::Kill => Override::Kill,
+            OverrideKind::Enable => Override::Enable,
+            OverrideKind::Variant(v) => Override::Variant(v.clone()),
+            OverrideKind::Value(v) => Override::Value(v.clone()),
+            OverrideKind::RolledBack => Override::RolledBack,
+        }
+    }
+
+    fn parts(&self) -> (&'static str, Option<String>) {
+        match self {
+            OverrideKind::Kill => ("kill", None),
+            OverrideKind::Enable => ("enable", None),
+            OverrideKind::Variant(v) => ("variant", Some(Value::String(v.clone()).to_string())),
+            OverrideKind::Value(v) => ("value", Some(v.to_string())),
+            OverrideKind::RolledBack => ("rolled_back", None),
+        }
+    }
+
+    fn from_parts(kind: &str, value: Option<&str>) -> Option<Self> {
+        let json = || value.and_then(|v| serde_json::from_str::<Value>(v).ok());
+        Some(match kind {
+            "kill" => OverrideKind::Kill,
+            "enable" => OverrideKind::Enable,
+            "variant" => OverrideKind::Variant(json()?.as_str()?.to_owned()),
+            "value" => OverrideKind::Value(json()?),
+            "rolled_back" => OverrideKind::RolledBack,
+            _ => return None,
+        })
+    }
+}
+
+/// Pause bookkeeping of a gradual rollout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PauseRecord {
+    pub paused_total_ms: i64,
+    pub paused_since: Option<DateTime<Utc>>,
+}
+
+/// One audit row: who changed what, when and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub flag: String,
+    pub action: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub reason: String,
+}
+
+/// An audit row to write (the store assigns the id).
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub flag: String,
+    pub action: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub reason: String,
+}
+
+/// Everything serving needs from the store.
+#[derive(Debug, Clone, Default)]
+pub struct PersistedState {
+    pub version: i64,
+    pub overrides: HashMap<String, OverrideRecord>,
+    pub first_seen: HashMap<String, DateTime<Utc>>,
+    pub pauses: HashMap<String, PauseRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+/// The persistence operations toggled needs; SQLite now, PostgreSQL next.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Overrides, first-seen times and pauses, with the change counter they were read at.
+    async fn load(&self) -> Result<PersistedState, StoreError>;
+    /// The change counter: bumped by every override or pause change.
+    async fn version(&self) -> Result<i64, StoreError>;
+    /// Records `now` as the first-seen time of any of `flags` not seen before.
+    async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Sets (or replaces) a flag's override, with its audit row.
+    async fn set_override(&self, record: &OverrideRecord, audit: NewAudit) -> Result<(), StoreError>;
+    /// Clears a flag's override, with its audit row. False when there was none.
+    async fn clear_override(&self, flag: &str, audit: NewAudit) -> Result<bool, StoreError>;
+    /// Writes a flag's pause state, with its audit row.
+    async fn set_pause(&self, flag: &str, pause: PauseRecord, audit: NewAudit) -> Result<(), StoreError>;
+    /// Audit rows, newest first.
+    async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Appends an audit row that changes no serving state (reloads, for instance).
+    async fn append_audit(&self, audit: NewAudit) -> Result<(), StoreError>;
+    /// Batched last-evaluated times (unix milliseconds), keeping the later of old and new.
+    async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError>;
+    async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+}
+
+/// Opens the store a database URL names, creating and migrating it when needed.
+pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+pub(crate) fn millis_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

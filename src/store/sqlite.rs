@@ -1,0 +1,291 @@
+//! The SQLite store: one file, WAL journal, `synchronous=FULL` (an acknowledged change survives a
+//! crash), migrations embedded in the binary and applied at open.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, PersistedState, Store, StoreError, millis_to_time,
+};
+
+/// Ordered schema migrations; each runs once, in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r"
+CREATE TABLE overrides (
+    flag TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    value TEXT,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    action TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    reason TEXT NOT NULL
+);
+CREATE INDEX audit_by_flag ON audit (flag, id);
+CREATE TABLE flag_first_seen (flag TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
+CREATE TABLE rollout_pauses (
+    flag TEXT PRIMARY KEY,
+    paused_total_ms INTEGER NOT NULL,
+    paused_since INTEGER
+);
+CREATE TABLE last_evaluated (flag TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE state_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT INTO state_version (id, version) VALUES (1, 0);
+",
+)];
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Migration(format!("{version}: {e}")))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(version)
+                .bind(Utc::now().timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_audit(tx: &mut Transaction<'_, Sqlite>, a: &NewAudit) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit (at, actor, flag, action, before, after, reason) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(a.at.timestamp_millis())
+            .bind(&a.actor)
+            .bind(&a.flag)
+            .bind(&a.action)
+            .bind(a.before.as_ref().map(ToString::to_string))
+            .bind(a.after.as_ref().map(ToString::to_string))
+            .bind(&a.reason)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load(&self) -> Result<PersistedState, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&mut *tx).await?;
+        let mut overrides = HashMap::new();
+        for row in sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let flag: String = row.try_get("flag")?;
+            let kind_text: String = row.try_get("kind")?;
+            let value: Option<String> = row.try_get("value")?;
+            let kind = OverrideKind::from_parts(&kind_text, value.as_deref()).ok_or_else(|| StoreError::Corrupt {
+                table: "overrides",
+                detail: format!("flag {flag}: kind {kind_text:?} with value {value:?}"),
+            })?;
+            let record = OverrideRecord {
+                flag: flag.clone(),
+                kind,
+                reason: row.try_get("reason")?,
+                actor: row.try_get("actor")?,
+                created_at: millis_to_time(row.try_get("created_at")?),
+            };
+            overrides.insert(flag, record);
+        }
+        let mut first_seen = HashMap::new();
+        for row in sqlx::query("SELECT flag, first_seen FROM flag_first_seen").fetch_all(&mut *tx).await? {
+            first_seen.insert(row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("first_seen")?));
+        }
+        let mut pauses = HashMap::new();
+        for row in
+            sqlx::query("SELECT flag, paused_total_ms, paused_since FROM rollout_pauses").fetch_all(&mut *tx).await?
+        {
+            let since: Option<i64> = row.try_get("paused_since")?;
+            pauses.insert(
+                row.try_get::<String, _>("flag")?,
+                PauseRecord {
+                    paused_total_ms: row.try_get("paused_total_ms")?,
+                    paused_since: since.map(millis_to_time),
+                },
+            );
+        }
+        tx.commit().await?;
+        Ok(PersistedState { version, overrides, first_seen, pauses })
+    }
+
+    async fn version(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for flag in flags {
+            sqlx::query("INSERT OR IGNORE INTO flag_first_seen (flag, first_seen) VALUES (?, ?)")
+                .bind(flag)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_override(&self, record: &OverrideRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let (kind, value) = record.kind.parts();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value, reason = excluded.reason,
+             actor = excluded.actor, created_at = excluded.created_at",
+        )
+        .bind(&record.flag)
+        .bind(kind)
+        .bind(value)
+        .bind(&record.reason)
+        .bind(&record.actor)
+        .bind(record.created_at.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        Self::write_audit(&mut tx, &audit).await?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_override(&self, flag: &str, audit: NewAudit) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed =
+            sqlx::query("DELETE FROM overrides WHERE flag = ?").bind(flag).execute(&mut *tx).await?.rows_affected();
+        if removed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        Self::write_audit(&mut tx, &audit).await?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_pause(&self, flag: &str, pause: PauseRecord, audit: NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since) VALUES (?, ?, ?)
+             ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms, paused_since = excluded.paused_since",
+        )
+        .bind(flag)
+        .bind(pause.paused_total_ms)
+        .bind(pause.paused_since.map(|t| t.timestamp_millis()))
+        .execute(&mut *tx)
+        .await?;
+        Self::write_audit(&mut tx, &audit).await?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, flag, action, before, after, reason FROM audit
+             WHERE (?1 IS NULL OR flag = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(flag)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: millis_to_time(row.try_get("at")?),
+                    actor: row.try_get("actor")?,
+                    flag: row.try_get("flag")?,
+                    action: row.try_get("action")?,
+                    before: json(row.try_get("before")?),
+                    after: json(row.try_get("after")?),
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, audit: NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::write_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (flag, at) in batch {
+            sqlx::query(
+                "INSERT INTO last_evaluated (flag, at) VALUES (?, ?)
+                 ON CONFLICT (flag) DO UPDATE SET at = max(at, excluded.at)",
+            )
+            .bind(flag)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query("SELECT flag, at FROM last_evaluated").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| Ok((row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("at")?))))
+            .collect()
+    }
+}
