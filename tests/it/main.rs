@@ -6,4 +6,5 @@ mod evaluator;
 mod file_errors;
 mod hot_path;
 mod properties;
+mod server;
 mod support;

@@ -70,3 +70,163 @@ pub fn check(snapshot: &Snapshot, key: &str, cases: &[Case<'_>]) {
 pub fn keys_where(group: &str, count: usize, pred: impl Fn(u32) -> bool) -> Vec<String> {
     (0..100_000).map(|i| format!("user-{i}")).filter(|k| pred(eval::bucket::bucket(group, k))).take(count).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real server, spawned on port 0 against a real SQLite file in a temporary directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN: &str = "admin-secret-1";
+pub const CLIENT: &str = "client-secret-1";
+
+/// A running `toggled serve`. Killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    pub flags: PathBuf,
+    args: Vec<String>,
+}
+
+/// A temporary directory kept for the whole test (and removed after).
+pub struct Workdir(pub tempfile::TempDir);
+
+impl Workdir {
+    pub fn new(flags_yaml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("flags")).expect("flags dir");
+        std::fs::write(dir.path().join("flags/feature-flags.yaml"), flags_yaml).expect("write flags");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Server {
+    /// Starts a server in `dir` with admin token `ops:ADMIN` and any extra arguments.
+    pub fn start(dir: &Workdir, extra: &[&str]) -> Self {
+        let admin = format!("ops:{ADMIN}");
+        let defaults =
+            [("--admin-tokens", admin.as_str()), ("--poll-interval", "200ms"), ("--flush-interval", "200ms")];
+        let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
+        for (name, value) in defaults {
+            if !extra.contains(&name) {
+                args.extend([name.to_owned(), value.to_owned()]);
+            }
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(dir.path(), args)
+    }
+
+    /// Starts a server with no admin token configured.
+    pub fn start_without_admin(dir: &Workdir) -> Self {
+        Self::spawn(dir.path(), vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()])
+    }
+
+    fn spawn(dir: &Path, args: Vec<String>) -> Self {
+        let flags = dir.join("flags/feature-flags.yaml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .args(&args)
+            .arg("--flags")
+            .arg(&flags)
+            .arg("--database")
+            .arg(format!("sqlite://{}", dir.join("toggled.db").display()))
+            .env("TOGGLED_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("the server prints its address");
+        Self { child, base, dir: dir.to_path_buf(), flags, args }
+    }
+
+    /// Starts the same server again (same directory, same arguments).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let next = Self::spawn(&self.dir, self.args.clone());
+        drop(std::mem::replace(self, next));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", self.pid())]).status().expect("sh runs");
+        assert!(status.success());
+        eventually(Duration::from_secs(20), || self.child.try_wait().ok().flatten())
+    }
+
+    pub fn write_flags(&self, yaml: &str) {
+        std::fs::write(&self.flags, yaml).expect("write flags");
+    }
+
+    pub fn evaluate(&self, flag: &str, context: &Value) -> Value {
+        let r = http()
+            .post(self.url("/evaluate"))
+            .json(&serde_json::json!({"flag": flag, "context": context}))
+            .send()
+            .expect("request");
+        assert_eq!(r.status(), 200, "evaluate {flag}");
+        r.json().expect("JSON")
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = http().request(method, self.url(path)).bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+/// Polls `f` until it returns `Some`, failing after `deadline`. No fixed sleeps.
+pub fn eventually<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "condition not reached within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
