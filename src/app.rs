@@ -106,6 +106,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     );
     let metrics = Arc::new(Metrics::new());
     let serving = Arc::new(Serving::new(store, config.flags.clone(), metrics).await.context("cannot read the store")?);
+    // Watch first, then load: a change between the two cannot be missed.
+    let watcher = crate::reload::Watcher::start(serving.clone(), config.reload_debounce)
+        .map_err(|e| tracing::error!("{e:#}; falling back to periodic re-checks and SIGHUP"))
+        .ok();
     if let ReloadOutcome::Rejected { message, .. } = serving.reload("startup").await {
         tracing::error!("not ready: {message}; fix the file and it is picked up on change");
     }
@@ -118,14 +122,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn({
-        let serving = serving.clone();
-        let stopped = stopped.clone();
-        let (debounce, recheck) = (config.reload_debounce, config.recheck_interval);
+        let (serving, stopped, recheck) = (serving.clone(), stopped.clone(), config.recheck_interval);
         async move {
-            if let Err(e) = crate::reload::watch(serving, debounce, recheck, stopped).await {
-                tracing::error!(
-                    "file watching stopped: {e:#}; the file is still re-checked on SIGHUP and POST /reload"
-                );
+            match watcher {
+                Some(w) => w.run(recheck, stopped).await,
+                None => crate::reload::poll_only(serving, recheck, stopped).await,
             }
         }
     });

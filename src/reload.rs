@@ -23,52 +23,85 @@ fn concerns(event_path: &Path, file_name: &std::ffi::OsStr) -> bool {
     event_path.file_name().is_some_and(|n| n == file_name || n.to_string_lossy().starts_with(".."))
 }
 
-/// Watches the flag file until `shutdown` fires. Returns an error only if the watcher cannot start.
-pub async fn watch(
+/// A registered watch on the flag file's directory. Created before the first load, so no change
+/// can fall between reading the file and watching it.
+pub struct Watcher {
     serving: Arc<Serving>,
-    debounce: Duration,
-    recheck: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let path: PathBuf = serving.flags_path().to_path_buf();
-    let absolute = std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
-    let dir = absolute.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let file_name = absolute.file_name().map(ToOwned::to_owned).unwrap_or_default();
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            let relevant = events.iter().any(|e| e.need_rescan() || e.paths.iter().any(|p| concerns(p, &file_name)));
-            if relevant {
+    events: mpsc::UnboundedReceiver<()>,
+    _debouncer: Box<dyn std::any::Any + Send>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").field("flags", &self.serving.flags_path()).finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Starts watching. Fails only if the OS watcher cannot be set up.
+    pub fn start(serving: Arc<Serving>, debounce: Duration) -> anyhow::Result<Self> {
+        let path: PathBuf = serving.flags_path().to_path_buf();
+        let absolute = std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
+        let dir = absolute.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let file_name = absolute.file_name().map(ToOwned::to_owned).unwrap_or_default();
+        let (tx, events) = mpsc::unbounded_channel::<()>();
+        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
+            Ok(events) => {
+                for e in &events {
+                    tracing::debug!(kind = ?e.kind, paths = ?e.paths, "file event");
+                }
+                let relevant =
+                    events.iter().any(|e| e.need_rescan() || e.paths.iter().any(|p| concerns(p, &file_name)));
+                if relevant {
+                    let _ = tx.send(());
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!("file watcher: {e}");
+                }
                 let _ = tx.send(());
             }
-        }
-        Err(errors) => {
-            for e in errors {
-                tracing::warn!("file watcher: {e}");
-            }
-            let _ = tx.send(());
-        }
-    })
-    .context("cannot start the file watcher")?;
-    debouncer.watch(&dir, RecursiveMode::NonRecursive).with_context(|| format!("cannot watch {}", dir.display()))?;
-    tracing::info!(dir = %dir.display(), "watching the flag file's directory");
+        })
+        .context("cannot start the file watcher")?;
+        debouncer
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "watching the flag file's directory");
+        Ok(Self { serving, events, _debouncer: Box::new(debouncer) })
+    }
 
+    /// Reloads on file events, every `recheck`, and on `SIGHUP`, until `shutdown` fires.
+    pub async fn run(mut self, recheck: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut recheck = tokio::time::interval(recheck);
+        recheck.tick().await;
+        let mut hangup = hangup_signal();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(()) = self.events.recv() => {
+                    while self.events.try_recv().is_ok() {}
+                    self.serving.reload("watch").await;
+                }
+                _ = recheck.tick() => { self.serving.reload("recheck").await; }
+                Some(()) = next_hangup(&mut hangup) => { self.serving.reload("sighup").await; }
+            }
+        }
+    }
+}
+
+/// Without a file watcher: re-check periodically and on `SIGHUP` only.
+pub async fn poll_only(serving: Arc<Serving>, recheck: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut recheck = tokio::time::interval(recheck);
     recheck.tick().await;
     let mut hangup = hangup_signal();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(()) = rx.recv() => {
-                while rx.try_recv().is_ok() {}
-                serving.reload("watch").await;
-            }
             _ = recheck.tick() => { serving.reload("recheck").await; }
             Some(()) = next_hangup(&mut hangup) => { serving.reload("sighup").await; }
         }
     }
-    drop(debouncer);
-    Ok(())
 }
 
 #[cfg(unix)]

@@ -6,5 +6,6 @@ mod evaluator;
 mod file_errors;
 mod hot_path;
 mod properties;
+mod reload;
 mod server;
 mod support;

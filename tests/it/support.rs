@@ -136,7 +136,7 @@ impl Server {
             .arg(&flags)
             .arg("--database")
             .arg(format!("sqlite://{}", dir.join("toggled.db").display()))
-            .env("TOGGLED_LOG", "warn")
+            .env("TOGGLED_LOG", std::env::var("TEST_TOGGLED_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
