@@ -63,6 +63,10 @@ impl Tokens {
         Self { admin, client }
     }
 
+    pub fn has_client_tokens(&self) -> bool {
+        !self.client.is_empty()
+    }
+
     /// Who a presented secret belongs to. Every configured secret is compared.
     fn identify(&self, secret: &str) -> Option<Identity> {
         let mut found = None;

@@ -10,12 +10,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::{ApiJson, AppState};
+use super::{ApiJson, AppState, RawBody, parse_body};
 use crate::eval::Context;
 
 #[derive(Debug, Deserialize)]
-pub struct EvaluateRequest {
-    flag: Option<String>,
+pub struct EvaluateRequest<'a> {
+    #[serde(borrow)]
+    flag: Option<std::borrow::Cow<'a, str>>,
     context: Option<Value>,
 }
 
@@ -79,10 +80,8 @@ fn header_name(name: &'static str) -> &'static str {
     }
 }
 
-pub async fn post_one(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<EvaluateRequest>,
-) -> Result<Response, ApiError> {
+pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    let req: EvaluateRequest<'_> = parse_body(&body)?;
     let key = req.flag.ok_or_else(|| ApiError::bad_request("invalid_request", "`flag` (the flag key) is required"))?;
     let ctx = context_of(req.context)?;
     evaluate_one(&state, &key, &ctx)

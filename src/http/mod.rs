@@ -67,11 +67,14 @@ impl AppState {
 
 /// The whole HTTP API.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
-    let evaluation = Router::new()
+    let mut evaluation = Router::new()
         .route("/evaluate", post(evaluate::post_one))
         .route("/evaluate/all", post(evaluate::post_all))
-        .route("/evaluate/{key}", get(evaluate::get_one))
-        .route_layer(from_fn_with_state(state.clone(), auth::require_client));
+        .route("/evaluate/{key}", get(evaluate::get_one));
+    // Evaluation is open when no client token is configured: no middleware at all then.
+    if state.tokens.has_client_tokens() {
+        evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
+    }
     let admin = Router::new()
         .route("/flags", get(flags::list))
         .route("/flags/{key}", get(flags::show).put(flags::put_override))
@@ -127,6 +130,24 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     response
 }
 
+/// The request body in our error shape: 413 over the limit, 400 when it cannot be read.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(state.body_limit)
+            } else {
+                ApiError::bad_request("invalid_body", e.body_text())
+            }
+        })
+    }
+}
+
 /// A JSON body in our error shape: 413 over the limit, 400 with the parse error otherwise.
 /// Any content type is accepted (clients often omit it).
 #[derive(Debug)]
@@ -136,16 +157,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(state.body_limit)
-            } else {
-                ApiError::bad_request("invalid_body", e.body_text())
-            }
-        })?;
-        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(body)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_body(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body that may borrow from `bytes`; an empty body is `{}`.
+pub(crate) fn parse_body<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
 }
