@@ -4,13 +4,19 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY examples ./examples
 RUN cargo build --release --locked --bin toggled
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 toggled
+RUN useradd --system --uid 10001 toggled && mkdir /data && chown toggled /data
 COPY --from=build /src/target/release/toggled /usr/local/bin/toggled
 COPY flags /flags
 USER toggled
-# Until the server lands, the image validates the flag file it is given.
+ENV TOGGLED_FLAGS=/flags/feature-flags.yaml \
+    TOGGLED_LISTEN=0.0.0.0:8080 \
+    TOGGLED_DATABASE=sqlite:///data/toggled.db \
+    TOGGLED_LOG_FORMAT=json
+EXPOSE 8080
+VOLUME /data
 ENTRYPOINT ["toggled"]
-CMD ["validate", "/flags/feature-flags.yaml"]
+CMD ["serve"]

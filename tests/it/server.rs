@@ -412,3 +412,33 @@ fn sigterm_shuts_down_cleanly_and_flushes_last_evaluated() {
     let (_, other) = server.admin(Method::GET, "/flags/new_payment_flow", None);
     assert_eq!(other["state"]["last_evaluated"], Value::Null);
 }
+
+/// Every `curl` line in README.md works as written against a live server (with the README's
+/// token and the test server's address).
+#[test]
+fn readme_curl_examples_work() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let first = readme.lines().find(|l| l.contains("cargo run")).expect("README's first command");
+    let token =
+        first.split("TOGGLED_ADMIN_TOKENS=ops:").nth(1).and_then(|t| t.split_whitespace().next()).expect("token");
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--admin-tokens", &format!("ops:{token}")]);
+    let commands: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .map(|l| l.replace("http://127.0.0.1:8080", &server.base))
+        .collect();
+    assert!(commands.len() >= 10, "README has {} curl examples", commands.len());
+    for command in &commands {
+        let out = std::process::Command::new("sh").args(["-c", command]).output().expect("sh runs");
+        assert!(out.status.success(), "{command}\n{}", String::from_utf8_lossy(&out.stderr));
+        if command.contains("/evaluate -d") {
+            let body: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(
+                (&body["value"], &body["variant"]),
+                (&json!("legacy_search"), &json!("control")),
+                "as README says"
+            );
+        }
+    }
+}
