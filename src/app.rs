@@ -133,7 +133,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let poller = tokio::spawn(poll_store(serving.clone(), config.poll_interval, stopped.clone()));
     let flusher = tokio::spawn(flush_evaluated(serving.clone(), config.flush_interval, stopped));
 
-    let router = app(AppState::new(serving.clone(), config.tokens, config.body_limit), config.request_timeout);
+    let router = app(
+        AppState::new(serving.clone(), config.tokens, config.body_limit),
+        config.request_timeout,
+        &config.cors_origins,
+    );
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
     tracing::info!("shutting down");
     let _ = stop.send(true);

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Client tokens for evaluation routes, `name:secret,...`; evaluation is open without any.
     #[arg(long, env = "TOGGLED_CLIENT_TOKENS", hide_env_values = true)]
     pub client_tokens: Option<String>,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, or `*`.
+    #[arg(long, env = "TOGGLED_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Log format.
     #[arg(long, env = "TOGGLED_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

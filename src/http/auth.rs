@@ -81,10 +81,14 @@ impl Tokens {
     }
 }
 
+/// The presented token: `Authorization: Bearer <token>`, or `X-API-Key: <token>` (which
+/// OpenFeature's OFREP providers may send instead).
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    if let Some(value) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// Middleware for configuration routes: an admin token is required.

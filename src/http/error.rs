@@ -21,6 +21,10 @@ impl ApiError {
         Self { status, code, message: message.into(), details: None }
     }
 
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     #[must_use]
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod evaluate;
 mod flags;
+mod ofrep;
 mod ops;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/evaluate"),
     ("POST", "/evaluate/all"),
     ("GET", "/evaluate/{key}"),
+    ("POST", "/ofrep/v1/evaluate/flags/{key}"),
+    ("POST", "/ofrep/v1/evaluate/flags"),
     ("GET", "/flags"),
     ("GET", "/flags/{key}"),
     ("PUT", "/flags/{key}"),
@@ -66,11 +69,15 @@ impl AppState {
 }
 
 /// The whole HTTP API.
-pub fn app(state: AppState, request_timeout: Duration) -> Router {
+pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) -> Router {
     let mut evaluation = Router::new()
         .route("/evaluate", post(evaluate::post_one))
         .route("/evaluate/all", post(evaluate::post_all))
-        .route("/evaluate/{key}", get(evaluate::get_one));
+        .route("/evaluate/{key}", get(evaluate::get_one))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
+        .route("/ofrep/v1/evaluate/flags/{key}/", post(ofrep::evaluate_flag))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
+        .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags));
     // Evaluation is open when no client token is configured: no middleware at all then.
     if state.tokens.has_client_tokens() {
         evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
@@ -88,7 +95,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics));
     let body_limit = state.body_limit;
-    Router::new()
+    let router = Router::new()
         .merge(evaluation)
         .merge(admin)
         .merge(open)
@@ -97,7 +104,26 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
-        .with_state(state)
+        .with_state(state);
+    if cors_origins.is_empty() { router } else { router.layer(cors(cors_origins)) }
+}
+
+/// CORS for browser OpenFeature providers: allows the configured origins, the OFREP headers,
+/// and exposes `ETag`.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, IF_NONE_MATCH, HeaderName::from_static("x-api-key")])
+        .expose_headers([ETAG])
 }
 
 async fn not_found() -> ApiError {

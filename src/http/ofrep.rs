@@ -1,0 +1,190 @@
+//! OpenFeature Remote Evaluation Protocol (OFREP): `POST /ofrep/v1/evaluate/flags/{key}` and
+//! `POST /ofrep/v1/evaluate/flags`, shaped the way the official providers parse them.
+//!
+//! Success: `{key, value, reason, variant, metadata}`, with reasons mapped into OpenFeature's set
+//! (our own reason in `metadata.toggledReason`) and metadata values that are strings, numbers or
+//! booleans only. Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
+//! Bulk answers carry an `ETag` (a hash of the body) and honour `If-None-Match` with 304.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{AppState, RawBody, parse_body};
+use crate::eval::{Context, Evaluation, Reason};
+use crate::flags::Flag;
+use crate::serving::Served;
+
+#[derive(Debug, Default, Deserialize)]
+struct OfrepRequest {
+    context: Option<Value>,
+}
+
+/// An OFREP error answer. OFREP allows only 400, 404 and 500.
+struct OfrepError {
+    status: StatusCode,
+    key: Option<String>,
+    code: &'static str,
+    details: String,
+}
+
+impl IntoResponse for OfrepError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"errorCode": self.code, "errorDetails": self.details});
+        if let Some(key) = self.key {
+            body["key"] = json!(key);
+        }
+        (self.status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    }
+}
+
+fn invalid_context(key: Option<&str>, details: impl Into<String>) -> OfrepError {
+    OfrepError {
+        status: StatusCode::BAD_REQUEST,
+        key: key.map(str::to_owned),
+        code: "INVALID_CONTEXT",
+        details: details.into(),
+    }
+}
+
+fn general(key: Option<&str>, details: impl Into<String>) -> OfrepError {
+    OfrepError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        key: key.map(str::to_owned),
+        code: "GENERAL",
+        details: details.into(),
+    }
+}
+
+/// The context of an OFREP request: an empty body or a missing `context` is an empty context.
+fn context_of(key: Option<&str>, body: Result<RawBody, super::error::ApiError>) -> Result<Context, OfrepError> {
+    let RawBody(bytes) = body.map_err(|e| invalid_context(key, e.message()))?;
+    let req: OfrepRequest = parse_body(&bytes).map_err(|_| {
+        let parse = serde_json::from_slice::<Value>(&bytes).err().map_or_else(String::new, |e| e.to_string());
+        invalid_context(key, format!("the body must be {{\"context\": {{...}}}}: {parse}"))
+    })?;
+    match req.context {
+        None | Some(Value::Null) => Ok(Context::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(invalid_context(key, "`context` must be a JSON object")),
+    }
+}
+
+/// OpenFeature's reason for ours; `None` when it maps exactly.
+fn openfeature_reason(reason: Reason) -> (&'static str, bool) {
+    match reason {
+        Reason::Static => ("STATIC", true),
+        Reason::TargetingMatch => ("TARGETING_MATCH", true),
+        Reason::Split => ("SPLIT", true),
+        Reason::Default => ("DEFAULT", true),
+        Reason::Disabled => ("DISABLED", true),
+        Reason::Override => ("STATIC", false),
+        Reason::RolledBack | Reason::Sunset => ("DISABLED", false),
+        Reason::RateLimited => ("DEFAULT", false),
+    }
+}
+
+/// `metadata`: primitives only.
+fn metadata(flag: &Flag, e: &Evaluation<'_>, revision: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in &flag.metadata {
+        if matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    let (_, exact) = openfeature_reason(e.reason);
+    if !exact {
+        m.insert("toggledReason".into(), json!(e.reason.as_str()));
+    }
+    if let Some(owner) = &flag.owner {
+        m.insert("owner".into(), json!(owner));
+    }
+    if let Some(description) = &flag.description {
+        m.insert("description".into(), json!(description));
+    }
+    if let Some(stage) = e.stage {
+        m.insert("stage".into(), json!(stage));
+    }
+    if let Some(phase) = e.sunset.and_then(|s| s.phase) {
+        m.insert("sunsetPhase".into(), json!(phase.kind.as_str()));
+    }
+    m.insert("revision".into(), json!(revision));
+    m
+}
+
+fn answer(served: &Served, state: &AppState, idx: usize, ctx: &Context, now: chrono::DateTime<Utc>) -> Value {
+    let flag = &served.snapshot.flags[idx];
+    let e = served.evaluate(&state.serving.metrics, idx, ctx, now);
+    json!({
+        "key": flag.key,
+        "value": e.value,
+        "reason": openfeature_reason(e.reason).0,
+        "variant": e.variant,
+        "metadata": metadata(flag, &e, &served.snapshot.revision),
+    })
+}
+
+pub async fn evaluate_flag(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<RawBody, super::error::ApiError>,
+) -> Response {
+    let ctx = match context_of(Some(&key), body) {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    let served = state.serving.load();
+    if !served.ready {
+        return general(Some(&key), "no valid flag file has been loaded yet").into_response();
+    }
+    let Some(idx) = served.index(&key) else {
+        return OfrepError {
+            status: StatusCode::NOT_FOUND,
+            key: Some(key.clone()),
+            code: "FLAG_NOT_FOUND",
+            details: format!("flag {key:?} was not found"),
+        }
+        .into_response();
+    };
+    let body = answer(&served, &state, idx, &ctx, Utc::now());
+    ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+pub async fn evaluate_flags(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<RawBody, super::error::ApiError>,
+) -> Response {
+    let ctx = match context_of(None, body) {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    let served = state.serving.load();
+    if !served.ready {
+        return general(None, "no valid flag file has been loaded yet").into_response();
+    }
+    let now = Utc::now();
+    let flags: Vec<Value> =
+        (0..served.snapshot.flags.len()).map(|idx| answer(&served, &state, idx, &ctx, now)).collect();
+    let body = json!({ "flags": flags }).to_string();
+    let (high, low) = mur3::murmurhash3_x64_128(body.as_bytes(), 0);
+    let etag = format!("\"{high:016x}{low:016x}\"");
+    let matches = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let etag_value = HeaderValue::from_str(&etag).expect("a quoted hex string is a valid header value");
+    if matches {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(ETAG, etag_value)
+            .body(Body::empty())
+            .expect("a static response builds");
+    }
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ETAG, etag_value)], body).into_response()
+}
