@@ -22,13 +22,19 @@ use crate::store::Store;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::from_args(args)?;
+            let config = Config::from_args(*args)?;
             init_tracing(config.log_format);
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
             runtime.block_on(serve(config))
         }
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Rules { file } => {
+            let text = read_flag_file(&file)?;
+            let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&file.display().to_string())))?;
+            print!("{}", crate::monitor::alerting_rules(&snapshot));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Evaluate { file, flag, context, at, first_seen } => {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref())
         }
@@ -131,17 +137,26 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
     });
     let poller = tokio::spawn(poll_store(serving.clone(), config.poll_interval, stopped.clone()));
-    let flusher = tokio::spawn(flush_evaluated(serving.clone(), config.flush_interval, stopped));
+    let flusher = tokio::spawn(flush_evaluated(serving.clone(), config.flush_interval, stopped.clone()));
 
-    let router = app(
-        AppState::new(serving.clone(), config.tokens, config.body_limit),
-        config.request_timeout,
-        &config.cors_origins,
-    );
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
-    tracing::info!("shutting down");
-    let _ = stop.send(true);
-    let _ = tokio::join!(watcher, poller, flusher);
+    let board = crate::monitor::AlertBoard::default();
+    let monitor = match config.monitor.clone() {
+        Some(m) => {
+            tracing::info!(prometheus = %m.prometheus_url, "guarded rollouts: monitor started");
+            tokio::spawn(crate::monitor::run(serving.clone(), m, board.clone(), stopped.clone()))
+        }
+        None => tokio::spawn(async {}),
+    };
+    let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board);
+    let router = app(state, config.request_timeout, &config.cors_origins);
+    // The signal also ends event streams, so graceful shutdown does not wait on them.
+    let graceful = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    };
+    axum::serve(listener, router).with_graceful_shutdown(graceful).await.context("server failed")?;
+    let _ = tokio::join!(watcher, poller, flusher, monitor);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,13 +16,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve flag evaluations over HTTP, reloading the flag file when it changes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check flag files; prints `ok: N flags` or every error as `file:line:col: path: message`.
     /// Exits 1 when any file has an error.
     Validate {
         /// Flag files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Print Prometheus alerting rules (`groups:` YAML) equivalent to every flag's alerts,
+    /// labelled `flag` and `action`, for Prometheus + Alertmanager (whose webhook calls /alerts).
+    Rules {
+        /// The flag file.
+        file: PathBuf,
     },
     /// Evaluate one flag for one context and print the result as JSON.
     Evaluate {
@@ -66,6 +72,21 @@ pub struct ServeArgs {
     /// Client tokens for evaluation routes, `name:secret,...`; evaluation is open without any.
     #[arg(long, env = "TOGGLED_CLIENT_TOKENS", hide_env_values = true)]
     pub client_tokens: Option<String>,
+    /// Tokens that may only post Alertmanager notifications to /alerts, `name:secret,...`.
+    #[arg(long, env = "TOGGLED_RECEIVER_TOKENS", hide_env_values = true)]
+    pub receiver_tokens: Option<String>,
+    /// Prometheus to query for guarded rollouts (`monitoring:` alerts); no monitor without it.
+    #[arg(long, env = "TOGGLED_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Where `alert_team` alerts POST their JSON notification.
+    #[arg(long, env = "TOGGLED_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Signs webhook bodies: `X-Signature-256: sha256=<hex HMAC-SHA256>`.
+    #[arg(long, env = "TOGGLED_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Watch the alerts of every flag, not only of flags under rollout.
+    #[arg(long)]
+    pub monitor_all: bool,
     /// Origins allowed to call the API from a browser (CORS), comma-separated, or `*`.
     #[arg(long, env = "TOGGLED_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,

@@ -17,6 +17,7 @@ pub struct Config {
     pub database: String,
     pub tokens: Tokens,
     pub cors_origins: Vec<String>,
+    pub monitor: Option<crate::monitor::MonitorConfig>,
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub request_timeout: Duration,
@@ -41,6 +42,21 @@ impl Config {
             .map_err(|e| anyhow!("--admin-tokens: {e}"))?;
         let client = parse_tokens(args.client_tokens.as_deref().unwrap_or_default())
             .map_err(|e| anyhow!("--client-tokens: {e}"))?;
+        let receivers = parse_tokens(args.receiver_tokens.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("--receiver-tokens: {e}"))?;
+        for (name, url) in [("prometheus-url", &args.prometheus_url), ("webhook-url", &args.webhook_url)] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(anyhow!("--{name} must be an http(s) URL, not {url:?}"));
+            }
+        }
+        let monitor = args.prometheus_url.map(|prometheus_url| crate::monitor::MonitorConfig {
+            prometheus_url,
+            webhook_url: args.webhook_url.clone(),
+            webhook_secret: args.webhook_secret.clone(),
+            all_flags: args.monitor_all,
+        });
         if args.body_limit < 1024 {
             return Err(anyhow!("--body-limit must be at least 1024 bytes"));
         }
@@ -48,7 +64,8 @@ impl Config {
             flags: args.flags,
             listen: args.listen,
             database: normalise_database(&args.database).context("--database")?,
-            tokens: Tokens::new(admin, client),
+            tokens: Tokens::new(admin, client).with_receivers(receivers),
+            monitor,
             cors_origins: args.cors_origin.into_iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
             log_format: args.log_format,
             body_limit: args.body_limit,

@@ -70,6 +70,7 @@ pub struct Metrics {
     pub rollout_stage: Family<FlagLabels, Gauge>,
     pub sunset_phase: Family<PhaseLabels, Gauge>,
     pub sunset_warnings: Family<FlagLabels, Counter>,
+    pub monitor_inconclusive: Family<FlagLabels, Counter>,
     pub http_duration: HistogramFamily,
 }
 
@@ -90,6 +91,7 @@ impl Metrics {
         let rollout_stage = Family::<FlagLabels, Gauge>::default();
         let sunset_phase = Family::<PhaseLabels, Gauge>::default();
         let sunset_warnings = Family::<FlagLabels, Counter>::default();
+        let monitor_inconclusive = Family::<FlagLabels, Counter>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
         registry.register("toggled_evaluations", "Flag evaluations by flag, variant and reason", evaluations.clone());
         registry.register("toggled_reloads", "Flag file reloads by outcome", reloads.clone());
@@ -112,6 +114,11 @@ impl Metrics {
             sunset_warnings.clone(),
         );
         registry.register(
+            "toggled_monitor_inconclusive",
+            "Monitor samples that were empty, NaN or failed (no action taken)",
+            monitor_inconclusive.clone(),
+        );
+        registry.register(
             "toggled_http_request_duration_seconds",
             "HTTP request duration by matched route",
             http_duration.clone(),
@@ -126,6 +133,7 @@ impl Metrics {
             rollout_stage,
             sunset_phase,
             sunset_warnings,
+            monitor_inconclusive,
             http_duration,
         }
     }

@@ -199,6 +199,10 @@ pub struct Serving {
     changes: tokio::sync::Mutex<()>,
     /// Last-evaluated cells by flag key, kept across snapshots.
     last_evaluated: Mutex<HashMap<String, Arc<AtomicI64>>>,
+    /// The change stream behind `GET /events`.
+    pub events: crate::events::EventBus,
+    /// Last published stage per gradual flag (to publish stage changes once).
+    stages: Mutex<HashMap<String, i64>>,
 }
 
 impl Serving {
@@ -227,12 +231,26 @@ impl Serving {
             status: ArcSwap::from_pointee(status),
             changes: tokio::sync::Mutex::new(()),
             last_evaluated: Mutex::new(cells),
+            events: crate::events::EventBus::new(),
+            stages: Mutex::new(HashMap::new()),
         })
     }
 
     /// The current state: one atomic load, no lock.
     pub fn load(&self) -> arc_swap::Guard<Arc<Served>> {
         self.current.load()
+    }
+
+    /// The current state as an owned `Arc` (for holding across `.await`).
+    pub fn load_full(&self) -> Arc<Served> {
+        self.current.load_full()
+    }
+
+    /// Publishes a change event, tagged with the revision being served.
+    pub fn publish(&self, kind: &str, flag: Option<&str>, detail: serde_json::Value) -> u64 {
+        let served = self.current.load();
+        let revision = served.ready.then_some(served.snapshot.revision.as_str());
+        self.events.publish(kind, flag, revision, detail)
     }
 
     pub fn status(&self) -> Arc<ReloadStatus> {
@@ -268,6 +286,7 @@ impl Serving {
             Ok((revision, None)) => ReloadOutcome::Unchanged { revision },
             Ok((revision, Some(snapshot))) => {
                 self.apply(Arc::new(snapshot)).await;
+                self.publish("reload", None, serde_json::json!({"trigger": trigger}));
                 ReloadOutcome::Applied { revision }
             }
             Err((errors, message)) => ReloadOutcome::Rejected { errors, message },
@@ -401,10 +420,17 @@ impl Serving {
             let labels = FlagLabels { flag: flag.key.clone() };
             if let Some(Strategy::Gradual { stages, start, .. }) = &flag.strategy {
                 let start = start.or(rt.first_seen).unwrap_or(now);
-                match eval::rollout::gradual_progress(stages, start, now, rt.pause) {
-                    Some(p) => self.metrics.rollout_stage.get_or_create(&labels).set(p.stage as i64 + 1),
-                    None => self.metrics.rollout_stage.get_or_create(&labels).set(0),
-                };
+                let stage =
+                    eval::rollout::gradual_progress(stages, start, now, rt.pause).map_or(0, |p| p.stage as i64 + 1);
+                self.metrics.rollout_stage.get_or_create(&labels).set(stage);
+                let previous = self
+                    .stages
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(flag.key.clone(), stage);
+                if previous.is_some_and(|p| p != stage) {
+                    self.publish("stage", Some(&flag.key), serde_json::json!({"stage": stage}));
+                }
             }
             if let Some(plan) = &flag.sunset {
                 let current = plan.phase_at(now).map(|p| p.kind);

@@ -14,6 +14,8 @@ use super::error::ApiError;
 pub enum Role {
     Admin,
     Client,
+    /// May only post Alertmanager notifications to `/alerts`.
+    Receiver,
 }
 
 /// Who made a request (inserted into request extensions by the auth middleware).
@@ -28,12 +30,17 @@ pub struct Identity {
 pub struct Tokens {
     admin: Vec<(String, String)>,
     client: Vec<(String, String)>,
+    receiver: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        f.debug_struct("Tokens").field("admin", &names(&self.admin)).field("client", &names(&self.client)).finish()
+        f.debug_struct("Tokens")
+            .field("admin", &names(&self.admin))
+            .field("client", &names(&self.client))
+            .field("receiver", &names(&self.receiver))
+            .finish()
     }
 }
 
@@ -60,7 +67,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Tokens {
     pub fn new(admin: Vec<(String, String)>, client: Vec<(String, String)>) -> Self {
-        Self { admin, client }
+        Self { admin, client, receiver: Vec::new() }
+    }
+
+    #[must_use]
+    pub fn with_receivers(mut self, receiver: Vec<(String, String)>) -> Self {
+        self.receiver = receiver;
+        self
+    }
+
+    /// Who presented a token in these headers, if anyone known.
+    pub fn identify_headers(&self, headers: &axum::http::HeaderMap) -> Option<Identity> {
+        self.identify(token_of(headers)?)
     }
 
     pub fn has_client_tokens(&self) -> bool {
@@ -70,7 +88,8 @@ impl Tokens {
     /// Who a presented secret belongs to. Every configured secret is compared.
     fn identify(&self, secret: &str) -> Option<Identity> {
         let mut found = None;
-        for (role, list) in [(Role::Admin, &self.admin), (Role::Client, &self.client)] {
+        for (role, list) in [(Role::Admin, &self.admin), (Role::Client, &self.client), (Role::Receiver, &self.receiver)]
+        {
             for (name, s) in list {
                 if constant_time_eq(s.as_bytes(), secret.as_bytes()) && found.is_none() {
                     found = Some(Identity { name: name.clone(), role });
@@ -83,12 +102,40 @@ impl Tokens {
 
 /// The presented token: `Authorization: Bearer <token>`, or `X-API-Key: <token>` (which
 /// OpenFeature's OFREP providers may send instead).
-fn bearer(req: &Request) -> Option<&str> {
-    if let Some(value) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+fn token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, token) = value.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
-    req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    token_of(req.headers())
+}
+
+/// Middleware for `/alerts`: an admin or receiver token.
+pub async fn require_receiver(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if state.tokens.admin.is_empty() && state.tokens.receiver.is_empty() {
+        return Err(ApiError::unauthorized(
+            "no admin or receiver token is configured: start toggled with --receiver-tokens name:secret",
+        ));
+    }
+    let secret = bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("send an admin or receiver token as Authorization: Bearer <token>"))?;
+    let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    if identity.role == Role::Client {
+        return Err(ApiError::forbidden(format!(
+            "token {:?} is a client token; /alerts needs an admin or receiver token",
+            identity.name
+        )));
+    }
+    req.extensions_mut().insert(identity);
+    Ok(next.run(req).await)
 }
 
 /// Middleware for configuration routes: an admin token is required.
@@ -103,7 +150,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
     let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
     if identity.role != Role::Admin {
         return Err(ApiError::forbidden(format!(
-            "token {:?} is a client token; this route needs an admin token",
+            "token {:?} is not an admin token; this route needs one",
             identity.name
         )));
     }
@@ -120,6 +167,9 @@ pub async fn require_client(State(state): State<AppState>, mut req: Request, nex
     let secret =
         bearer(&req).ok_or_else(|| ApiError::unauthorized("send a client token as Authorization: Bearer <token>"))?;
     let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    if identity.role == Role::Receiver {
+        return Err(ApiError::forbidden(format!("token {:?} may only post to /alerts", identity.name)));
+    }
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
 }

@@ -156,7 +156,10 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
     let (flag, rt) = find(&served, &key)?;
-    Ok(Json(detail_view(flag, rt, &served, Utc::now())))
+    let mut v = detail_view(flag, rt, &served, Utc::now());
+    let board = state.board.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    v["state"]["alerts"] = board.get(&key).map_or(Value::Null, |statuses| json!(statuses));
+    Ok(Json(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +257,7 @@ pub async fn put_override(
     let store = state.serving.store.clone();
     state.serving.change(store.set_override(&record, audit)).await.map_err(|e| ApiError::store(&e))?;
     tracing::info!(flag = %key, actor = %record.actor, "override set");
+    state.serving.publish("override", Some(&key), json!({"override": record}));
     show(State(state), Path(key)).await
 }
 
@@ -283,6 +287,7 @@ pub async fn clear_override(
     let cleared = state.serving.change(store.clear_override(&key, audit)).await.map_err(|e| ApiError::store(&e))?;
     if cleared {
         tracing::info!(flag = %key, actor = %who.name, "override cleared");
+        state.serving.publish("override", Some(&key), json!({"override": null}));
     }
     let served = state.serving.load();
     let state_view = match served.index(&key) {
@@ -311,20 +316,23 @@ pub async fn rollout(
     ApiJson(req): ApiJson<RolloutRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
-    let (flag, rt) = find(&served, &key)?;
+    let (flag, _) = find(&served, &key)?;
     if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
         return Err(ApiError::conflict("not_gradual", format!("{key} is not a gradual rollout; only those pause")));
     }
     let reason = reason_of(req.reason)?;
     let now = Utc::now();
-    let current =
-        PauseRecord { paused_total_ms: rt.pause.paused_total.num_milliseconds(), paused_since: rt.pause.paused_since };
+    let current = served.persisted.pauses.get(&key).cloned().unwrap_or_default();
     let (next, action) = match (req.action.as_str(), current.paused_since) {
-        ("pause", None) => (PauseRecord { paused_since: Some(now), ..current }, "rollout_paused"),
+        ("pause", None) => (
+            PauseRecord { paused_since: Some(now), paused_by: Some(who.name.clone()), ..current.clone() },
+            "rollout_paused",
+        ),
         ("resume", Some(since)) => (
             PauseRecord {
                 paused_total_ms: current.paused_total_ms + (now - since).num_milliseconds().max(0),
                 paused_since: None,
+                paused_by: None,
             },
             "rollout_resumed",
         ),
@@ -338,6 +346,7 @@ pub async fn rollout(
         }
     };
     drop(served);
+    let actor = who.name.clone();
     let audit = NewAudit {
         at: now,
         actor: who.name,
@@ -349,5 +358,7 @@ pub async fn rollout(
     };
     let store = state.serving.store.clone();
     state.serving.change(store.set_pause(&key, next, audit)).await.map_err(|e| ApiError::store(&e))?;
+    let kind = if action == "rollout_paused" { "pause" } else { "resume" };
+    state.serving.publish(kind, Some(&key), json!({"actor": actor}));
     show(State(state), Path(key)).await
 }

@@ -1,12 +1,14 @@
 //! Routers and thin handlers: extract, call, map. Only this module knows HTTP exists, and
 //! [`error`] is the only place an error status is chosen.
 
+mod alerts;
 pub mod auth;
 pub mod error;
 mod evaluate;
 mod flags;
 mod ofrep;
 mod ops;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub struct AppState {
     pub serving: Arc<Serving>,
     pub tokens: Arc<Tokens>,
     pub body_limit: usize,
+    /// Fires on shutdown: long-lived streams end so graceful shutdown can finish.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The monitor's last verdict per flag and alert.
+    pub board: crate::monitor::AlertBoard,
     /// Pre-resolved duration histograms for `200` answers: method -> route -> histogram.
     hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
 }
@@ -50,13 +56,21 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/flags/{key}/rollout"),
     ("GET", "/audit"),
     ("POST", "/reload"),
+    ("GET", "/events"),
+    ("POST", "/alerts"),
     ("GET", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
 ];
 
 impl AppState {
-    pub fn new(serving: Arc<Serving>, tokens: Tokens, body_limit: usize) -> Self {
+    pub fn new(
+        serving: Arc<Serving>,
+        tokens: Tokens,
+        body_limit: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        board: crate::monitor::AlertBoard,
+    ) -> Self {
         let mut hot: HashMap<&'static str, HashMap<String, Histogram>> = HashMap::new();
         for (method, route) in ROUTES {
             let labels =
@@ -64,7 +78,7 @@ impl AppState {
             let histogram = serving.metrics.http_duration.get_or_create(&labels).clone();
             hot.entry(method).or_default().insert((*route).to_owned(), histogram);
         }
-        Self { serving, tokens: Arc::new(tokens), body_limit, hot_histograms: Arc::new(hot) }
+        Self { serving, tokens: Arc::new(tokens), body_limit, shutdown, board, hot_histograms: Arc::new(hot) }
     }
 }
 
@@ -77,7 +91,8 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/evaluate/flags/{key}/", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
-        .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags));
+        .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
+        .route("/events", get(stream::events));
     // Evaluation is open when no client token is configured: no middleware at all then.
     if state.tokens.has_client_tokens() {
         evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
@@ -90,6 +105,9 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route("/audit", get(ops::audit))
         .route("/reload", post(ops::reload))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    let receiver = Router::new()
+        .route("/alerts", post(alerts::receive))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_receiver));
     let open = Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -98,6 +116,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
     let router = Router::new()
         .merge(evaluation)
         .merge(admin)
+        .merge(receiver)
         .merge(open)
         .route_layer(from_fn_with_state(state.clone(), observe))
         .fallback(not_found)

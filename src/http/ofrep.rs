@@ -171,7 +171,8 @@ pub async fn evaluate_flags(
     let now = Utc::now();
     let flags: Vec<Value> =
         (0..served.snapshot.flags.len()).map(|idx| answer(&served, &state, idx, &ctx, now)).collect();
-    let body = json!({ "flags": flags }).to_string();
+    // Static-context (browser) providers refetch when `/events` says something changed.
+    let body = json!({ "flags": flags, "eventStreams": [{"type": "sse", "url": "/events"}] }).to_string();
     let (high, low) = mur3::murmurhash3_x64_128(body.as_bytes(), 0);
     let etag = format!("\"{high:016x}{low:016x}\"");
     let matches = headers

@@ -73,10 +73,13 @@ impl OverrideKind {
 }
 
 /// Pause bookkeeping of a gradual rollout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PauseRecord {
     pub paused_total_ms: i64,
     pub paused_since: Option<DateTime<Utc>>,
+    /// Who paused it (an operator's token name, `auto-pause`): only the monitor's own pauses
+    /// are resumed automatically.
+    pub paused_by: Option<String>,
 }
 
 /// One audit row: who changed what, when and why.

@@ -15,9 +15,10 @@ use super::{
 };
 
 /// Ordered schema migrations; each runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE overrides (
     flag TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -47,7 +48,9 @@ CREATE TABLE last_evaluated (flag TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE state_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
 INSERT INTO state_version (id, version) VALUES (1, 0);
 ",
-)];
+    ),
+    (2, "ALTER TABLE rollout_pauses ADD COLUMN paused_by TEXT;"),
+];
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -147,8 +150,9 @@ impl Store for SqliteStore {
             first_seen.insert(row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("first_seen")?));
         }
         let mut pauses = HashMap::new();
-        for row in
-            sqlx::query("SELECT flag, paused_total_ms, paused_since FROM rollout_pauses").fetch_all(&mut *tx).await?
+        for row in sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses")
+            .fetch_all(&mut *tx)
+            .await?
         {
             let since: Option<i64> = row.try_get("paused_since")?;
             pauses.insert(
@@ -156,6 +160,7 @@ impl Store for SqliteStore {
                 PauseRecord {
                     paused_total_ms: row.try_get("paused_total_ms")?,
                     paused_since: since.map(millis_to_time),
+                    paused_by: row.try_get("paused_by")?,
                 },
             );
         }
@@ -219,12 +224,14 @@ impl Store for SqliteStore {
     async fn set_pause(&self, flag: &str, pause: PauseRecord, audit: NewAudit) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since) VALUES (?, ?, ?)
-             ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms, paused_since = excluded.paused_since",
+            "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES (?, ?, ?, ?)
+             ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
+             paused_since = excluded.paused_since, paused_by = excluded.paused_by",
         )
         .bind(flag)
         .bind(pause.paused_total_ms)
         .bind(pause.paused_since.map(|t| t.timestamp_millis()))
+        .bind(&pause.paused_by)
         .execute(&mut *tx)
         .await?;
         Self::write_audit(&mut tx, &audit).await?;

@@ -1,0 +1,73 @@
+//! `POST /alerts`: an Alertmanager webhook receiver (payload version 4). Firing alerts whose
+//! labels carry `flag` and `action` (`rollback` | `pause`) act on that flag; a resolved `pause`
+//! resumes a rollout that Alertmanager paused. Deliveries are idempotent: a rolled-back flag is
+//! not rolled back again, a paused rollout is not paused again.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{AppState, RawBody};
+use crate::monitor;
+
+/// The trigger label of rollbacks that Alertmanager asked for.
+pub const TRIGGER: &str = "alertmanager";
+
+#[derive(Debug, Deserialize)]
+struct Notification {
+    version: String,
+    alerts: Vec<AlertmanagerAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertmanagerAlert {
+    status: String,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+    let n: Notification = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_payload", format!("not an Alertmanager webhook payload: {e}")))?;
+    if n.version != "4" {
+        return Err(ApiError::bad_request(
+            "invalid_payload",
+            format!("Alertmanager webhook payload version {:?}; this receiver speaks version 4", n.version),
+        ));
+    }
+    let mut results = Vec::with_capacity(n.alerts.len());
+    for alert in &n.alerts {
+        let (Some(key), Some(action)) = (alert.labels.get("flag"), alert.labels.get("action")) else {
+            results
+                .push(json!({"alertname": alert.labels.get("alertname"), "outcome": "ignored: no flag/action labels"}));
+            continue;
+        };
+        let served = state.serving.load_full();
+        let Some(flag) = served.snapshot.get(key) else {
+            results.push(json!({"flag": key, "action": action, "outcome": "unknown_flag"}));
+            continue;
+        };
+        let why = alert
+            .annotations
+            .get("summary")
+            .or_else(|| alert.annotations.get("condition"))
+            .or_else(|| alert.labels.get("alertname"))
+            .map_or_else(|| format!("Alertmanager: {action}"), |s| format!("Alertmanager: {s}"));
+        let outcome = match (action.as_str(), alert.status.as_str()) {
+            ("rollback", "firing") => monitor::rollback(&state.serving, key, &why, TRIGGER).await,
+            ("pause", "firing") => monitor::pause(&state.serving, flag, &why, TRIGGER).await,
+            ("pause", "resolved") => monitor::resume_if_paused_by(&state.serving, key, &why, TRIGGER).await,
+            ("rollback", "resolved") => "kept: a rollback is cleared only by an operator",
+            (_, "firing" | "resolved") => "ignored: action is rollback or pause",
+            _ => "ignored: status is firing or resolved",
+        };
+        results.push(json!({"flag": key, "action": action, "status": alert.status, "outcome": outcome}));
+    }
+    Ok(Json(json!({ "results": results })))
+}

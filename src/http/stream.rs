@@ -1,0 +1,80 @@
+//! `GET /events`: Server-Sent Events of flag changes, resumable with `Last-Event-ID`, with
+//! keep-alive comments, a bounded number of subscribers, and streams that end on shutdown.
+//! Every event's data has `"type": "refetchEvaluation"` (what OpenFeature's static-context
+//! providers listen for). Admin tokens also get each event's `detail`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use super::auth::Role;
+use super::error::ApiError;
+use crate::events::{Event, Replay};
+
+/// Most concurrent `/events` subscribers per replica.
+pub const MAX_SUBSCRIBERS: usize = 1_000;
+
+fn sse_event(e: &Event, full: bool) -> SseEvent {
+    let mut data = json!({
+        "type": "refetchEvaluation",
+        "id": e.id,
+        "kind": e.kind,
+        "flag": e.flag,
+        "revision": e.revision,
+        "at": e.at,
+    });
+    if full {
+        data["detail"] = e.detail.clone();
+    }
+    SseEvent::default().id(e.id.to_string()).event(e.kind.clone()).data(data.to_string())
+}
+
+fn resync() -> SseEvent {
+    SseEvent::default().event("resync").data(json!({"type": "refetchEvaluation", "kind": "resync"}).to_string())
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let bus = &state.serving.events;
+    if bus.subscribers() >= MAX_SUBSCRIBERS {
+        return Err(ApiError::unavailable(
+            "too_many_subscribers",
+            format!("at most {MAX_SUBSCRIBERS} event subscribers"),
+        ));
+    }
+    let full = state.tokens.identify_headers(&headers).is_some_and(|i| i.role == Role::Admin);
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let (replay, receiver) = bus.subscribe(last);
+    let first: std::collections::VecDeque<SseEvent> = match replay {
+        Replay::Events(events) => events.iter().map(|e| sse_event(e, full)).collect(),
+        Replay::Resync => std::iter::once(resync()).collect(),
+    };
+    let stop = state.shutdown.clone();
+    let stream =
+        futures_util::stream::unfold((first, receiver, stop), move |(mut first, mut rx, mut stop)| async move {
+            if let Some(e) = first.pop_front() {
+                return Some((Ok(e), (first, rx, stop)));
+            }
+            if *stop.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = stop.changed() => None,
+                received = rx.recv() => match received {
+                    Ok(e) => Some((Ok(sse_event(&e, full)), (first, rx, stop))),
+                    Err(RecvError::Lagged(_)) => Some((Ok(resync()), (first, rx, stop))),
+                    Err(RecvError::Closed) => None,
+                },
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
