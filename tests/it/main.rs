@@ -5,6 +5,7 @@ mod cli;
 mod evaluator;
 mod file_errors;
 mod hot_path;
+mod monitor;
 mod ofrep;
 mod properties;
 mod reload;
