@@ -30,6 +30,7 @@ pub mod flags;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod release;
 pub mod reload;
 pub mod serving;
 pub mod store;

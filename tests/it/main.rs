@@ -11,3 +11,4 @@ mod properties;
 mod reload;
 mod server;
 mod support;
+mod versions;

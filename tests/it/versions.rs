@@ -1,0 +1,143 @@
+//! Conventional commits -> next version: one table covering every rule, SemVer precedence,
+//! release notes.
+
+use toggled::release::next_version;
+use toggled::release::notes;
+use toggled::release::version::{Bump, CommitInput, PreMajor, split_tag};
+
+fn next(current: &str, commits: &[&str]) -> (String, Bump) {
+    let inputs: Vec<CommitInput> = commits.iter().map(|c| CommitInput::from(*c)).collect();
+    let a = next_version(current, &inputs, PreMajor::Major, None).unwrap_or_else(|e| panic!("{e}"));
+    (a.next, a.bump)
+}
+
+#[test]
+fn every_rule_in_one_table() {
+    let table: &[(&str, &[&str], &str, Bump)] = &[
+        // The basic bumps, and the highest wins.
+        ("1.4.2", &["fix: y"], "1.4.3", Bump::Patch),
+        ("1.4.2", &["perf: faster"], "1.4.3", Bump::Patch),
+        ("1.4.2", &["feat(api): x", "fix: y"], "1.5.0", Bump::Minor),
+        ("1.4.2", &["feat(api): x", "fix: y\n\nBREAKING CHANGE: z"], "2.0.0", Bump::Major),
+        ("1.4.2", &["docs: readme", "chore: deps", "refactor: tidy"], "1.4.2", Bump::None),
+        ("1.4.2", &[], "1.4.2", Bump::None),
+        // Types are case-insensitive; `!` right before `:` is breaking.
+        ("1.4.2", &["FEAT: shout"], "1.5.0", Bump::Minor),
+        ("1.4.2", &["feat(api)!: drop v1"], "2.0.0", Bump::Major),
+        ("1.4.2", &["refactor!: rename everything"], "2.0.0", Bump::Major),
+        // BREAKING-CHANGE works too; lower case is not a breaking footer; footers need a blank line.
+        ("1.4.2", &["fix: x\n\nBREAKING-CHANGE: gone"], "2.0.0", Bump::Major),
+        ("1.4.2", &["fix: x\n\nbreaking change: not really"], "1.4.3", Bump::Patch),
+        // Without the blank line after the header the message is not a Conventional Commit.
+        ("1.4.2", &["fix: x\nBREAKING CHANGE: no blank line"], "1.4.2", Bump::None),
+        ("1.4.2", &["fix: x\n\nSome body.\nBREAKING CHANGE: in the body, not a footer"], "1.4.3", Bump::Patch),
+        // CRLF line endings; multi-line breaking footers.
+        ("1.4.2", &["fix: x\r\n\r\nBREAKING CHANGE: windows\r\n"], "2.0.0", Bump::Major),
+        ("1.4.2", &["feat: x\n\nBREAKING CHANGE: first line\nsecond line of the note"], "2.0.0", Bump::Major),
+        // Not Conventional Commits: ignored, never fatal.
+        ("1.4.2", &["feat!(scope): bang before scope is invalid", "fix: real"], "1.4.3", Bump::Patch),
+        ("1.4.2", &["Merge branch 'main'", "WIP"], "1.4.2", Bump::None),
+        // Prefixed tags keep their prefix.
+        ("v1.4.2", &["feat: x"], "v1.5.0", Bump::Minor),
+        ("api/v1.4.2", &["fix: x"], "api/v1.4.3", Bump::Patch),
+        ("release-2.0.0", &["feat!: x"], "release-3.0.0", Bump::Major),
+        // 0.y.z defaults: breaking -> 1.0.0, feat -> minor, fix -> patch.
+        ("0.3.1", &["feat!: stable api"], "1.0.0", Bump::Major),
+        ("0.3.1", &["feat: x"], "0.4.0", Bump::Minor),
+        ("0.3.1", &["fix: x"], "0.3.2", Bump::Patch),
+        // Pre-releases: a base that covers the bump increments the last number.
+        ("1.0.0-rc.1", &["fix: x"], "1.0.0-rc.2", Bump::Patch),
+        ("1.0.0-rc.1", &["feat!: x"], "1.0.0-rc.2", Bump::Major),
+        ("1.1.0-beta", &["feat: x"], "1.1.0-beta.1", Bump::Minor),
+        ("1.0.0-alpha.1.beta", &["fix: x"], "1.0.0-alpha.2.beta", Bump::Patch),
+        // ... and one that does not is bumped and released.
+        ("1.0.1-rc.1", &["feat: x"], "1.1.0", Bump::Minor),
+        ("1.1.0-rc.1", &["feat!: x"], "2.0.0", Bump::Major),
+        // Release-As forces the version.
+        ("1.4.2", &["chore: release\n\nRelease-As: 3.0.0"], "3.0.0", Bump::None),
+        ("v1.4.2", &["fix: x\n\nRelease-As: 1.6.0"], "v1.6.0", Bump::Patch),
+        // A revert in the same range cancels its commit (by header or by sha).
+        ("1.4.2", &["feat: shiny", "fix: y", "revert: feat: shiny"], "1.4.3", Bump::Patch),
+        ("1.4.2", &["feat!: drop", "revert: feat!: drop"], "1.4.2", Bump::None),
+    ];
+    for (current, commits, expected, bump) in table {
+        assert_eq!(next(current, commits), ((*expected).to_owned(), *bump), "{current} + {commits:?}");
+    }
+}
+
+#[test]
+fn options_for_pre_major_and_pre_release() {
+    let run = |current: &str, commit: &str, pre_major: PreMajor, pre: Option<&str>| {
+        next_version(current, &[CommitInput::from(commit)], pre_major, pre).expect("valid").next
+    };
+    assert_eq!(run("0.3.1", "feat!: x", PreMajor::Minor, None), "0.4.0");
+    assert_eq!(run("0.3.1", "feat: x", PreMajor::Minor, None), "0.3.2");
+    assert_eq!(run("0.3.1", "fix: x", PreMajor::Minor, None), "0.3.2");
+    assert_eq!(run("1.4.2", "feat: x", PreMajor::Major, Some("beta")), "1.5.0-beta.1");
+    assert_eq!(run("1.0.1-rc.1", "feat: x", PreMajor::Major, Some("rc")), "1.1.0-rc.1");
+    assert_eq!(run("1.1.0-rc.1", "fix: x", PreMajor::Major, Some("rc")), "1.1.0-rc.2");
+}
+
+#[test]
+fn reverts_by_sha_and_ignored_messages_are_reported() {
+    let commits = vec![
+        CommitInput { message: "feat: shiny".into(), sha: Some("a1b2c3d4e5f6".into()) },
+        CommitInput {
+            message: "revert: shiny\n\nThis reverts commit a1b2c3d4e5f6.".into(),
+            sha: Some("ffff000011".into()),
+        },
+        CommitInput {
+            message: "fix(db): close pools (#12)\n\nCloses #34\nRefs: #56, #78".into(),
+            sha: Some("0123456789".into()),
+        },
+        CommitInput { message: "not conventional".into(), sha: None },
+    ];
+    let a = next_version("2.1.0", &commits, PreMajor::Major, None).expect("valid");
+    assert_eq!((a.next.as_str(), a.bump), ("2.1.1", Bump::Patch));
+    assert!(a.features.is_empty(), "the reverted feature is gone");
+    assert_eq!(a.fixes[0].issues, ["#12", "#34", "#56", "#78"]);
+    assert_eq!(a.ignored.len(), 1);
+    assert_eq!(a.ignored[0].message, "not conventional");
+    assert!(next_version("1.2", &[], PreMajor::Major, None).is_err(), "not semver");
+    assert!(next_version("latest", &[], PreMajor::Major, None).is_err());
+}
+
+#[test]
+fn semver_precedence_chain() {
+    let chain = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+    ];
+    let versions: Vec<semver::Version> = chain.iter().map(|v| semver::Version::parse(v).expect("valid")).collect();
+    for pair in versions.windows(2) {
+        assert_eq!(pair[0].cmp_precedence(&pair[1]), std::cmp::Ordering::Less, "{} < {}", pair[0], pair[1]);
+    }
+    let a = semver::Version::parse("1.0.0+build.1").expect("valid");
+    let b = semver::Version::parse("1.0.0+build.2").expect("valid");
+    assert_eq!(a.cmp_precedence(&b), std::cmp::Ordering::Equal, "build metadata is ignored");
+    assert_eq!(split_tag("api/v1.2.3").map(|(p, v)| (p, v.to_string())), Ok(("api/v".to_owned(), "1.2.3".to_owned())));
+}
+
+#[test]
+fn release_notes_render_every_section() {
+    let commits: Vec<CommitInput> = [
+        "feat(api)!: drop the v1 endpoints\n\nBREAKING CHANGE: call /v2 instead; v1 clients must upgrade",
+        "feat(search): fuzzy matching (#101)",
+        "fix: handle empty carts\n\nCloses #7",
+        "perf(db): batch writes",
+        "chore: bump deps",
+    ]
+    .iter()
+    .map(|c| CommitInput::from(*c))
+    .collect();
+    let a = next_version("v1.9.0", &commits, PreMajor::Major, None).expect("valid");
+    assert_eq!(a.next, "v2.0.0");
+    insta::assert_snapshot!("release_notes", notes::markdown(&a, &format!("Release {}", a.next)));
+    insta::assert_snapshot!("keep_a_changelog", notes::keep_a_changelog(&a, Some("2.0.0"), Some("2025-06-01")));
+}
