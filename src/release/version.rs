@@ -247,7 +247,7 @@ pub fn next_version(
         match parse(c) {
             Ok(p) => parsed.push(p),
             Err(reason) => {
-                ignored.push(Ignored { message: c.message.lines().next().unwrap_or_default().to_owned(), reason })
+                ignored.push(Ignored { message: c.message.lines().next().unwrap_or_default().to_owned(), reason });
             }
         }
     }
