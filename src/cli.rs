@@ -30,6 +30,24 @@ pub enum Command {
         /// The flag file.
         file: PathBuf,
     },
+    /// Versions from git: `version next` prints the next version and its release notes.
+    Version {
+        #[command(subcommand)]
+        command: VersionCommand,
+    },
+    /// Print (or, with --write, prepend to CHANGELOG.md) a Keep a Changelog section for the
+    /// commits since the latest SemVer tag.
+    Changelog {
+        /// The git repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Title the section with the next version and today's date instead of [Unreleased].
+        #[arg(long)]
+        release: bool,
+        /// Prepend the section to CHANGELOG.md in the repository.
+        #[arg(long)]
+        write: bool,
+    },
     /// Evaluate one flag for one context and print the result as JSON.
     Evaluate {
         /// The flag file.
@@ -111,4 +129,20 @@ pub struct ServeArgs {
     /// How often last-evaluated times are written to the store.
     #[arg(long, default_value = "10s")]
     pub flush_interval: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionCommand {
+    /// Read the latest SemVer tag and the commits since, print the next version and the notes.
+    Next {
+        /// The git repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// How breaking changes bump a 0.y.z version: major (-> 1.0.0) or minor.
+        #[arg(long, default_value = "major")]
+        pre_major: String,
+        /// Start (or continue) a pre-release with this identifier (e.g. rc).
+        #[arg(long)]
+        pre_release: Option<String>,
+    },
 }

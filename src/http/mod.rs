@@ -9,6 +9,7 @@ mod flags;
 mod ofrep;
 mod ops;
 mod stream;
+mod versions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/reload"),
     ("GET", "/events"),
     ("POST", "/alerts"),
+    ("POST", "/versions/next"),
     ("GET", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
@@ -104,6 +106,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route("/flags/{key}/rollout", post(flags::rollout))
         .route("/audit", get(ops::audit))
         .route("/reload", post(ops::reload))
+        .route("/versions/next", post(versions::next))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
     let receiver = Router::new()
         .route("/alerts", post(alerts::receive))

@@ -141,3 +141,108 @@ fn release_notes_render_every_section() {
     insta::assert_snapshot!("release_notes", notes::markdown(&a, &format!("Release {}", a.next)));
     insta::assert_snapshot!("keep_a_changelog", notes::keep_a_changelog(&a, Some("2.0.0"), Some("2025-06-01")));
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(status.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&status.stderr));
+}
+
+fn commit(dir: &std::path::Path, message: &str) {
+    git(dir, &["commit", "--allow-empty", "-q", "-m", message]);
+}
+
+#[test]
+fn version_next_and_changelog_read_a_real_git_repository() {
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    commit(dir, "feat: first");
+    git(dir, &["tag", "v1.0.0"]);
+    commit(dir, "fix: old fix");
+    git(dir, &["tag", "v1.0.1"]);
+    git(dir, &["tag", "not-a-version"]);
+    commit(dir, "feat(search): fuzzy matching\n\nCloses #12");
+    commit(dir, "fix: null carts");
+    commit(dir, "just a message");
+    let toggled = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .args(args)
+            .arg("--repo")
+            .arg(dir)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).expect("utf-8"), String::from_utf8(out.stderr).expect("utf-8"))
+    };
+    let (stdout, stderr) = toggled(&["version", "next"]);
+    assert_eq!(stdout.lines().next(), Some("v1.1.0"), "{stdout}");
+    assert!(stdout.contains("**search:** fuzzy matching (#12)"), "{stdout}");
+    assert!(
+        stdout.contains("null carts") && !stdout.contains("old fix"),
+        "only commits since the latest tag: {stdout}"
+    );
+    assert!(stderr.contains("ignored (not a Conventional Commit): just a message"));
+
+    commit(dir, "feat!: new api");
+    let (stdout, _) = toggled(&["version", "next", "--pre-release", "rc"]);
+    assert_eq!(stdout.lines().next(), Some("v2.0.0-rc.1"));
+
+    let (section, _) = toggled(&["changelog"]);
+    assert!(section.starts_with("## [Unreleased]"), "{section}");
+    assert!(section.contains("### Added") && section.contains("### Fixed"), "{section}");
+    let (wrote, _) = toggled(&["changelog", "--release", "--write"]);
+    assert!(wrote.starts_with("wrote "));
+    let changelog = std::fs::read_to_string(dir.join("CHANGELOG.md")).expect("written");
+    assert!(changelog.starts_with("# Changelog") && changelog.contains("## [v2.0.0] - "), "{changelog}");
+}
+
+#[test]
+fn versions_next_over_http() {
+    use crate::support::{Server, Workdir};
+    use reqwest::Method;
+    use serde_json::json;
+    let dir = Workdir::new("feature_flags: {}\n");
+    let server = Server::start(&dir, &[]);
+    let (status, body) = server.admin(
+        Method::POST,
+        "/versions/next",
+        Some(json!({"current": "1.4.2", "commits": ["feat(api): x", "fix: y\n\nBREAKING CHANGE: z", {"message": "fix: with sha", "sha": "abcdef1234"}, "nonsense"]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["next"], &body["bump"]), (&json!("2.0.0"), &json!("major")));
+    assert_eq!(body["breaking"][0]["breaking_note"], json!("z"));
+    assert_eq!(body["features"][0]["scope"], json!("api"));
+    assert_eq!(body["ignored"][0]["message"], json!("nonsense"));
+    assert!(body["notes"].as_str().is_some_and(|n| n.contains("## ⚠ Breaking Changes") && n.contains("(abcdef1)")));
+    let (_, none) =
+        server.admin(Method::POST, "/versions/next", Some(json!({"current": "1.4.2", "commits": ["docs: x"]})));
+    assert_eq!((&none["next"], &none["bump"]), (&json!("1.4.2"), &json!("none")));
+    let (status, bad) = server.admin(Method::POST, "/versions/next", Some(json!({"current": "1.4", "commits": []})));
+    assert_eq!((status, &bad["error"]["code"]), (422, &json!("invalid_version")));
+    let (status, bad) =
+        server.admin(Method::POST, "/versions/next", Some(json!({"current": "1.4.0", "pre_major": "huge"})));
+    assert_eq!((status, &bad["error"]["code"]), (422, &json!("invalid_option")));
+    let (status, bad) = server.admin(Method::POST, "/versions/next", Some(json!({"commits": []})));
+    assert_eq!((status, &bad["error"]["code"]), (400, &json!("invalid_json")));
+    let r = crate::support::http()
+        .post(server.url("/versions/next"))
+        .json(&json!({"current": "1.0.0"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 401, "releases need an admin token");
+}

@@ -1,0 +1,53 @@
+//! `POST /versions/next`: commits -> the next version, the changes by kind, and release notes.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{ApiJson, AppState};
+use crate::release::{CommitInput, PreMajor, next_version, notes};
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CommitIn {
+    Message(String),
+    Full { message: String, sha: Option<String> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextRequest {
+    current: String,
+    #[serde(default)]
+    commits: Vec<CommitIn>,
+    pre_major: Option<String>,
+    pre_release: Option<String>,
+}
+
+pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequest>) -> Result<Json<Value>, ApiError> {
+    let pre_major = match req.pre_major.as_deref() {
+        None | Some("major") => PreMajor::Major,
+        Some("minor") => PreMajor::Minor,
+        Some(other) => {
+            return Err(ApiError::unprocessable(
+                "invalid_option",
+                format!("pre_major {other:?}: expected \"major\" or \"minor\""),
+            ));
+        }
+    };
+    let commits: Vec<CommitInput> = req
+        .commits
+        .into_iter()
+        .map(|c| match c {
+            CommitIn::Message(message) => CommitInput { message, sha: None },
+            CommitIn::Full { message, sha } => CommitInput { message, sha },
+        })
+        .collect();
+    let analysis = next_version(&req.current, &commits, pre_major, req.pre_release.as_deref())
+        .map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+    let mut body = json!(analysis);
+    body["notes"] = json!(notes::markdown(&analysis, &format!("Release {}", analysis.next)));
+    Ok(Json(body))
+}
