@@ -65,6 +65,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lint { file, database, service } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(lint(&file, &database, service.as_deref()))
+        }
         Command::Rules { file } => {
             let text = read_flag_file(&file)?;
             let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&file.display().to_string())))?;
@@ -183,7 +190,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         None => tokio::spawn(async {}),
     };
-    let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board);
+    let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board)
+        .with_releases(config.releases);
     let router = app(state, config.request_timeout, &config.cors_origins);
     // The signal also ends event streams, so graceful shutdown does not wait on them.
     let graceful = async move {
@@ -298,4 +306,29 @@ fn git_analysis(
         .collect();
     let current = latest.map_or_else(|| "0.0.0".to_owned(), |(t, _)| t);
     crate::release::next_version(&current, &commits, pre_major, pre_release).map_err(|e| anyhow!("{e}"))
+}
+
+/// `toggled lint`: stale flags from the flag file and the store.
+async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Result<ExitCode> {
+    let text = read_flag_file(file)?;
+    let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&file.display().to_string())))?;
+    let store = crate::store::open(database).await.with_context(|| format!("cannot open the store {database}"))?;
+    let releases = store.releases(None).await?;
+    let deployed: Vec<(String, semver::Version)> = releases
+        .iter()
+        .filter(|r| r.deployed_at.is_some() && r.status != "failed")
+        .filter_map(|r| Some((r.service.clone(), crate::release::version::split_tag(&r.version).ok()?.1)))
+        .collect();
+    let state = store.load().await?;
+    let last = store.last_evaluated().await?;
+    let stale =
+        crate::release::quality::stale_flags(&snapshot, &deployed, service, &last, &state.first_seen, Utc::now());
+    if stale.is_empty() {
+        println!("{}: no stale flags", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &stale {
+        println!("{}: {}: {}", file.display(), s.flag, s.reasons.join("; "));
+    }
+    Ok(ExitCode::FAILURE)
 }

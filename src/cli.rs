@@ -30,6 +30,18 @@ pub enum Command {
         /// The flag file.
         file: PathBuf,
     },
+    /// Report stale flags: deprecated flags whose service has shipped two minor-or-major
+    /// releases since, and flags not evaluated for 30 days (from the store). Exits 1 if any.
+    Lint {
+        /// The flag file.
+        file: PathBuf,
+        /// The store holding releases and evaluation times.
+        #[arg(long, env = "TOGGLED_DATABASE", default_value = "sqlite://toggled.db")]
+        database: String,
+        /// The service of flags that do not name one.
+        #[arg(long)]
+        service: Option<String>,
+    },
     /// Versions from git: `version next` prints the next version and its release notes.
     Version {
         #[command(subcommand)]
@@ -105,6 +117,16 @@ pub struct ServeArgs {
     /// Watch the alerts of every flag, not only of flags under rollout.
     #[arg(long)]
     pub monitor_all: bool,
+    /// Release types, approvals and testing requirements (the standards' release-strategy.yaml
+    /// format); built-in defaults equal the standards' example.
+    #[arg(long, env = "TOGGLED_RELEASE_STRATEGY")]
+    pub release_strategy: Option<PathBuf>,
+    /// Maintenance windows: a YAML list of `{service?, start, end, description}`.
+    #[arg(long, env = "TOGGLED_MAINTENANCE_WINDOWS")]
+    pub maintenance_windows: Option<PathBuf>,
+    /// The service of flags that do not name one (stale-flag checks).
+    #[arg(long, env = "TOGGLED_SERVICE")]
+    pub service: Option<String>,
     /// Origins allowed to call the API from a browser (CORS), comma-separated, or `*`.
     #[arg(long, env = "TOGGLED_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,

@@ -18,6 +18,7 @@ pub struct Config {
     pub tokens: Tokens,
     pub cors_origins: Vec<String>,
     pub monitor: Option<crate::monitor::MonitorConfig>,
+    pub releases: crate::http::releases::ReleaseSettings,
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub request_timeout: Duration,
@@ -57,6 +58,22 @@ impl Config {
             webhook_secret: args.webhook_secret.clone(),
             all_flags: args.monitor_all,
         });
+        let strategy = match &args.release_strategy {
+            None => crate::release::plan::default_strategy(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                crate::release::plan::parse_strategy(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+            }
+        };
+        let windows = match &args.maintenance_windows {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                crate::release::plan::parse_windows(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+            }
+        };
+        let releases =
+            crate::http::releases::ReleaseSettings { strategy, windows, default_service: args.service.clone() };
         if args.body_limit < 1024 {
             return Err(anyhow!("--body-limit must be at least 1024 bytes"));
         }
@@ -66,6 +83,7 @@ impl Config {
             database: normalise_database(&args.database).context("--database")?,
             tokens: Tokens::new(admin, client).with_receivers(receivers),
             monitor,
+            releases,
             cors_origins: args.cors_origin.into_iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
             log_format: args.log_format,
             body_limit: args.body_limit,

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EvalLabels {
@@ -45,6 +46,16 @@ pub struct PhaseLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QualityLabels {
+    pub metric: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GateLabels {
+    pub gate: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
     pub method: String,
@@ -71,6 +82,11 @@ pub struct Metrics {
     pub sunset_phase: Family<PhaseLabels, Gauge>,
     pub sunset_warnings: Family<FlagLabels, Counter>,
     pub monitor_inconclusive: Family<FlagLabels, Counter>,
+    pub flags_stale: Gauge,
+    /// Release quality over the last 30 days, all services: success_rate, rollback_rate (%),
+    /// median_lead_time_hours, releases_per_week, flag_cleanup (%). Absent when undefined.
+    pub release_quality: Family<QualityLabels, Gauge<f64, AtomicU64>>,
+    pub quality_gates: Family<GateLabels, Gauge>,
     pub http_duration: HistogramFamily,
 }
 
@@ -92,6 +108,9 @@ impl Metrics {
         let sunset_phase = Family::<PhaseLabels, Gauge>::default();
         let sunset_warnings = Family::<FlagLabels, Counter>::default();
         let monitor_inconclusive = Family::<FlagLabels, Counter>::default();
+        let flags_stale = Gauge::default();
+        let release_quality = Family::<QualityLabels, Gauge<f64, AtomicU64>>::default();
+        let quality_gates = Family::<GateLabels, Gauge>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
         registry.register("toggled_evaluations", "Flag evaluations by flag, variant and reason", evaluations.clone());
         registry.register("toggled_reloads", "Flag file reloads by outcome", reloads.clone());
@@ -119,6 +138,21 @@ impl Metrics {
             monitor_inconclusive.clone(),
         );
         registry.register(
+            "toggled_flags_stale",
+            "Flags overdue for cleanup or unused for 30 days",
+            flags_stale.clone(),
+        );
+        registry.register(
+            "toggled_release_quality",
+            "Release quality over the last 30 days (all services)",
+            release_quality.clone(),
+        );
+        registry.register(
+            "toggled_quality_gate_passing",
+            "Release quality gates: 1 passing, 0 failing",
+            quality_gates.clone(),
+        );
+        registry.register(
             "toggled_http_request_duration_seconds",
             "HTTP request duration by matched route",
             http_duration.clone(),
@@ -134,6 +168,9 @@ impl Metrics {
             sunset_phase,
             sunset_warnings,
             monitor_inconclusive,
+            flags_stale,
+            release_quality,
+            quality_gates,
             http_duration,
         }
     }

@@ -8,6 +8,7 @@ mod evaluate;
 mod flags;
 mod ofrep;
 mod ops;
+pub mod releases;
 mod stream;
 mod versions;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The monitor's last verdict per flag and alert.
     pub board: crate::monitor::AlertBoard,
+    /// Release strategy, maintenance windows, default service.
+    pub releases: Arc<releases::ReleaseSettings>,
     /// Pre-resolved duration histograms for `200` answers: method -> route -> histogram.
     hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
 }
@@ -60,6 +63,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/events"),
     ("POST", "/alerts"),
     ("POST", "/versions/next"),
+    ("POST", "/releases"),
+    ("GET", "/releases"),
+    ("GET", "/releases/{id}"),
+    ("GET", "/releases/metrics"),
+    ("GET", "/flags/stale"),
     ("GET", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
@@ -80,7 +88,21 @@ impl AppState {
             let histogram = serving.metrics.http_duration.get_or_create(&labels).clone();
             hot.entry(method).or_default().insert((*route).to_owned(), histogram);
         }
-        Self { serving, tokens: Arc::new(tokens), body_limit, shutdown, board, hot_histograms: Arc::new(hot) }
+        Self {
+            serving,
+            tokens: Arc::new(tokens),
+            body_limit,
+            shutdown,
+            board,
+            releases: Arc::new(releases::ReleaseSettings::default()),
+            hot_histograms: Arc::new(hot),
+        }
+    }
+
+    #[must_use]
+    pub fn with_releases(mut self, settings: releases::ReleaseSettings) -> Self {
+        self.releases = Arc::new(settings);
+        self
     }
 }
 
@@ -107,6 +129,14 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route("/audit", get(ops::audit))
         .route("/reload", post(ops::reload))
         .route("/versions/next", post(versions::next))
+        .route("/releases", post(releases::create).get(releases::list))
+        .route("/releases/metrics", get(releases::metrics))
+        .route("/releases/{id}", get(releases::show))
+        .route("/releases/{id}/notes", get(releases::notes_of))
+        .route("/releases/{id}/plan", get(releases::plan_of))
+        .route("/releases/{id}/status", post(releases::set_status))
+        .route("/releases/{id}/approvals", post(releases::approve))
+        .route("/flags/stale", get(releases::stale_flags))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
     let receiver = Router::new()
         .route("/alerts", post(alerts::receive))

@@ -2,6 +2,8 @@
 //! release notes ([`notes`]). Pure; HTTP and the CLI (which reads git) call these.
 
 pub mod notes;
+pub mod plan;
+pub mod quality;
 pub mod version;
 
 pub use version::{Analysis, Bump, CommitInput, PreMajor, VersionError, next_version};

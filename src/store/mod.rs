@@ -107,6 +107,24 @@ pub struct NewAudit {
     pub reason: String,
 }
 
+/// A release plan as stored. `data` holds the commits, analysis, dependencies, dependents,
+/// flags, notes, approvals and test reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseRecord {
+    pub id: i64,
+    pub service: String,
+    pub version: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub status_at: DateTime<Utc>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    pub first_commit_at: DateTime<Utc>,
+    pub data: Value,
+}
+
 /// Everything serving needs from the store.
 #[derive(Debug, Clone, Default)]
 pub struct PersistedState {
@@ -150,6 +168,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Batched last-evaluated times (unix milliseconds), keeping the later of old and new.
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError>;
     async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    /// Stores a new release (its `id` is assigned) and returns the id.
+    async fn create_release(&self, release: &ReleaseRecord) -> Result<i64, StoreError>;
+    /// Releases, newest first, of one service or all.
+    async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError>;
+    async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError>;
+    /// Writes a release's status, times and data.
+    async fn update_release(&self, release: &ReleaseRecord) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names, creating and migrating it when needed.

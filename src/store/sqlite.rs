@@ -11,7 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, PersistedState, Store, StoreError, millis_to_time,
+    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, PersistedState, ReleaseRecord, Store, StoreError,
+    millis_to_time,
 };
 
 /// Ordered schema migrations; each runs once, in a transaction.
@@ -50,6 +51,25 @@ INSERT INTO state_version (id, version) VALUES (1, 0);
 ",
     ),
     (2, "ALTER TABLE rollout_pauses ADD COLUMN paused_by TEXT;"),
+    (
+        3,
+        r"
+CREATE TABLE releases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    scheduled_at INTEGER,
+    created_at INTEGER NOT NULL,
+    status_at INTEGER NOT NULL,
+    deployed_at INTEGER,
+    first_commit_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX releases_by_service ON releases (service, id);
+",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -118,8 +138,74 @@ impl SqliteStore {
     }
 }
 
+const RELEASE_COLUMNS: &str =
+    "id, service, version, kind, status, scheduled_at, created_at, status_at, deployed_at, first_commit_at, data";
+
+fn release_of(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
+    let data: String = row.try_get("data")?;
+    let id: i64 = row.try_get("id")?;
+    Ok(ReleaseRecord {
+        id,
+        service: row.try_get("service")?,
+        version: row.try_get("version")?,
+        kind: row.try_get("kind")?,
+        status: row.try_get("status")?,
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(millis_to_time),
+        created_at: millis_to_time(row.try_get("created_at")?),
+        status_at: millis_to_time(row.try_get("status_at")?),
+        deployed_at: row.try_get::<Option<i64>, _>("deployed_at")?.map(millis_to_time),
+        first_commit_at: millis_to_time(row.try_get("first_commit_at")?),
+        data: serde_json::from_str(&data)
+            .map_err(|e| StoreError::Corrupt { table: "releases", detail: format!("release {id}: {e}") })?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn create_release(&self, r: &ReleaseRecord) -> Result<i64, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO releases (service, version, kind, status, scheduled_at, created_at, status_at, deployed_at,
+             first_commit_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.service)
+        .bind(&r.version)
+        .bind(&r.kind)
+        .bind(&r.status)
+        .bind(r.scheduled_at.map(|t| t.timestamp_millis()))
+        .bind(r.created_at.timestamp_millis())
+        .bind(r.status_at.timestamp_millis())
+        .bind(r.deployed_at.map(|t| t.timestamp_millis()))
+        .bind(r.first_commit_at.timestamp_millis())
+        .bind(r.data.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.last_insert_rowid())
+    }
+
+    async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError> {
+        let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(service).fetch_all(&self.pool).await?;
+        rows.iter().map(release_of).collect()
+    }
+
+    async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
+        let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(release_of).transpose()
+    }
+
+    async fn update_release(&self, r: &ReleaseRecord) -> Result<(), StoreError> {
+        sqlx::query("UPDATE releases SET status = ?, status_at = ?, deployed_at = ?, data = ? WHERE id = ?")
+            .bind(&r.status)
+            .bind(r.status_at.timestamp_millis())
+            .bind(r.deployed_at.map(|t| t.timestamp_millis()))
+            .bind(r.data.to_string())
+            .bind(r.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn load(&self) -> Result<PersistedState, StoreError> {
         let mut tx = self.pool.begin().await?;
         let version: i64 =

@@ -8,6 +8,7 @@ mod hot_path;
 mod monitor;
 mod ofrep;
 mod properties;
+mod releases;
 mod reload;
 mod server;
 mod support;

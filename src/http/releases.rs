@@ -1,0 +1,495 @@
+//! Release routes (admin): plans with conflict checks, status transitions gated by approvals
+//! and test reports, notes and plan documents, quality metrics, stale flags.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{ApiJson, AppState};
+use crate::release::plan::{self, Dependency, OtherRelease};
+use crate::release::quality::{self, ReleaseFacts};
+use crate::release::version::{CommitInput, split_tag};
+use crate::release::{PreMajor, next_version, notes};
+use crate::store::ReleaseRecord;
+
+/// Release settings loaded at start.
+#[derive(Debug, Clone)]
+pub struct ReleaseSettings {
+    pub strategy: plan::ReleaseStrategy,
+    pub windows: Vec<plan::MaintenanceWindow>,
+    /// The service of flags that do not name one (for stale-flag checks).
+    pub default_service: Option<String>,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        Self { strategy: plan::default_strategy(), windows: Vec::new(), default_service: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CommitIn {
+    Message(String),
+    Full { message: String, sha: Option<String>, date: Option<DateTime<Utc>> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRelease {
+    service: String,
+    version: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    commits: Vec<CommitIn>,
+    #[serde(default)]
+    dependencies: Vec<Dependency>,
+    scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+fn store_err(e: &crate::store::StoreError) -> ApiError {
+    ApiError::store(e)
+}
+
+fn others_of(releases: &[ReleaseRecord]) -> Vec<OtherRelease> {
+    releases
+        .iter()
+        .filter_map(|r| {
+            let (_, version) = split_tag(&r.version).ok()?;
+            Some(OtherRelease {
+                id: r.id,
+                service: r.service.clone(),
+                version,
+                status: r.status.clone(),
+                scheduled_at: r.scheduled_at,
+            })
+        })
+        .collect()
+}
+
+fn required(state: &AppState, r: &ReleaseRecord) -> (String, Vec<String>) {
+    let t = state.releases.strategy.types.get(&r.kind);
+    (
+        t.map_or_else(String::new, |t| t.approval_required.clone()),
+        t.map(|t| t.testing_requirements.clone()).unwrap_or_default(),
+    )
+}
+
+/// What still blocks `deployed`: the required approval and every testing requirement.
+fn missing(state: &AppState, r: &ReleaseRecord) -> Vec<String> {
+    let (approval, tests) = required(state, r);
+    let mut out = Vec::new();
+    let approved = r.data["approvals"].as_array().is_some_and(|a| a.iter().any(|x| x["role"] == json!(approval)));
+    if !approval.is_empty() && !approved {
+        out.push(format!("approval by {approval}"));
+    }
+    for t in tests {
+        if r.data["tests"][&t]["passed"] != json!(true) {
+            out.push(format!("{t} passed"));
+        }
+    }
+    out
+}
+
+fn view(state: &AppState, r: &ReleaseRecord) -> Value {
+    let (approval, tests) = required(state, r);
+    let mut v = json!(r);
+    let data = v.as_object_mut().and_then(|o| o.remove("data")).unwrap_or(Value::Null);
+    for key in ["dependencies", "dependents", "flags", "approvals", "tests", "analysis"] {
+        v[key] = data[key].clone();
+    }
+    v["breaking"] = json!(data["analysis"]["breaking"].as_array().is_some_and(|b| !b.is_empty()));
+    v["requires"] = json!({"approval": approval, "tests": tests});
+    v["missing"] = json!(missing(state, r));
+    v
+}
+
+async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
+    state
+        .serving
+        .store
+        .release(id)
+        .await
+        .map_err(|e| store_err(&e))?
+        .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release #{id}")))
+}
+
+pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateRelease>) -> Result<Response, ApiError> {
+    let service = req.service.trim().to_owned();
+    if service.is_empty() {
+        return Err(ApiError::unprocessable("invalid_release", "`service` is required"));
+    }
+    for d in &req.dependencies {
+        plan::parse_requirement(&d.requirement).map_err(|e| ApiError::unprocessable("invalid_requirement", e))?;
+    }
+    let served = state.serving.load_full();
+    let unknown: Vec<&str> =
+        req.flags.iter().map(String::as_str).filter(|f| served.snapshot.get(f).is_none()).collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::unprocessable("unknown_flag", format!("no such flags: {}", unknown.join(", "))));
+    }
+    let all = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
+    let others = others_of(&all);
+    let last = others
+        .iter()
+        .filter(|o| o.service == service && !matches!(o.status.as_str(), "failed" | "cancelled"))
+        .max_by(|a, b| a.version.cmp_precedence(&b.version));
+    let current = last.map_or_else(|| "0.0.0".to_owned(), |l| l.version.to_string());
+    let commits: Vec<CommitInput> = req
+        .commits
+        .iter()
+        .map(|c| match c {
+            CommitIn::Message(m) => CommitInput { message: m.clone(), sha: None },
+            CommitIn::Full { message, sha, .. } => CommitInput { message: message.clone(), sha: sha.clone() },
+        })
+        .collect();
+    let analysis = next_version(&current, &commits, PreMajor::Major, None)
+        .map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+    let kind = match req.kind.as_deref() {
+        None => plan::type_for(analysis.bump).to_owned(),
+        Some(k) if state.releases.strategy.types.contains_key(k) => k.to_owned(),
+        Some(k) => {
+            let known: Vec<&str> = state.releases.strategy.types.keys().map(String::as_str).collect();
+            return Err(ApiError::unprocessable(
+                "invalid_type",
+                format!("type {k:?}: expected one of {}", known.join(", ")),
+            ));
+        }
+    };
+    let offending = plan::offending_commits(&kind, &analysis);
+    if !offending.is_empty() {
+        let names: Vec<String> = offending.iter().map(|c| format!("{}: {}", c.kind, c.description)).collect();
+        return Err(ApiError::unprocessable(
+            "type_mismatch",
+            format!("a {kind} release cannot contain these commits: {}", names.join("; ")),
+        )
+        .with_details(json!({"offending": offending})));
+    }
+    let version = match &req.version {
+        Some(v) => {
+            let (_, parsed) = split_tag(v).map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+            if last.is_some_and(|l| parsed.cmp_precedence(&l.version) != std::cmp::Ordering::Greater) {
+                return Err(ApiError::unprocessable(
+                    "version_not_newer",
+                    format!("{parsed} is not newer than {service}'s latest release {current}"),
+                ));
+            }
+            parsed.to_string()
+        }
+        None if last.is_some() && analysis.next == current => {
+            return Err(ApiError::unprocessable(
+                "nothing_to_release",
+                format!("no commit bumps {service} {current}; give `version` to release anyway"),
+            ));
+        }
+        None => analysis.next.clone(),
+    };
+    let when = req.scheduled_at.unwrap_or_else(Utc::now);
+    let found = plan::conflicts(&service, when, &req.dependencies, &others, &state.releases.windows);
+    if !found.is_empty() {
+        return Err(ApiError::conflict(
+            "release_conflicts",
+            format!("{} conflict(s) with this release plan", found.len()),
+        )
+        .with_details(json!({"conflicts": found})));
+    }
+    let new_version =
+        semver::Version::parse(&version).map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+    let mut latest_per_service: HashMap<&str, &ReleaseRecord> = HashMap::new();
+    for r in &all {
+        latest_per_service.entry(r.service.as_str()).or_insert(r);
+    }
+    let dependents: Vec<Dependency> = latest_per_service
+        .values()
+        .filter(|r| r.service != service)
+        .flat_map(|r| {
+            let deps: Vec<Dependency> = serde_json::from_value(r.data["dependencies"].clone()).unwrap_or_default();
+            deps.into_iter()
+                .filter(|d| d.service == service)
+                .filter(|d| plan::parse_requirement(&d.requirement).is_ok_and(|req| !req.matches(&new_version)))
+                .map(|d| Dependency { service: r.service.clone(), requirement: d.requirement })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let now = Utc::now();
+    let first_commit_at = req
+        .commits
+        .iter()
+        .filter_map(|c| match c {
+            CommitIn::Full { date, .. } => *date,
+            CommitIn::Message(_) => None,
+        })
+        .min()
+        .unwrap_or(now);
+    let title = format!("{service} {version}");
+    let record = ReleaseRecord {
+        id: 0,
+        service: service.clone(),
+        version: version.clone(),
+        kind: kind.clone(),
+        status: if req.scheduled_at.is_some() { "scheduled" } else { "planned" }.to_owned(),
+        scheduled_at: req.scheduled_at,
+        created_at: now,
+        status_at: now,
+        deployed_at: None,
+        first_commit_at,
+        data: json!({
+            "commits": req.commits.iter().map(|c| match c {
+                CommitIn::Message(m) => json!({"message": m}),
+                CommitIn::Full { message, sha, date } => json!({"message": message, "sha": sha, "date": date}),
+            }).collect::<Vec<_>>(),
+            "analysis": analysis,
+            "dependencies": req.dependencies,
+            "dependents": dependents,
+            "flags": req.flags,
+            "notes": notes::markdown(&analysis, &format!("Release {title}")),
+            "plan": plan::plan_markdown(&service, &version, &kind, req.scheduled_at, &analysis, &req.dependencies, &dependents, &state.releases.strategy, &req.flags),
+            "approvals": [],
+            "tests": {},
+        }),
+    };
+    let id = state.serving.store.create_release(&record).await.map_err(|e| store_err(&e))?;
+    let record = ReleaseRecord { id, ..record };
+    Ok((StatusCode::CREATED, Json(view(&state, &record))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    service: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let releases = state.serving.store.releases(q.service.as_deref()).await.map_err(|e| store_err(&e))?;
+    Ok(Json(json!({"releases": releases.iter().map(|r| view(&state, r)).collect::<Vec<_>>()})))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let r = load(&state, id).await?;
+    Ok(Json(view(&state, &r)))
+}
+
+fn markdown(text: &str) -> Response {
+    ([(CONTENT_TYPE, "text/markdown; charset=utf-8")], text.to_owned()).into_response()
+}
+
+pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let r = load(&state, id).await?;
+    Ok(markdown(r.data["notes"].as_str().unwrap_or_default()))
+}
+
+pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let r = load(&state, id).await?;
+    Ok(markdown(r.data["plan"].as_str().unwrap_or_default()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    status: String,
+}
+
+fn allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("planned" | "scheduled", "in_progress" | "deployed" | "failed" | "cancelled")
+            | ("in_progress", "deployed" | "failed")
+            | ("deployed", "rolled_back")
+    )
+}
+
+pub async fn set_status(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<StatusRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let known = ["in_progress", "deployed", "failed", "rolled_back", "cancelled"];
+    if !known.contains(&req.status.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_status",
+            format!("status {:?}: expected one of {}", req.status, known.join(", ")),
+        ));
+    }
+    let mut r = load(&state, id).await?;
+    if !allowed(&r.status, &req.status) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("release #{id} is {}; it cannot become {}", r.status, req.status),
+        ));
+    }
+    if req.status == "deployed" {
+        let blocking = missing(&state, &r);
+        if !blocking.is_empty() {
+            return Err(ApiError::conflict(
+                "release_blocked",
+                format!("release #{id} still needs: {}", blocking.join(", ")),
+            )
+            .with_details(json!({"missing": blocking})));
+        }
+    }
+    let now = Utc::now();
+    r.status = req.status.clone();
+    r.status_at = now;
+    if r.status == "deployed" {
+        r.deployed_at = Some(now);
+    }
+    state.serving.store.update_release(&r).await.map_err(|e| store_err(&e))?;
+    Ok(Json(view(&state, &r)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    role: Option<String>,
+    approver: Option<String>,
+    test: Option<String>,
+    passed: Option<bool>,
+}
+
+/// Records an approval (`{"role", "approver"?}`) or a test report (`{"test", "passed"}`).
+pub async fn approve(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<super::auth::Identity>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ApprovalRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let mut r = load(&state, id).await?;
+    if !matches!(r.status.as_str(), "planned" | "scheduled" | "in_progress") {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("release #{id} is {}; approvals are closed", r.status),
+        ));
+    }
+    let now = Utc::now();
+    match (req.role, req.test, req.passed) {
+        (Some(role), None, None) => {
+            let approver = req.approver.unwrap_or_else(|| who.name.clone());
+            if let Some(a) = r.data["approvals"].as_array_mut() {
+                a.push(json!({"role": role, "approver": approver, "at": now}));
+            }
+        }
+        (None, Some(test), Some(passed)) => {
+            r.data["tests"][&test] = json!({"passed": passed, "by": who.name, "at": now});
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_approval",
+                "give {\"role\": \"team_lead\", \"approver\"?: \"name\"} or {\"test\": \"smoke_tests\", \"passed\": true}",
+            ));
+        }
+    }
+    state.serving.store.update_release(&r).await.map_err(|e| store_err(&e))?;
+    Ok(Json(view(&state, &r)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    service: Option<String>,
+    window: Option<String>,
+}
+
+/// Quality metrics and gates over a window, and the stale flags that feed flag cleanup.
+pub async fn quality_of(
+    state: &AppState,
+    service: Option<&str>,
+    window: chrono::Duration,
+) -> Result<(quality::Quality, Vec<quality::StaleFlag>), ApiError> {
+    let releases = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
+    let facts: Vec<ReleaseFacts> = releases
+        .iter()
+        .filter_map(|r| {
+            Some(ReleaseFacts {
+                service: r.service.clone(),
+                version: split_tag(&r.version).ok()?.1,
+                status: r.status.clone(),
+                status_at: r.status_at,
+                deployed_at: r.deployed_at,
+                first_commit_at: r.first_commit_at,
+            })
+        })
+        .collect();
+    let stale = stale(state, &releases).await?;
+    let served = state.serving.load_full();
+    let deprecated = served
+        .snapshot
+        .flags
+        .iter()
+        .filter(|f| f.deprecated_in.is_some())
+        .filter(|f| {
+            service.is_none_or(|s| f.service.as_deref().or(state.releases.default_service.as_deref()) == Some(s))
+        })
+        .count();
+    let overdue = stale
+        .iter()
+        .filter(|s| s.reasons.iter().any(|r| r.starts_with("deprecated")))
+        .filter(|s| service.is_none_or(|x| s.service.as_deref() == Some(x)))
+        .count();
+    Ok((quality::quality(&facts, service, window, Utc::now(), deprecated, overdue), stale))
+}
+
+async fn stale(state: &AppState, releases: &[ReleaseRecord]) -> Result<Vec<quality::StaleFlag>, ApiError> {
+    let deployed: Vec<(String, semver::Version)> = releases
+        .iter()
+        .filter(|r| r.deployed_at.is_some() && r.status != "failed")
+        .filter_map(|r| Some((r.service.clone(), split_tag(&r.version).ok()?.1)))
+        .collect();
+    let mut last = state.serving.store.last_evaluated().await.map_err(|e| store_err(&e))?;
+    let served = state.serving.load_full();
+    for (flag, rt) in served.snapshot.flags.iter().zip(&served.flags) {
+        if let Some(at) = rt.last_evaluated() {
+            let e = last.entry(flag.key.clone()).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    Ok(quality::stale_flags(
+        &served.snapshot,
+        &deployed,
+        state.releases.default_service.as_deref(),
+        &last,
+        &served.persisted.first_seen,
+        Utc::now(),
+    ))
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let window = match q.window.as_deref() {
+        None => chrono::Duration::days(30),
+        Some(w) => crate::flags::duration::parse_duration(w)
+            .ok()
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("window {w:?}: expected a duration like 30d or \"2 weeks\""),
+                )
+            })?,
+    };
+    let (q, _) = quality_of(&state, q.service.as_deref(), window).await?;
+    Ok(Json(json!(q)))
+}
+
+pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let releases = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
+    let flags = stale(&state, &releases).await?;
+    state.serving.metrics.flags_stale.set(flags.len() as i64);
+    Ok(Json(json!({"flags": flags})))
+}

@@ -1,0 +1,206 @@
+//! Release quality over a window and the standards' quality gates; stale flags. Pure.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use semver::Version;
+use serde::Serialize;
+
+use crate::flags::Snapshot;
+
+/// What quality metrics need to know about one release.
+#[derive(Debug, Clone)]
+pub struct ReleaseFacts {
+    pub service: String,
+    pub version: Version,
+    pub status: String,
+    /// When it reached its current status.
+    pub status_at: DateTime<Utc>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    /// The earliest commit time given for it (else its creation time).
+    pub first_commit_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gate {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `>=` or `<=`.
+    pub comparison: &'static str,
+    pub threshold: f64,
+    pub blocking: bool,
+    pub value: Option<f64>,
+    /// `null` when there is no data in the window.
+    pub passed: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Quality {
+    pub service: Option<String>,
+    pub window_days: i64,
+    pub finished: usize,
+    pub deployed: usize,
+    pub failed: usize,
+    pub rolled_back: usize,
+    /// Percentages and hours; `null` for an empty window, never NaN.
+    pub success_rate: Option<f64>,
+    pub rollback_rate: Option<f64>,
+    pub median_lead_time_hours: Option<f64>,
+    pub releases_per_week: f64,
+    pub flag_cleanup: Option<f64>,
+    pub gates: Vec<Gate>,
+    /// False when a blocking gate fails.
+    pub passing: bool,
+}
+
+fn gate(
+    name: &'static str,
+    description: &'static str,
+    comparison: &'static str,
+    threshold: f64,
+    blocking: bool,
+    value: Option<f64>,
+) -> Gate {
+    let passed = value.map(|v| if comparison == ">=" { v >= threshold } else { v <= threshold });
+    Gate { name, description, comparison, threshold, blocking, value, passed }
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
+}
+
+/// Pure: the metrics and gates for `service` (or all services) over `window` ending at `now`.
+/// `deprecated` and `overdue` count deprecated flags and the overdue ones among them.
+pub fn quality(
+    releases: &[ReleaseFacts],
+    service: Option<&str>,
+    window: Duration,
+    now: DateTime<Utc>,
+    deprecated: usize,
+    overdue: usize,
+) -> Quality {
+    let since = now - window;
+    let mine: Vec<&ReleaseFacts> = releases
+        .iter()
+        .filter(|r| service.is_none_or(|s| r.service == s) && r.status_at >= since && r.status_at <= now)
+        .collect();
+    let count = |status: &str| mine.iter().filter(|r| r.status == status).count();
+    let (deployed, failed, rolled_back) = (count("deployed"), count("failed"), count("rolled_back"));
+    let finished = deployed + failed + rolled_back;
+    let pct = |n: usize| (finished > 0).then(|| n as f64 * 100.0 / finished as f64);
+    let success_rate = pct(deployed);
+    let rollback_rate = pct(rolled_back);
+    let lead: Vec<f64> = mine
+        .iter()
+        .filter_map(|r| r.deployed_at.map(|d| (d - r.first_commit_at).num_seconds().max(0) as f64 / 3600.0))
+        .collect();
+    let median_lead_time_hours = median(lead);
+    let ever_deployed = mine.iter().filter(|r| r.deployed_at.is_some()).count();
+    let weeks = (window.num_seconds() as f64 / (7.0 * 86_400.0)).max(1.0 / 7.0);
+    let releases_per_week = ever_deployed as f64 / weeks;
+    let flag_cleanup =
+        (deprecated > 0).then(|| (deprecated - overdue.min(deprecated)) as f64 * 100.0 / deprecated as f64);
+    let gates = vec![
+        gate(
+            "release_success_rate",
+            "Percentage of releases that complete without rollback",
+            ">=",
+            95.0,
+            true,
+            success_rate,
+        ),
+        gate(
+            "release_lead_time",
+            "Hours from first commit to production deployment (median)",
+            "<=",
+            24.0,
+            false,
+            median_lead_time_hours,
+        ),
+        gate(
+            "feature_flag_cleanup",
+            "Deprecated flags removed within 2 release cycles (%)",
+            ">=",
+            90.0,
+            false,
+            flag_cleanup,
+        ),
+        gate("release_frequency", "Releases deployed per week", ">=", 2.0, false, Some(releases_per_week)),
+        gate("rollback_frequency", "Percentage of releases requiring rollback", "<=", 5.0, true, rollback_rate),
+    ];
+    let passing = gates.iter().all(|g| !g.blocking || g.passed != Some(false));
+    Quality {
+        service: service.map(str::to_owned),
+        window_days: window.num_days(),
+        finished,
+        deployed,
+        failed,
+        rolled_back,
+        success_rate,
+        rollback_rate,
+        median_lead_time_hours,
+        releases_per_week,
+        flag_cleanup,
+        gates,
+        passing,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaleFlag {
+    pub flag: String,
+    pub service: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// How long without an evaluation makes a flag stale.
+pub const UNUSED_FOR: Duration = Duration::days(30);
+
+/// Pure: flags overdue for cleanup. A flag with `deprecated_in: X` is overdue once its service
+/// has deployed two minor-or-major releases after X; any flag is stale when it has not been
+/// evaluated for 30 days (or never, 30 days after it was first seen).
+pub fn stale_flags(
+    snapshot: &Snapshot,
+    deployed: &[(String, Version)],
+    default_service: Option<&str>,
+    last_evaluated: &HashMap<String, DateTime<Utc>>,
+    first_seen: &HashMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<StaleFlag> {
+    let mut out = Vec::new();
+    for flag in &snapshot.flags {
+        let service = flag.service.as_deref().or(default_service);
+        let mut reasons = Vec::new();
+        if let (Some(x), Some(service)) = (&flag.deprecated_in, service) {
+            let after: BTreeSet<(u64, u64)> = deployed
+                .iter()
+                .filter(|(s, v)| {
+                    s == service && v.pre.is_empty() && v.patch == 0 && (v.major, v.minor) > (x.major, x.minor)
+                })
+                .map(|(_, v)| (v.major, v.minor))
+                .collect();
+            if after.len() >= 2 {
+                let shipped: Vec<String> = after.iter().map(|(a, b)| format!("{a}.{b}")).collect();
+                reasons.push(format!("deprecated in {x}; {service} has since shipped {}", shipped.join(", ")));
+            }
+        }
+        match (last_evaluated.get(&flag.key), first_seen.get(&flag.key)) {
+            (Some(at), _) if now - *at > UNUSED_FOR => {
+                reasons.push(format!("not evaluated since {}", at.format("%Y-%m-%d")));
+            }
+            (None, Some(seen)) if now - *seen > UNUSED_FOR => {
+                reasons.push(format!("never evaluated since it appeared on {}", seen.format("%Y-%m-%d")));
+            }
+            _ => {}
+        }
+        if !reasons.is_empty() {
+            out.push(StaleFlag { flag: flag.key.clone(), service: service.map(str::to_owned), reasons });
+        }
+    }
+    out
+}
