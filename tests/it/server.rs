@@ -432,6 +432,11 @@ fn readme_curl_examples_work() {
     for command in &commands {
         let out = std::process::Command::new("sh").args(["-c", command]).output().expect("sh runs");
         assert!(out.status.success(), "{command}\n{}", String::from_utf8_lossy(&out.stderr));
+        if command.contains("/releases/1/notes") {
+            let shown =
+                readme.split("The notes of release 1:\n\n```markdown\n").nth(1).and_then(|r| r.split("```").next());
+            assert_eq!(Some(String::from_utf8_lossy(&out.stdout).as_ref()), shown, "README shows the notes as served");
+        }
         if command.contains("/evaluate -d") {
             let body: Value = serde_json::from_slice(&out.stdout).expect("JSON");
             assert_eq!(
