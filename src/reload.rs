@@ -72,32 +72,41 @@ impl Watcher {
     }
 
     /// Reloads on file events, every `recheck`, and on `SIGHUP`, until `shutdown` fires.
-    pub async fn run(mut self, recheck: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut recheck = tokio::time::interval(recheck);
-        recheck.tick().await;
-        let mut hangup = hangup_signal();
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                Some(()) = self.events.recv() => {
-                    while self.events.try_recv().is_ok() {}
-                    self.serving.reload("watch").await;
-                }
-                _ = recheck.tick() => { self.serving.reload("recheck").await; }
-                Some(()) = next_hangup(&mut hangup) => { self.serving.reload("sighup").await; }
-            }
-        }
+    pub async fn run(self, recheck: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let serving = self.serving.clone();
+        run_loop(serving, Some(self), recheck, shutdown).await;
     }
 }
 
 /// Without a file watcher: re-check periodically and on `SIGHUP` only.
-pub async fn poll_only(serving: Arc<Serving>, recheck: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn poll_only(serving: Arc<Serving>, recheck: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+    run_loop(serving, None, recheck, shutdown).await;
+}
+
+async fn next_event(watcher: &mut Option<Watcher>) -> Option<()> {
+    match watcher {
+        Some(w) => {
+            let got = w.events.recv().await;
+            while w.events.try_recv().is_ok() {}
+            got
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_loop(
+    serving: Arc<Serving>,
+    mut watcher: Option<Watcher>,
+    recheck: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut recheck = tokio::time::interval(recheck);
     recheck.tick().await;
     let mut hangup = hangup_signal();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            Some(()) = next_event(&mut watcher) => { serving.reload("watch").await; }
             _ = recheck.tick() => { serving.reload("recheck").await; }
             Some(()) = next_hangup(&mut hangup) => { serving.reload("sighup").await; }
         }

@@ -529,6 +529,32 @@ impl Compiler {
         })
     }
 
+    /// A positive duration, or `None` for `permanent` where `permanent_ok`; errors are recorded.
+    fn positive_span(
+        &mut self,
+        d: &Spanned<String>,
+        path: &str,
+        permanent_ok: bool,
+        what: &str,
+    ) -> Result<Option<Duration>, ()> {
+        match parse_span(&d.value) {
+            Ok(Span::Permanent) if permanent_ok => Ok(None),
+            Ok(Span::Permanent) => {
+                self.error(d.into(), path, "only the last stage can be permanent");
+                Err(())
+            }
+            Ok(Span::Finite(dur)) if dur > Duration::zero() => Ok(Some(dur)),
+            Ok(Span::Finite(_)) => {
+                self.error(d.into(), path, format!("{what} must be positive"));
+                Err(())
+            }
+            Err(msg) => {
+                self.error(d.into(), path, msg);
+                Err(())
+            }
+        }
+    }
+
     fn percentage(&mut self, v: &Spanned<Value>, path: &str) -> Option<u32> {
         let p = v.value.as_u64().filter(|p| *p <= 100);
         if p.is_none() {
@@ -923,25 +949,12 @@ impl Compiler {
                     ok = false;
                     None
                 }
-                Some(d) => match parse_span(&d.value) {
-                    Ok(Span::Permanent) if last => None,
-                    Ok(Span::Permanent) => {
-                        self.error(d.into(), format!("{spath}.duration"), "only the last stage can be permanent");
+                Some(d) => {
+                    self.positive_span(d, &format!("{spath}.duration"), last, "a stage duration").unwrap_or_else(|()| {
                         ok = false;
                         None
-                    }
-                    Ok(Span::Finite(dur)) if dur > Duration::zero() => Some(dur),
-                    Ok(Span::Finite(_)) => {
-                        self.error(d.into(), format!("{spath}.duration"), "a stage duration must be positive");
-                        ok = false;
-                        None
-                    }
-                    Err(msg) => {
-                        self.error(d.into(), format!("{spath}.duration"), msg);
-                        ok = false;
-                        None
-                    }
-                },
+                    })
+                }
             };
             let (criteria, constraints) = match &st.value.criteria {
                 None => (None, Vec::new()),
@@ -1013,20 +1026,12 @@ impl Compiler {
         }
         let duration = match &e.duration {
             None => None,
-            Some(d) => match parse_span(&d.value) {
-                Ok(Span::Permanent) => None,
-                Ok(Span::Finite(dur)) if dur > Duration::zero() => Some(dur),
-                Ok(Span::Finite(_)) => {
-                    self.error(d.into(), format!("{path}.duration"), "the test's duration must be positive");
+            Some(d) => {
+                self.positive_span(d, &format!("{path}.duration"), true, "the test's duration").unwrap_or_else(|()| {
                     ok = false;
                     None
-                }
-                Err(msg) => {
-                    self.error(d.into(), format!("{path}.duration"), msg);
-                    ok = false;
-                    None
-                }
-            },
+                })
+            }
         };
         let winner = match &e.winner {
             None => None,
