@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// format); built-in defaults equal the standards' example.
     #[arg(long, env = "TOGGLED_RELEASE_STRATEGY")]
     pub release_strategy: Option<PathBuf>,
+    /// Release quality gates (the standards' `release_quality_gates:` format); built-in defaults
+    /// equal its example.
+    #[arg(long, env = "TOGGLED_QUALITY_GATES")]
+    pub quality_gates: Option<PathBuf>,
     /// Maintenance windows: a YAML list of `{service?, start, end, description}`.
     #[arg(long, env = "TOGGLED_MAINTENANCE_WINDOWS")]
     pub maintenance_windows: Option<PathBuf>,

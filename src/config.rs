@@ -72,8 +72,15 @@ impl Config {
                 crate::release::plan::parse_windows(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
             }
         };
+        let gates = match &args.quality_gates {
+            None => crate::release::quality::default_gates(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                crate::release::quality::parse_gates(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+            }
+        };
         let releases =
-            crate::http::releases::ReleaseSettings { strategy, windows, default_service: args.service.clone() };
+            crate::http::releases::ReleaseSettings { strategy, windows, default_service: args.service.clone(), gates };
         if args.body_limit < 1024 {
             return Err(anyhow!("--body-limit must be at least 1024 bytes"));
         }

@@ -56,7 +56,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             }
         }
         for g in &q.gates {
-            let labels = crate::metrics::GateLabels { gate: g.name.to_owned() };
+            let labels = crate::metrics::GateLabels { gate: g.name.clone() };
             match g.passed {
                 Some(p) => {
                     m.quality_gates.get_or_create(&labels).set(i64::from(p));

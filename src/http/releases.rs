@@ -28,11 +28,18 @@ pub struct ReleaseSettings {
     pub windows: Vec<plan::MaintenanceWindow>,
     /// The service of flags that do not name one (for stale-flag checks).
     pub default_service: Option<String>,
+    /// Quality gates (the standards' format).
+    pub gates: Vec<(String, quality::GateConfig)>,
 }
 
 impl Default for ReleaseSettings {
     fn default() -> Self {
-        Self { strategy: plan::default_strategy(), windows: Vec::new(), default_service: None }
+        Self {
+            strategy: plan::default_strategy(),
+            windows: Vec::new(),
+            default_service: None,
+            gates: quality::default_gates(),
+        }
     }
 }
 
@@ -439,7 +446,7 @@ pub async fn quality_of(
         .filter(|s| s.reasons.iter().any(|r| r.starts_with("deprecated")))
         .filter(|s| service.is_none_or(|x| s.service.as_deref() == Some(x)))
         .count();
-    Ok((quality::quality(&facts, service, window, Utc::now(), deprecated, overdue), stale))
+    Ok((quality::quality(&state.releases.gates, &facts, service, window, Utc::now(), deprecated, overdue), stale))
 }
 
 async fn stale(state: &AppState, releases: &[ReleaseRecord]) -> Result<Vec<quality::StaleFlag>, ApiError> {

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use semver::Version;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flags::Snapshot;
 
@@ -21,10 +21,85 @@ pub struct ReleaseFacts {
     pub first_commit_at: DateTime<Utc>,
 }
 
+/// The standards' quality gates (`release_quality_gates:`), used without `--quality-gates`.
+pub const DEFAULT_GATES: &str = r#"
+release_quality_gates:
+  release_success_rate:
+    description: "Percentage of releases that complete without rollback"
+    metric: "successful_releases / total_releases * 100"
+    threshold: 95
+    blocking: true
+  release_lead_time:
+    description: "Time from code merge to production deployment"
+    metric: "production_deployment_time - code_merge_time"
+    threshold: 24  # hours
+    blocking: false
+  feature_flag_cleanup:
+    description: "Feature flags removed within 2 release cycles"
+    metric: "cleaned_feature_flags / total_deprecated_flags * 100"
+    threshold: 90
+    blocking: false
+  release_frequency:
+    description: "Number of releases per week"
+    metric: "releases_per_week"
+    threshold: 2
+    blocking: false
+  rollback_frequency:
+    description: "Percentage of releases requiring rollback"
+    metric: "rollbacks / total_releases * 100"
+    threshold: 5
+    blocking: true
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatesFile {
+    release_quality_gates: crate::flags::file::KeyedMap<GateConfig>,
+}
+
+/// One gate as configured.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    pub description: String,
+    pub metric: String,
+    pub threshold: f64,
+    pub blocking: bool,
+}
+
+/// The gates toggled can compute, each with its comparison.
+const KNOWN_GATES: [(&str, &str); 5] = [
+    ("release_success_rate", ">="),
+    ("release_lead_time", "<="),
+    ("feature_flag_cleanup", ">="),
+    ("release_frequency", ">="),
+    ("rollback_frequency", "<="),
+];
+
+/// Parses quality gates in the standards' format. Every gate must be one toggled computes.
+pub fn parse_gates(text: &str) -> Result<Vec<(String, GateConfig)>, String> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let file: GatesFile = serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?;
+    let mut gates = Vec::new();
+    for (name, config) in file.release_quality_gates.0 {
+        let name = name.value;
+        if !KNOWN_GATES.iter().any(|(n, _)| *n == name) {
+            let known: Vec<&str> = KNOWN_GATES.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown quality gate {name:?}; toggled computes {}", known.join(", ")));
+        }
+        gates.push((name, config));
+    }
+    Ok(gates)
+}
+
+pub fn default_gates() -> Vec<(String, GateConfig)> {
+    parse_gates(DEFAULT_GATES).expect("the built-in quality gates parse")
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Gate {
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: String,
+    pub description: String,
     /// `>=` or `<=`.
     pub comparison: &'static str,
     pub threshold: f64,
@@ -53,16 +128,19 @@ pub struct Quality {
     pub passing: bool,
 }
 
-fn gate(
-    name: &'static str,
-    description: &'static str,
-    comparison: &'static str,
-    threshold: f64,
-    blocking: bool,
-    value: Option<f64>,
-) -> Gate {
+fn gate(name: &str, config: &GateConfig, value: Option<f64>) -> Gate {
+    let comparison = KNOWN_GATES.iter().find(|(n, _)| *n == name).map_or(">=", |(_, c)| *c);
+    let threshold = config.threshold;
     let passed = value.map(|v| if comparison == ">=" { v >= threshold } else { v <= threshold });
-    Gate { name, description, comparison, threshold, blocking, value, passed }
+    Gate {
+        name: name.to_owned(),
+        description: config.description.clone(),
+        comparison,
+        threshold,
+        blocking: config.blocking,
+        value,
+        passed,
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> Option<f64> {
@@ -77,6 +155,7 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
 /// Pure: the metrics and gates for `service` (or all services) over `window` ending at `now`.
 /// `deprecated` and `overdue` count deprecated flags and the overdue ones among them.
 pub fn quality(
+    gates: &[(String, GateConfig)],
     releases: &[ReleaseFacts],
     service: Option<&str>,
     window: Duration,
@@ -105,34 +184,19 @@ pub fn quality(
     let releases_per_week = ever_deployed as f64 / weeks;
     let flag_cleanup =
         (deprecated > 0).then(|| (deprecated - overdue.min(deprecated)) as f64 * 100.0 / deprecated as f64);
-    let gates = vec![
-        gate(
-            "release_success_rate",
-            "Percentage of releases that complete without rollback",
-            ">=",
-            95.0,
-            true,
-            success_rate,
-        ),
-        gate(
-            "release_lead_time",
-            "Hours from first commit to production deployment (median)",
-            "<=",
-            24.0,
-            false,
-            median_lead_time_hours,
-        ),
-        gate(
-            "feature_flag_cleanup",
-            "Deprecated flags removed within 2 release cycles (%)",
-            ">=",
-            90.0,
-            false,
-            flag_cleanup,
-        ),
-        gate("release_frequency", "Releases deployed per week", ">=", 2.0, false, Some(releases_per_week)),
-        gate("rollback_frequency", "Percentage of releases requiring rollback", "<=", 5.0, true, rollback_rate),
-    ];
+    let gates: Vec<Gate> = gates
+        .iter()
+        .map(|(name, config)| {
+            let value = match name.as_str() {
+                "release_success_rate" => success_rate,
+                "release_lead_time" => median_lead_time_hours,
+                "feature_flag_cleanup" => flag_cleanup,
+                "release_frequency" => Some(releases_per_week),
+                _ => rollback_rate,
+            };
+            gate(name, config, value)
+        })
+        .collect();
     let passing = gates.iter().all(|g| !g.blocking || g.passed != Some(false));
     Quality {
         service: service.map(str::to_owned),

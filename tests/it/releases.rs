@@ -38,7 +38,7 @@ fn ship(server: &Server, service: &str, version: &str, kind: &str, commits: Valu
 }
 
 #[test]
-fn the_standards_release_strategy_loads_as_written() {
+fn the_standards_release_strategy_and_quality_gates_load_as_written() {
     let seed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/seed/release-management-standards.md"))
             .or_else(|_| std::fs::read_to_string("/work/shared/seed/release-management-standards.md"));
@@ -49,6 +49,17 @@ fn the_standards_release_strategy_loads_as_written() {
     let strategy = toggled::release::plan::parse_strategy(block).expect("loads as written");
     assert_eq!(strategy.types["patch"].approval_required, "team_lead");
     assert_eq!(strategy.types["major"].testing_requirements.len(), 4);
+    let start = seed.find("```yaml\n# Quality gates").expect("the gates example");
+    let block = &seed[start + 8..];
+    let block = &block[..block.find("```").expect("closing fence")];
+    let gates = toggled::release::quality::parse_gates(block).expect("loads as written");
+    assert_eq!(gates, toggled::release::quality::default_gates());
+    assert!(
+        toggled::release::quality::parse_gates(
+            "release_quality_gates:\n  happiness: {description: x, metric: y, threshold: 1, blocking: true}\n"
+        )
+        .is_err()
+    );
 }
 
 #[test]
