@@ -160,7 +160,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .map_err(|e| tracing::error!("{e:#}; falling back to periodic re-checks and SIGHUP"))
         .ok();
     if let ReloadOutcome::Rejected { message, .. } = serving.reload("startup").await {
-        tracing::error!("not ready: {message}; fix the file and it is picked up on change");
+        tracing::error!("not ready: {message}; a fixed file is picked up on change");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -53,7 +53,7 @@ pub enum Command {
         /// The git repository.
         #[arg(long, default_value = ".")]
         repo: PathBuf,
-        /// Title the section with the next version and today's date instead of [Unreleased].
+        /// Title the section with the next version and today's date instead of `[Unreleased]`.
         #[arg(long)]
         release: bool,
         /// Prepend the section to CHANGELOG.md in the repository.

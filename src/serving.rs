@@ -274,9 +274,13 @@ impl Serving {
                 if current.ready && current.snapshot.revision == revision {
                     return Ok((revision, None));
                 }
+                let consequence = if current.ready {
+                    "still serving the last good file"
+                } else {
+                    "no flags are served until it is valid"
+                };
                 flags::compile(&text).map(|s| (revision, Some(s))).map_err(|e| {
-                    let message =
-                        format!("{} error(s) in {}; still serving the last good file", e.0.len(), path.display());
+                    let message = format!("{} error(s) in {}; {consequence}", e.0.len(), path.display());
                     (e.0, message)
                 })
             })

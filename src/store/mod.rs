@@ -82,21 +82,16 @@ pub struct PauseRecord {
     pub paused_by: Option<String>,
 }
 
-/// One audit row: who changed what, when and why.
+/// One stored audit row: its id and what was written.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub flag: String,
-    pub action: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub reason: String,
+    #[serde(flatten)]
+    pub entry: NewAudit,
 }
 
-/// An audit row to write (the store assigns the id).
-#[derive(Debug, Clone)]
+/// An audit row: who changed what, when and why (the store assigns the id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewAudit {
     pub at: DateTime<Utc>,
     pub actor: String,

@@ -132,8 +132,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut **tx).await?;
+    /// Finishes a serving change: its audit row, a bump of the change counter, the commit.
+    async fn commit_change(mut tx: Transaction<'_, Sqlite>, audit: &NewAudit) -> Result<(), StoreError> {
+        Self::write_audit(&mut tx, audit).await?;
+        sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -287,10 +290,7 @@ impl Store for SqliteStore {
         .bind(record.created_at.timestamp_millis())
         .execute(&mut *tx)
         .await?;
-        Self::write_audit(&mut tx, &audit).await?;
-        Self::bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        Self::commit_change(tx, &audit).await
     }
 
     async fn clear_override(&self, flag: &str, audit: NewAudit) -> Result<bool, StoreError> {
@@ -301,9 +301,7 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        Self::write_audit(&mut tx, &audit).await?;
-        Self::bump(&mut tx).await?;
-        tx.commit().await?;
+        Self::commit_change(tx, &audit).await?;
         Ok(true)
     }
 
@@ -320,10 +318,7 @@ impl Store for SqliteStore {
         .bind(&pause.paused_by)
         .execute(&mut *tx)
         .await?;
-        Self::write_audit(&mut tx, &audit).await?;
-        Self::bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        Self::commit_change(tx, &audit).await
     }
 
     async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
@@ -340,13 +335,15 @@ impl Store for SqliteStore {
             .map(|row| {
                 Ok(AuditEntry {
                     id: row.try_get("id")?,
-                    at: millis_to_time(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    flag: row.try_get("flag")?,
-                    action: row.try_get("action")?,
-                    before: json(row.try_get("before")?),
-                    after: json(row.try_get("after")?),
-                    reason: row.try_get("reason")?,
+                    entry: NewAudit {
+                        at: millis_to_time(row.try_get("at")?),
+                        actor: row.try_get("actor")?,
+                        flag: row.try_get("flag")?,
+                        action: row.try_get("action")?,
+                        before: json(row.try_get("before")?),
+                        after: json(row.try_get("after")?),
+                        reason: row.try_get("reason")?,
+                    },
                 })
             })
             .collect()

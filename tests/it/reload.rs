@@ -132,6 +132,8 @@ fn starting_on_a_broken_file_is_not_ready_until_it_is_fixed() {
     let body: Value = r.json().expect("JSON");
     assert_eq!(body["error"]["code"], json!("not_ready"));
     assert_eq!(body["error"]["details"]["last_reload"]["errors"][0]["line"], json!(2));
+    let message = body["error"]["details"]["last_reload"]["message"].as_str().expect("message");
+    assert!(message.contains("no flags are served until it is valid"), "{message}");
     let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().expect("request");
     assert_eq!(r.status(), 503);
     server.write_flags(&file(true));
