@@ -168,3 +168,45 @@ fn readme_examples_answer_as_documented() {
     let shutdown = run(&["legacy_api_deprecation", "--at", "2024-06-01T00:00:00Z"]);
     assert_eq!((&shutdown["value"], &shutdown["reason"]), (&json!(false), &json!("SUNSET")));
 }
+
+/// `serve` refuses bad configuration with a message naming the option, and exit 1 (no panic).
+#[test]
+fn serve_explains_bad_configuration() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let bad_strategy = write(
+        "strategy.yaml",
+        "release_strategy:\n  types:\n    patch: {description: x, cadence: y, approval_required: z, rollback_plan: w}\n",
+    );
+    let bad_gates = write(
+        "gates.yaml",
+        "release_quality_gates:\n  happiness: {description: x, metric: y, threshold: 1, blocking: true}\n",
+    );
+    let bad_windows =
+        write("windows.yaml", "- {start: 2030-01-02T00:00:00Z, end: 2030-01-01T00:00:00Z, description: backwards}\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--admin-tokens", "zq9xnocolon"], "--admin-tokens: token #1 must be name:secret"),
+        (vec!["--client-tokens", "web:zq9x"], "--client-tokens: token #1"),
+        (vec!["--prometheus-url", "localhost:9090"], "--prometheus-url must be an http(s) URL"),
+        (vec!["--request-timeout", "soon"], "--request-timeout: invalid duration"),
+        (vec!["--database", "mysql://x"], "unsupported database URL"),
+        (vec!["--release-strategy", &bad_strategy], "release_strategy.types needs `hotfix`"),
+        (vec!["--quality-gates", &bad_gates], "unknown quality gate \"happiness\""),
+        (vec!["--maintenance-windows", &bad_windows], "ends before it starts"),
+        (vec!["--body-limit", "10"], "--body-limit must be at least 1024"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend(args.iter().copied());
+        let out = toggled(&all);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("zq9x"), "never echo a token: {stderr}");
+    }
+}

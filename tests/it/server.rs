@@ -447,3 +447,32 @@ fn readme_curl_examples_work() {
         }
     }
 }
+
+#[test]
+fn forcing_the_master_switch_on_and_receiver_tokens_on_evaluation() {
+    let file = "feature_flags:\n  dormant:\n    default_value: false\n    enabled: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
+    let dir = Workdir::new(file);
+    let server =
+        Server::start(&dir, &["--client-tokens", &format!("web:{CLIENT}"), "--receiver-tokens", "am:receiver-secret"]);
+    let user = json!({"targetingKey": "u1"});
+    assert_eq!(server.evaluate("dormant", &user)["reason"], json!("DISABLED"));
+    let (status, state) =
+        server.admin(Method::PUT, "/flags/dormant", Some(json!({"enabled": true, "reason": "early access"})));
+    assert_eq!((status, &state["state"]["effective"]), (200, &json!("forced_on")));
+    let on = server.evaluate("dormant", &user);
+    assert_eq!((&on["value"], &on["reason"]), (&json!(true), &json!("TARGETING_MATCH")), "targeting applies again");
+    let r = http()
+        .post(server.url("/evaluate"))
+        .bearer_auth("receiver-secret")
+        .json(&json!({"flag": "dormant"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 403, "a receiver token only posts alerts");
+    let r = http()
+        .post(server.url("/evaluate"))
+        .bearer_auth(CLIENT)
+        .json(&json!({"flag": "dormant"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 200);
+}
