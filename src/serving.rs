@@ -289,8 +289,30 @@ impl Serving {
         let outcome = match compiled {
             Ok((revision, None)) => ReloadOutcome::Unchanged { revision },
             Ok((revision, Some(snapshot))) => {
+                let before = self.current.load_full();
+                let old_keys: std::collections::BTreeSet<&str> =
+                    before.snapshot.flags.iter().map(|f| f.key.as_str()).collect();
+                let new_keys: std::collections::BTreeSet<&str> =
+                    snapshot.flags.iter().map(|f| f.key.as_str()).collect();
+                let change = serde_json::json!({
+                    "revision": revision,
+                    "added": new_keys.difference(&old_keys).collect::<Vec<_>>(),
+                    "removed": old_keys.difference(&new_keys).collect::<Vec<_>>(),
+                });
+                let audit = crate::store::NewAudit {
+                    at: Utc::now(),
+                    actor: format!("reload:{trigger}"),
+                    flag: "*".to_owned(),
+                    action: "reload".to_owned(),
+                    before: before.ready.then(|| serde_json::json!({"revision": before.snapshot.revision})),
+                    after: Some(change.clone()),
+                    reason: format!("flag file {}", self.flags_path.display()),
+                };
                 self.apply(Arc::new(snapshot)).await;
-                self.publish("reload", None, serde_json::json!({"trigger": trigger}));
+                if let Err(e) = self.store.append_audit(audit).await {
+                    tracing::error!("could not audit a reload: {e}");
+                }
+                self.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
                 ReloadOutcome::Applied { revision }
             }
             Err((errors, message)) => ReloadOutcome::Rejected { errors, message },

@@ -201,3 +201,32 @@ fn two_hundred_rewrites_under_load_drop_nothing() {
         server.flags.display()
     );
 }
+
+/// A flag that leaves the file is gone (404) even with an override; the override is kept and
+/// applies again when the flag returns. Every applied reload is audited.
+#[test]
+fn an_override_outlives_its_flag_leaving_the_file() {
+    let dir = Workdir::new(&file(true));
+    let server = Server::start(&dir, &[]);
+    let (status, _) = server.admin(Method::PUT, "/flags/switch", Some(json!({"value": false, "reason": "hold"})));
+    assert_eq!(status, 200);
+    server.write_flags("feature_flags:\n  other:\n    default_value: true\n");
+    eventually(Duration::from_secs(10), || {
+        let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().ok()?;
+        (r.status() == 404).then_some(())
+    });
+    let (status, gone) = server.admin(Method::GET, "/flags/switch", None);
+    assert_eq!((status, &gone["error"]["code"]), (404, &json!("flag_not_found")));
+    server.write_flags(&file(true));
+    let back = eventually(Duration::from_secs(10), || {
+        let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().ok()?;
+        (r.status() == 200).then(|| r.json::<Value>().ok()).flatten()
+    });
+    assert_eq!((&back["value"], &back["reason"]), (&json!(false), &json!("OVERRIDE")), "the override applies again");
+
+    let (_, audit) = server.admin(Method::GET, "/audit?flag=*", None);
+    let changes: Vec<Value> =
+        audit["entries"].as_array().expect("entries").iter().map(|e| e["after"].clone()).collect();
+    assert!(changes.iter().any(|c| c["removed"] == json!(["switch"]) && c["added"] == json!(["other"])), "{changes:?}");
+    assert!(changes.iter().any(|c| c["added"] == json!(["switch"]) && c["removed"] == json!(["other"])), "{changes:?}");
+}
