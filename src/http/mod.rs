@@ -189,19 +189,22 @@ async fn method_not_allowed() -> ApiError {
 /// Records `toggled_http_request_duration_seconds` by matched route, method and status.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let response = next.run(req).await;
     let seconds = start.elapsed().as_secs_f64();
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let hot = (response.status() == StatusCode::OK)
-        .then(|| state.hot_histograms.get(method.as_str()).and_then(|m| m.get(&route)))
+        .then(|| state.hot_histograms.get(method.as_str()).and_then(|m| m.get(route)))
         .flatten();
     match hot {
         Some(h) => h.observe(seconds),
         None => {
-            let labels =
-                HttpLabels { route, method: method.to_string(), status: response.status().as_u16().to_string() };
+            let labels = HttpLabels {
+                route: route.to_owned(),
+                method: method.to_string(),
+                status: response.status().as_u16().to_string(),
+            };
             state.serving.metrics.http_duration.get_or_create(&labels).observe(seconds);
         }
     }
