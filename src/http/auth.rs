@@ -114,6 +114,21 @@ fn bearer(req: &Request) -> Option<&str> {
     token_of(req.headers())
 }
 
+/// The identity behind a request's token, if its role is one of `allowed`: 401 without a
+/// token or with an unknown one, 403 (with `refusal`) for a known token of another role.
+fn authenticate(
+    tokens: &Tokens,
+    req: &Request,
+    wanted: &str,
+    allowed: &[Role],
+    refusal: impl Fn(&Identity) -> String,
+) -> Result<Identity, ApiError> {
+    let secret =
+        bearer(req).ok_or_else(|| ApiError::unauthorized(format!("send {wanted} as Authorization: Bearer <token>")))?;
+    let identity = tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    if allowed.contains(&identity.role) { Ok(identity) } else { Err(ApiError::forbidden(refusal(&identity))) }
+}
+
 /// Middleware for `/alerts`: an admin or receiver token.
 pub async fn require_receiver(
     State(state): State<AppState>,
@@ -125,15 +140,10 @@ pub async fn require_receiver(
             "no admin or receiver token is configured: start toggled with --receiver-tokens name:secret",
         ));
     }
-    let secret = bearer(&req)
-        .ok_or_else(|| ApiError::unauthorized("send an admin or receiver token as Authorization: Bearer <token>"))?;
-    let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if identity.role == Role::Client {
-        return Err(ApiError::forbidden(format!(
-            "token {:?} is a client token; /alerts needs an admin or receiver token",
-            identity.name
-        )));
-    }
+    let identity =
+        authenticate(&state.tokens, &req, "an admin or receiver token", &[Role::Admin, Role::Receiver], |i| {
+            format!("token {:?} is a client token; /alerts needs an admin or receiver token", i.name)
+        })?;
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
 }
@@ -145,15 +155,9 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
             "no admin token is configured: start toggled with --admin-tokens name:secret (or TOGGLED_ADMIN_TOKENS)",
         ));
     }
-    let secret =
-        bearer(&req).ok_or_else(|| ApiError::unauthorized("send an admin token as Authorization: Bearer <token>"))?;
-    let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if identity.role != Role::Admin {
-        return Err(ApiError::forbidden(format!(
-            "token {:?} is not an admin token; this route needs one",
-            identity.name
-        )));
-    }
+    let identity = authenticate(&state.tokens, &req, "an admin token", &[Role::Admin], |i| {
+        format!("token {:?} is not an admin token; this route needs one", i.name)
+    })?;
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
 }
@@ -164,12 +168,9 @@ pub async fn require_client(State(state): State<AppState>, mut req: Request, nex
     if state.tokens.client.is_empty() {
         return Ok(next.run(req).await);
     }
-    let secret =
-        bearer(&req).ok_or_else(|| ApiError::unauthorized("send a client token as Authorization: Bearer <token>"))?;
-    let identity = state.tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if identity.role == Role::Receiver {
-        return Err(ApiError::forbidden(format!("token {:?} may only post to /alerts", identity.name)));
-    }
+    let identity = authenticate(&state.tokens, &req, "a client token", &[Role::Admin, Role::Client], |i| {
+        format!("token {:?} may only post to /alerts", i.name)
+    })?;
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
 }
