@@ -12,10 +12,11 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, LogFormat, VersionCommand};
 use crate::config::Config;
 use crate::eval::{self, Context, FlagState};
-use crate::flags::{self, compile::MAX_FILE_BYTES};
+use crate::flags;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::serving::{ReloadOutcome, Serving};
+use crate::reload::read_flag_file;
+use crate::serving::Serving;
 use crate::store::Store;
 
 /// Runs one command; `Ok(ExitCode::FAILURE)` means the command ran and found problems.
@@ -84,15 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads a flag file as UTF-8 text, refusing files over the size limit.
-pub fn read_flag_file(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| format!("failed to read flag file {}", path.display()))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        bail!("flag file {} is {} bytes; the limit is {MAX_FILE_BYTES}", path.display(), meta.len());
-    }
-    std::fs::read_to_string(path).with_context(|| format!("failed to read flag file {}", path.display()))
-}
-
 fn validate(files: &[std::path::PathBuf]) -> ExitCode {
     let mut failed = false;
     for path in files {
@@ -148,6 +140,7 @@ fn init_tracing(format: LogFormat) {
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests.
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    crate::reload::check_directory(&config.flags)?;
     let store: Arc<dyn Store> = Arc::from(
         crate::store::open(&config.database)
             .await
@@ -159,9 +152,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let watcher = crate::reload::Watcher::start(serving.clone(), config.reload_debounce)
         .map_err(|e| tracing::error!("{e:#}; falling back to periodic re-checks and SIGHUP"))
         .ok();
-    if let ReloadOutcome::Rejected { message, .. } = serving.reload("startup").await {
-        tracing::error!("not ready: {message}; a fixed file is picked up on change");
-    }
+    // A rejected or missing file is logged once by the reload itself; the server is not ready
+    // until a valid file appears.
+    crate::reload::reload(&serving, "startup").await;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -170,23 +163,41 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, flags = %config.flags.display(), database = %config.database, "toggled serving");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn({
-        let (serving, stopped, recheck) = (serving.clone(), stopped.clone(), config.recheck_interval);
-        async move {
-            match watcher {
-                Some(w) => w.run(recheck, stopped).await,
-                None => crate::reload::poll_only(serving, recheck, stopped).await,
+    let supervise = crate::tasks::Supervisor::new(&serving.tasks, &serving.metrics, &stopped);
+    // The first watcher was started before the first load; a restarted loop starts a new one.
+    let first_watcher = std::sync::Mutex::new(watcher);
+    let watcher = supervise.spawn("reload", {
+        let (serving, stopped, recheck, debounce) =
+            (serving.clone(), stopped.clone(), config.recheck_interval, config.reload_debounce);
+        move || {
+            let taken = first_watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let watcher = taken.or_else(|| crate::reload::Watcher::start(serving.clone(), debounce).ok());
+            let (serving, stopped) = (serving.clone(), stopped.clone());
+            async move {
+                match watcher {
+                    Some(w) => w.run(recheck, stopped).await,
+                    None => crate::reload::poll_only(serving, recheck, stopped).await,
+                }
             }
         }
     });
-    let poller = tokio::spawn(poll_store(serving.clone(), config.poll_interval, stopped.clone()));
-    let flusher = tokio::spawn(flush_evaluated(serving.clone(), config.flush_interval, stopped.clone()));
+    let poller = supervise.spawn("store_poll", {
+        let (serving, every, stopped) = (serving.clone(), config.poll_interval, stopped.clone());
+        move || poll_store(serving.clone(), every, stopped.clone())
+    });
+    let flusher = supervise.spawn("flush_evaluated", {
+        let (serving, every, stopped) = (serving.clone(), config.flush_interval, stopped.clone());
+        move || flush_evaluated(serving.clone(), every, stopped.clone())
+    });
 
     let board = crate::monitor::AlertBoard::default();
     let monitor = match config.monitor.clone() {
         Some(m) => {
             tracing::info!(prometheus = %m.prometheus_url, "guarded rollouts: monitor started");
-            tokio::spawn(crate::monitor::run(serving.clone(), m, board.clone(), stopped.clone()))
+            supervise.spawn("monitor", {
+                let (serving, board, stopped) = (serving.clone(), board.clone(), stopped.clone());
+                move || crate::monitor::run(serving.clone(), m.clone(), board.clone(), stopped.clone())
+            })
         }
         None => tokio::spawn(async {}),
     };

@@ -34,3 +34,4 @@ pub mod release;
 pub mod reload;
 pub mod serving;
 pub mod store;
+pub mod tasks;

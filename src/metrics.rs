@@ -34,6 +34,11 @@ pub struct FlagLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RollbackLabels {
     pub flag: String,
     pub trigger: String,
@@ -88,6 +93,7 @@ pub struct Metrics {
     pub release_quality: Family<QualityLabels, Gauge<f64, AtomicU64>>,
     pub quality_gates: Family<GateLabels, Gauge>,
     pub http_duration: HistogramFamily,
+    pub task_restarts: Family<TaskLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -112,6 +118,12 @@ impl Metrics {
         let release_quality = Family::<QualityLabels, Gauge<f64, AtomicU64>>::default();
         let quality_gates = Family::<GateLabels, Gauge>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "toggled_task_restarts",
+            "Background tasks that failed and were restarted",
+            task_restarts.clone(),
+        );
         registry.register("toggled_evaluations", "Flag evaluations by flag, variant and reason", evaluations.clone());
         registry.register("toggled_reloads", "Flag file reloads by outcome", reloads.clone());
         registry.register(
@@ -172,6 +184,7 @@ impl Metrics {
             release_quality,
             quality_gates,
             http_duration,
+            task_restarts,
         }
     }
 

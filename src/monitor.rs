@@ -109,13 +109,13 @@ pub fn step(streak: Streak, v: Verdict, for_samples: u32) -> (Streak, Step) {
 pub fn under_rollout(flag: &Flag, rt: &FlagRuntime, now: DateTime<Utc>) -> bool {
     match &flag.strategy {
         Some(Strategy::Gradual { stages, start, .. }) => {
-            let start = start.or(rt.first_seen).unwrap_or(now);
+            let start = crate::eval::rollout::schedule_start(*start, rt.first_seen, now);
             crate::eval::rollout::gradual_progress(stages, start, now, rt.pause)
                 .is_none_or(|p| stages[p.stage].percentage < 100)
         }
         Some(Strategy::AbTest { duration, start, .. }) => {
-            let start = start.or(rt.first_seen).unwrap_or(now);
-            now >= start && duration.is_none_or(|d| now < start + d)
+            let start = crate::eval::rollout::schedule_start(*start, rt.first_seen, now);
+            now >= start && !crate::eval::rollout::window_over(start, *duration, now)
         }
         Some(Strategy::Percentage { percentage, .. }) => *percentage < 100,
         Some(Strategy::Scheduled { steps, .. }) => crate::eval::rollout::scheduled_percentage(steps, now) < 100,

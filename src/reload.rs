@@ -3,8 +3,11 @@
 //!
 //! The parent directory is watched, not the file: editors write a temporary file and rename it
 //! over the original, Kubernetes swaps a `..data` symlink, and some tools delete and recreate.
-//! Every event that names the file, a `..`-prefixed ConfigMap entry, or asks for a rescan
-//! triggers a reload; a reload whose content hash is unchanged is a no-op. A slow periodic
+//! Only events that can change the content trigger a reload — create, a data or name change,
+//! remove — and only when they name the file, a `..`-prefixed ConfigMap entry, or ask for a
+//! rescan. Reads never do (inotify reports every open and close, including the reload's own
+//! read of the file: reacting to those made an idle server reload itself in a loop). A reload
+//! whose content hash is unchanged is a no-op. A slow periodic
 //! re-check covers filesystems that send no events, and `SIGHUP` forces a reload.
 
 use std::path::{Path, PathBuf};
@@ -12,15 +15,195 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc;
 
-use crate::serving::Serving;
+use chrono::Utc;
+
+use crate::flags::{self, CompileError, compile::MAX_FILE_BYTES};
+use crate::serving::{ReloadStatus, Serving};
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    Applied { revision: String },
+    Unchanged { revision: String },
+    Rejected { errors: Vec<CompileError>, message: String },
+}
+
+impl ReloadOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied { .. } => "applied",
+            ReloadOutcome::Unchanged { .. } => "unchanged",
+            ReloadOutcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// Reads a flag file as UTF-8 text, refusing files over the size limit. A missing file says
+/// what to do about it.
+pub fn read_flag_file(path: &Path) -> anyhow::Result<String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "flag file {} does not exist: create it (or point --flags / TOGGLED_FLAGS at one); it is picked up when it appears",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("failed to read flag file {}", path.display())),
+    };
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        anyhow::bail!("flag file {} is {} bytes; the limit is {MAX_FILE_BYTES}", path.display(), meta.len());
+    }
+    std::fs::read_to_string(path).with_context(|| format!("failed to read flag file {}", path.display()))
+}
+
+/// Refuses to serve a flag file whose directory does not exist: nothing could ever appear there
+/// to be watched.
+pub fn check_directory(path: &Path) -> anyhow::Result<()> {
+    let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let dir = absolute.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "the flag file's directory {} does not exist: create it, or point --flags (TOGGLED_FLAGS) at a file in an existing directory",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads, validates and (if it changed) swaps in the flag file. An invalid or unreadable file
+/// never replaces the one being served. Content already served, or already rejected, is not
+/// reported again: `/ready`'s `last_reload` and the logs change only on a real reload.
+pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
+    let mut last_rejected = serving.reloads.lock().await;
+    let path = serving.flags_path().to_path_buf();
+    let current = serving.load_full();
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || read_flag_file(&path).map(|text| (flags::revision_of(&text), text)))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("reading the flag file failed: {e}")))
+    };
+    // What identifies this content: its hash, or the read error.
+    let (identity, text) = match read {
+        Ok((revision, text)) => (revision, Some(text)),
+        Err(e) => (format!("{e:#}"), None),
+    };
+    if current.ready && current.snapshot.revision == identity {
+        let outcome = ReloadOutcome::Unchanged { revision: identity };
+        if last_rejected.take().is_some() {
+            // The file is back to what is served: the rejection shown on `/ready` is over.
+            tracing::info!(trigger, "the flag file is valid again (the content being served)");
+            record(serving, trigger, &outcome);
+        }
+        return counted(serving, outcome);
+    }
+    if last_rejected.as_deref() == Some(identity.as_str()) {
+        let status = serving.status();
+        tracing::debug!(trigger, "the flag file is still the rejected one");
+        let outcome = ReloadOutcome::Rejected {
+            errors: status.errors.clone(),
+            message: status.message.clone().unwrap_or_default(),
+        };
+        return counted(serving, outcome);
+    }
+    let consequence =
+        if current.ready { "still serving the last good file" } else { "no flags are served until it is valid" };
+    let compiled = match text {
+        None => Err((Vec::new(), format!("{identity}; {consequence}"))),
+        Some(text) => match tokio::task::spawn_blocking(move || flags::compile(&text)).await {
+            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Err(e)) => {
+                let message = format!("{} error(s) in {}; {consequence}", e.0.len(), path.display());
+                Err((e.0, message))
+            }
+            Err(e) => Err((Vec::new(), format!("compiling the flag file failed: {e}; {consequence}"))),
+        },
+    };
+    let outcome = match compiled {
+        Ok(snapshot) => {
+            *last_rejected = None;
+            let revision = snapshot.revision.clone();
+            let old: std::collections::BTreeSet<&str> = current.snapshot.flags.iter().map(|f| f.key.as_str()).collect();
+            let new: std::collections::BTreeSet<&str> = snapshot.flags.iter().map(|f| f.key.as_str()).collect();
+            let change = serde_json::json!({
+                "revision": revision,
+                "added": new.difference(&old).collect::<Vec<_>>(),
+                "removed": old.difference(&new).collect::<Vec<_>>(),
+            });
+            let audit = crate::store::NewAudit {
+                at: Utc::now(),
+                actor: format!("reload:{trigger}"),
+                flag: "*".to_owned(),
+                action: "reload".to_owned(),
+                before: current.ready.then(|| serde_json::json!({"revision": current.snapshot.revision})),
+                after: Some(change.clone()),
+                reason: format!("flag file {}", path.display()),
+            };
+            let flags = snapshot.flags.len();
+            serving.install(snapshot, audit).await;
+            serving.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
+            tracing::info!(revision = %revision, flags, trigger, "flag file loaded");
+            ReloadOutcome::Applied { revision }
+        }
+        Err((errors, message)) => {
+            *last_rejected = Some(identity);
+            for e in &errors {
+                tracing::error!(file = %path.display(), line = e.line, column = e.column, path = %e.path, "{}", e.message);
+            }
+            tracing::error!(trigger, "{message}");
+            ReloadOutcome::Rejected { errors, message }
+        }
+    };
+    record(serving, trigger, &outcome);
+    counted(serving, outcome)
+}
+
+/// Shows a real reload on `/ready` and `/flags`.
+fn record(serving: &Serving, trigger: &str, outcome: &ReloadOutcome) {
+    let served = serving.load();
+    let (errors, message) = match outcome {
+        ReloadOutcome::Rejected { errors, message } => (errors.clone(), Some(message.clone())),
+        _ => (Vec::new(), None),
+    };
+    serving.set_status(ReloadStatus {
+        ok: message.is_none(),
+        at: Utc::now(),
+        trigger: trigger.to_owned(),
+        revision: served.ready.then(|| served.snapshot.revision.clone()),
+        errors,
+        message,
+    });
+}
+
+fn counted(serving: &Serving, outcome: ReloadOutcome) -> ReloadOutcome {
+    serving.metrics.count_reload(outcome.label());
+    outcome
+}
 
 /// Whether a filesystem event path concerns the flag file.
 fn concerns(event_path: &Path, file_name: &std::ffi::OsStr) -> bool {
     event_path.file_name().is_some_and(|n| n == file_name || n.to_string_lossy().starts_with(".."))
+}
+
+/// Whether an event of this kind can change what the file holds. Opens, reads, closes without
+/// writing and metadata changes (`touch`, `chmod`) cannot; closing after a write can.
+fn can_change_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+    }
+}
+
+/// Whether a batch of debounced events asks for a reload.
+fn relevant(events: &[notify_debouncer_full::DebouncedEvent], file_name: &std::ffi::OsStr) -> bool {
+    events
+        .iter()
+        .any(|e| e.need_rescan() || (can_change_content(&e.kind) && e.paths.iter().any(|p| concerns(p, file_name))))
 }
 
 /// A registered watch on the flag file's directory. Created before the first load, so no change
@@ -50,9 +233,7 @@ impl Watcher {
                 for e in &events {
                     tracing::debug!(kind = ?e.kind, paths = ?e.paths, "file event");
                 }
-                let relevant =
-                    events.iter().any(|e| e.need_rescan() || e.paths.iter().any(|p| concerns(p, &file_name)));
-                if relevant {
+                if relevant(&events, &file_name) {
                     let _ = tx.send(());
                 }
             }
@@ -106,9 +287,9 @@ async fn run_loop(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(()) = next_event(&mut watcher) => { serving.reload("watch").await; }
-            _ = recheck.tick() => { serving.reload("recheck").await; }
-            Some(()) = next_hangup(&mut hangup) => { serving.reload("sighup").await; }
+            Some(()) = next_event(&mut watcher) => { reload(&serving, "watch").await; }
+            _ = recheck.tick() => { reload(&serving, "recheck").await; }
+            Some(()) = next_hangup(&mut hangup) => { reload(&serving, "sighup").await; }
         }
     }
 }

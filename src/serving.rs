@@ -156,7 +156,8 @@ fn warn_deprecated(metrics: &Metrics, flag: &Flag, rt: &FlagRuntime, now: DateTi
     }
 }
 
-/// The outcome of the last reload attempt, shown on `/ready` and `/flags`.
+/// The outcome of the last real reload (a new file applied, or new content rejected), shown
+/// on `/ready` and `/flags`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadStatus {
     pub ok: bool,
@@ -170,24 +171,6 @@ pub struct ReloadStatus {
     pub message: Option<String>,
 }
 
-/// What a reload did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReloadOutcome {
-    Applied { revision: String },
-    Unchanged { revision: String },
-    Rejected { errors: Vec<CompileError>, message: String },
-}
-
-impl ReloadOutcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            ReloadOutcome::Applied { .. } => "applied",
-            ReloadOutcome::Unchanged { .. } => "unchanged",
-            ReloadOutcome::Rejected { .. } => "rejected",
-        }
-    }
-}
-
 /// The serving state and everything that changes it.
 #[derive(Debug)]
 pub struct Serving {
@@ -197,12 +180,17 @@ pub struct Serving {
     flags_path: PathBuf,
     status: ArcSwap<ReloadStatus>,
     changes: tokio::sync::Mutex<()>,
+    /// Serialises reloads (read, compile, install) and remembers the revision of the last
+    /// rejected content, so the same broken file is reported once. Used by `reload` only.
+    pub reloads: tokio::sync::Mutex<Option<String>>,
     /// Last-evaluated cells by flag key, kept across snapshots.
     last_evaluated: Mutex<HashMap<String, Arc<AtomicI64>>>,
     /// The change stream behind `GET /events`.
     pub events: crate::events::EventBus,
     /// Last published stage per gradual flag (to publish stage changes once).
     stages: Mutex<HashMap<String, i64>>,
+    /// Health of the supervised background tasks, shown on `/ready`.
+    pub tasks: crate::tasks::TaskBoard,
 }
 
 impl Serving {
@@ -230,9 +218,11 @@ impl Serving {
             flags_path,
             status: ArcSwap::from_pointee(status),
             changes: tokio::sync::Mutex::new(()),
+            reloads: tokio::sync::Mutex::new(None),
             last_evaluated: Mutex::new(cells),
             events: crate::events::EventBus::new(),
             stages: Mutex::new(HashMap::new()),
+            tasks: crate::tasks::TaskBoard::default(),
         })
     }
 
@@ -261,100 +251,20 @@ impl Serving {
         &self.flags_path
     }
 
-    /// Reads, validates and (if it changed) swaps in the flag file. An invalid or unreadable
-    /// file never replaces the one being served.
-    pub async fn reload(&self, trigger: &str) -> ReloadOutcome {
-        let _guard = self.changes.lock().await;
-        let path = self.flags_path.clone();
-        let current = self.current.load_full();
-        let compiled =
-            tokio::task::spawn_blocking(move || -> Result<(String, Option<Snapshot>), (Vec<CompileError>, String)> {
-                let text = crate::app::read_flag_file(&path).map_err(|e| (Vec::new(), format!("{e:#}")))?;
-                let revision = flags::revision_of(&text);
-                if current.ready && current.snapshot.revision == revision {
-                    return Ok((revision, None));
-                }
-                let consequence = if current.ready {
-                    "still serving the last good file"
-                } else {
-                    "no flags are served until it is valid"
-                };
-                flags::compile(&text).map(|s| (revision, Some(s))).map_err(|e| {
-                    let message = format!("{} error(s) in {}; {consequence}", e.0.len(), path.display());
-                    (e.0, message)
-                })
-            })
-            .await
-            .unwrap_or_else(|e| Err((Vec::new(), format!("reload task failed: {e}"))));
-        let outcome = match compiled {
-            Ok((revision, None)) => ReloadOutcome::Unchanged { revision },
-            Ok((revision, Some(snapshot))) => {
-                let before = self.current.load_full();
-                let old_keys: std::collections::BTreeSet<&str> =
-                    before.snapshot.flags.iter().map(|f| f.key.as_str()).collect();
-                let new_keys: std::collections::BTreeSet<&str> =
-                    snapshot.flags.iter().map(|f| f.key.as_str()).collect();
-                let change = serde_json::json!({
-                    "revision": revision,
-                    "added": new_keys.difference(&old_keys).collect::<Vec<_>>(),
-                    "removed": old_keys.difference(&new_keys).collect::<Vec<_>>(),
-                });
-                let audit = crate::store::NewAudit {
-                    at: Utc::now(),
-                    actor: format!("reload:{trigger}"),
-                    flag: "*".to_owned(),
-                    action: "reload".to_owned(),
-                    before: before.ready.then(|| serde_json::json!({"revision": before.snapshot.revision})),
-                    after: Some(change.clone()),
-                    reason: format!("flag file {}", self.flags_path.display()),
-                };
-                self.apply(Arc::new(snapshot)).await;
-                if let Err(e) = self.store.append_audit(audit).await {
-                    tracing::error!("could not audit a reload: {e}");
-                }
-                self.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
-                ReloadOutcome::Applied { revision }
-            }
-            Err((errors, message)) => ReloadOutcome::Rejected { errors, message },
-        };
-        self.metrics.count_reload(outcome.label());
-        self.record_status(trigger, &outcome);
-        outcome
+    /// Records the outcome of a real reload attempt for `/ready` and `/flags`.
+    pub fn set_status(&self, status: ReloadStatus) {
+        self.status.store(Arc::new(status));
     }
 
-    fn record_status(&self, trigger: &str, outcome: &ReloadOutcome) {
-        let served = self.current.load();
-        let revision = served.ready.then(|| served.snapshot.revision.clone());
-        let status = match outcome {
-            ReloadOutcome::Applied { revision: r } | ReloadOutcome::Unchanged { revision: r } => {
-                if matches!(outcome, ReloadOutcome::Applied { .. }) {
-                    tracing::info!(revision = %r, flags = served.snapshot.flags.len(), trigger, "flag file loaded");
-                }
-                ReloadStatus {
-                    ok: true,
-                    at: Utc::now(),
-                    trigger: trigger.to_owned(),
-                    revision,
-                    errors: Vec::new(),
-                    message: None,
-                }
-            }
-            ReloadOutcome::Rejected { errors, message } => {
-                for e in errors {
-                    tracing::error!(file = %self.flags_path.display(), line = e.line, column = e.column, path = %e.path, "{}", e.message);
-                }
-                tracing::error!(trigger, "{message}");
-                ReloadStatus {
-                    ok: false,
-                    at: Utc::now(),
-                    trigger: trigger.to_owned(),
-                    revision,
-                    errors: errors.clone(),
-                    message: Some(message.clone()),
-                }
-            }
-        };
-        self.status.store(Arc::new(status));
+    /// Audits a newly loaded flag file, then swaps it in, so whoever sees the new file can
+    /// find its audit row. An audit failure is logged and does not keep a valid file from
+    /// serving: the file, not the store, is the source of truth for flag definitions.
+    pub async fn install(&self, snapshot: Snapshot, audit: crate::store::NewAudit) {
+        let _guard = self.changes.lock().await;
+        if let Err(e) = self.store.append_audit(audit).await {
+            tracing::error!("could not audit a reload: {e}");
+        }
+        self.apply(Arc::new(snapshot)).await;
     }
 
     /// Swaps in a new snapshot (first recording first-seen times of new flags).
@@ -445,7 +355,7 @@ impl Serving {
         for (flag, rt) in served.snapshot.flags.iter().zip(&served.flags) {
             let labels = FlagLabels { flag: flag.key.clone() };
             if let Some(Strategy::Gradual { stages, start, .. }) = &flag.strategy {
-                let start = start.or(rt.first_seen).unwrap_or(now);
+                let start = eval::rollout::schedule_start(*start, rt.first_seen, now);
                 let stage =
                     eval::rollout::gradual_progress(stages, start, now, rt.pause).map_or(0, |p| p.stage as i64 + 1);
                 self.metrics.rollout_stage.get_or_create(&labels).set(stage);

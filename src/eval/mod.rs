@@ -245,7 +245,7 @@ fn decide<'a>(
             }
         }
         Strategy::Gradual { stages, start, .. } => {
-            let start = start.or(state.first_seen).unwrap_or(now);
+            let start = rollout::schedule_start(*start, state.first_seen, now);
             let Some(progress) = rollout::gradual_progress(stages, start, now, state.pause) else {
                 return (safe, Reason::Default, None);
             };
@@ -261,13 +261,11 @@ fn decide<'a>(
             if admitted { (rollout, Reason::TargetingMatch, stage) } else { (safe, Reason::Default, stage) }
         }
         Strategy::AbTest { split, total_weight, duration, start, winner, .. } => {
-            let start = start.or(state.first_seen).unwrap_or(now);
+            let start = rollout::schedule_start(*start, state.first_seen, now);
             if now < start {
                 return (safe, Reason::Default, None);
             }
-            if let Some(d) = duration
-                && now >= start + *d
-            {
+            if rollout::window_over(start, *duration, now) {
                 return match winner {
                     Some(w) => (Served::Variant(*w), Reason::TargetingMatch, None),
                     None => (safe, Reason::Default, None),

@@ -28,22 +28,45 @@ pub struct Progress {
     pub next_stage_at: Option<DateTime<Utc>>,
 }
 
-/// The active stage at `now`, or `None` before `start`.
+/// When a gradual or A/B schedule starts: the file's `start`, else when the flag was first
+/// seen, else now (never recorded). The one place this rule lives.
+pub fn schedule_start(
+    start: Option<DateTime<Utc>>,
+    first_seen: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    start.or(first_seen).unwrap_or(now)
+}
+
+/// Whether an A/B window that began at `start` and lasts `duration` (none: forever) is over at
+/// `now`. A window whose end lies past the calendar's range never ends.
+pub fn window_over(start: DateTime<Utc>, duration: Option<Duration>, now: DateTime<Utc>) -> bool {
+    duration.and_then(|d| start.checked_add_signed(d)).is_some_and(|end| now >= end)
+}
+
+/// The active stage at `now`, or `None` before `start`. Checked arithmetic throughout: a
+/// boundary past the calendar's range is a stage that never ends.
 pub fn gradual_progress(stages: &[Stage], start: DateTime<Utc>, now: DateTime<Utc>, pause: Pause) -> Option<Progress> {
     if now < start || stages.is_empty() {
         return None;
     }
     let clock = pause.paused_since.map_or(now, |p| p.min(now));
-    let elapsed = (clock - start - pause.paused_total).max(Duration::zero());
+    let elapsed =
+        clock.signed_duration_since(start).checked_sub(&pause.paused_total).unwrap_or_default().max(Duration::zero());
     let mut boundary = Duration::zero();
     for (i, stage) in stages.iter().enumerate() {
         let Some(d) = stage.duration else {
             return Some(Progress { stage: i, next_stage_at: None });
         };
-        boundary += d;
+        let Some(end) = boundary.checked_add(&d) else {
+            return Some(Progress { stage: i, next_stage_at: None });
+        };
+        boundary = end;
         if elapsed < boundary {
             let last = i + 1 == stages.len();
-            let next = (!last && pause.paused_since.is_none()).then(|| now + (boundary - elapsed));
+            let next = (!last && pause.paused_since.is_none())
+                .then(|| boundary.checked_sub(&elapsed).and_then(|left| now.checked_add_signed(left)))
+                .flatten();
             return Some(Progress { stage: i, next_stage_at: next });
         }
     }
@@ -53,4 +76,28 @@ pub fn gradual_progress(stages: &[Stage], start: DateTime<Utc>, now: DateTime<Ut
 /// The percentage of a scheduled rollout at `now`: the latest step in the past, else 0.
 pub fn scheduled_percentage(steps: &[(DateTime<Utc>, u32)], now: DateTime<Utc>) -> u32 {
     steps.iter().rev().find(|(at, _)| *at <= now).map_or(0, |(_, p)| *p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(percentage: u32, duration: Option<Duration>) -> Stage {
+        Stage { percentage, duration, criteria: None, constraints: Vec::new() }
+    }
+
+    #[test]
+    fn boundaries_past_the_calendar_never_overflow() {
+        let start = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        let now = DateTime::<Utc>::MAX_UTC;
+        let stages = [stage(5, Some(Duration::MAX)), stage(50, Some(Duration::MAX)), stage(100, None)];
+        let p = gradual_progress(&stages, start, now, Pause::default()).expect("started");
+        assert_eq!(p, Progress { stage: 0, next_stage_at: None }, "the next stage lies past the calendar");
+        let early = DateTime::<Utc>::MIN_UTC;
+        let paused = Pause { paused_total: Duration::MAX, paused_since: Some(early) };
+        assert_eq!(gradual_progress(&stages, early, now, paused).map(|p| p.stage), Some(0));
+        assert!(!window_over(start, Some(Duration::MAX), now), "a window ending past the calendar never ends");
+        assert!(window_over(start, Some(Duration::hours(1)), now));
+        assert_eq!(scheduled_percentage(&[(now, 10)], now), 10);
+    }
 }

@@ -305,9 +305,23 @@ struct Compiler {
     segments: HashMap<String, Vec<Constraint>>,
 }
 
+/// 1-200 letters and digits (Unicode, as Unleash allows) and `. _ - ~`; `.` and `..` alone
+/// cannot be addressed in a URL path, so they are not keys.
 fn is_flag_key(key: &str) -> bool {
     (1..=200).contains(&key.chars().count())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '~'))
+        && key.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '~'))
+        && key != "."
+        && key != ".."
+}
+
+/// An absolute http(s) URL or a path, safe to put in a header: visible ASCII only, and none of
+/// `<`, `>`, `"`, `\`, which would let a value close the `Link` header's `<...>` and add links.
+fn is_header_url(url: &str) -> bool {
+    let absolute = url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/');
+    let rest = url.trim_start_matches("https://").trim_start_matches("http://");
+    absolute
+        && !rest.is_empty()
+        && url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -567,7 +581,7 @@ impl Compiler {
         let k = key.value.as_str();
         let errors_before = self.errors.len();
         if !is_flag_key(k) {
-            self.error(key.into(), k, "flag keys are 1-200 characters of A-Z a-z 0-9 . _ - ~");
+            self.error(key.into(), k, "flag keys are 1-200 letters, digits and . _ - ~ (not \".\" or \"..\" alone)");
         }
         let e = &entry.value;
         let kind = match e.kind.as_ref().map(|s| s.value.as_str()) {
@@ -1223,12 +1237,12 @@ impl Compiler {
         };
         for (field, url) in [("redirect", &e.redirect), ("link", &e.link)] {
             if let Some(u) = url
-                && !(u.value.starts_with("http://") || u.value.starts_with("https://") || u.value.starts_with('/'))
+                && !is_header_url(&u.value)
             {
                 self.error(
                     u.into(),
                     format!("{path}.{field}"),
-                    "expected an absolute http(s) URL or a path starting with /",
+                    "expected an absolute http(s) URL or a path starting with /, without spaces, control characters, <, >, \" or \\",
                 );
             }
         }

@@ -29,7 +29,11 @@ pub fn parse_span(text: &str) -> Result<Span, String> {
     parse_duration(t).map(Span::Finite)
 }
 
-/// Parses a finite duration (no `permanent`).
+/// The longest duration a file, flag or query may write: 100 years (36,500 days). Longer
+/// spans would push date arithmetic past the calendar's range; nothing real needs them.
+pub const MAX_DURATION: Duration = Duration::days(36_500);
+
+/// Parses a finite duration (no `permanent`), at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -48,7 +52,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         n.checked_mul(*seconds).and_then(Duration::try_seconds)
     };
-    d.ok_or_else(|| format!("duration {text:?} is too long"))
+    d.filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("duration {text:?} is too long: at most 100 years (36500d) is allowed"))
 }
 
 /// Parses `YYYY-MM-DD` (00:00 UTC) or an RFC 3339 timestamp.
@@ -104,6 +109,9 @@ mod tests {
         }
         assert!(parse_duration("permanent").is_err());
         assert!(parse_duration("9223372036854775807w").unwrap_err().contains("too long"));
+        assert!(parse_duration("100000000d").unwrap_err().contains("at most 100 years"));
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
+        assert!(parse_duration("36501d").is_err());
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn state_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc>
         "last_evaluated": rt.last_evaluated(),
     });
     if let Some(Strategy::Gradual { stages, start, .. }) = &flag.strategy {
-        let start = start.or(rt.first_seen).unwrap_or(now);
+        let start = crate::eval::rollout::schedule_start(*start, rt.first_seen, now);
         let progress = gradual_progress(stages, start, now, rt.pause);
         v["stage"] = json!(progress.map(|p| p.stage + 1));
         v["stage_percentage"] = json!(progress.map(|p| stages[p.stage].percentage));

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::serving::ReloadOutcome;
+use crate::reload::ReloadOutcome;
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -26,6 +26,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         "revision": served.ready.then_some(&served.snapshot.revision),
         "flags": served.snapshot.flags.len(),
         "last_reload": *status,
+        "tasks": state.serving.tasks.snapshot(),
     });
     if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
 }
@@ -100,7 +101,7 @@ pub async fn audit(
 
 /// Forces a reload: 200 when applied or unchanged, 422 with every error when the file is invalid.
 pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.serving.reload("api").await {
+    match crate::reload::reload(&state.serving, "api").await {
         ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),
         ReloadOutcome::Unchanged { revision } => Ok(Json(json!({"outcome": "unchanged", "revision": revision}))),
         ReloadOutcome::Rejected { errors, message } => Err(ApiError::unprocessable("invalid_flag_file", message)

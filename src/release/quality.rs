@@ -163,7 +163,7 @@ pub fn quality(
     deprecated: usize,
     overdue: usize,
 ) -> Quality {
-    let since = now - window;
+    let since = now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mine: Vec<&ReleaseFacts> = releases
         .iter()
         .filter(|r| service.is_none_or(|s| r.service == s) && r.status_at >= since && r.status_at <= now)

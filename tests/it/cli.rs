@@ -50,7 +50,7 @@ fn validate_reports_file_line_column_path_and_exits_one() {
 fn validate_reports_a_missing_file() {
     let out = toggled(&["validate", "flags/nope.yaml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("failed to read flag file flags/nope.yaml"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("flag file flags/nope.yaml does not exist"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod file_errors;
 mod hot_path;
 mod monitor;
 mod ofrep;
+mod operator;
 mod properties;
 mod releases;
 mod reload;

@@ -85,6 +85,8 @@ pub const CLIENT: &str = "client-secret-1";
 /// A running `toggled serve`. Killed when dropped.
 pub struct Server {
     child: Child,
+    /// Every line the process wrote to standard error (also echoed to the test's).
+    pub logs: Arc<Mutex<Vec<String>>>,
     pub base: String,
     pub dir: PathBuf,
     pub flags: PathBuf,
@@ -138,10 +140,19 @@ impl Server {
             .arg(format!("sqlite://{}", dir.join("toggled.db").display()))
             .env("TOGGLED_LOG", std::env::var("TEST_TOGGLED_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept.lock().expect("log lines").push(line);
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -151,7 +162,7 @@ impl Server {
             }
         });
         let base = rx.recv_timeout(Duration::from_secs(30)).expect("the server prints its address");
-        Self { child, base, dir: dir.to_path_buf(), flags, args }
+        Self { child, logs, base, dir: dir.to_path_buf(), flags, args }
     }
 
     /// Starts the same server again (same directory, same arguments).
@@ -160,6 +171,19 @@ impl Server {
         let _ = self.child.wait();
         let next = Self::spawn(&self.dir, self.args.clone());
         drop(std::mem::replace(self, next));
+    }
+
+    /// The log lines so far that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.logs.lock().expect("log lines").iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+
+    /// One sample of a metric from `/metrics` (`name{labels}` as written there), 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = http().get(self.url("/metrics")).send().expect("metrics").text().expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().expect("a number"))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,193 @@
+//! What an operator sees of a running server: an idle server stays idle, a broken file is
+//! reported once, a missing file or directory says what to do, and no file that validates can
+//! crash a route or a background task.
+
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Server, Workdir, eventually, http};
+
+const SEED: &str = include_str!("../../flags/feature-flags.yaml");
+
+fn reload_counters(server: &Server) -> [f64; 3] {
+    ["applied", "unchanged", "rejected"].map(|o| server.metric(&format!("toggled_reloads_total{{outcome=\"{o}\"}}")))
+}
+
+fn ready(server: &Server) -> Value {
+    http().get(server.url("/ready")).send().expect("ready").json().expect("JSON")
+}
+
+#[test]
+fn an_idle_server_does_not_reload_itself() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    let before = reload_counters(&server);
+    assert_eq!(before, [1.0, 0.0, 0.0], "one startup load, nothing else");
+    // Observing idleness takes time: nothing may happen during these seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reload_counters(&server), before, "an idle server's reload counters do not move");
+    let status = ready(&server);
+    assert_eq!(status["last_reload"]["trigger"], json!("startup"), "{status}");
+    // Reading the file, touching it or changing its mode is not a change either.
+    std::fs::read_to_string(&server.flags).expect("read");
+    let perms = std::fs::metadata(&server.flags).expect("meta").permissions();
+    std::fs::set_permissions(&server.flags, perms).expect("chmod");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(reload_counters(&server), before, "reads and metadata changes do not reload");
+    // A real change does, once.
+    server.write_flags(&SEED.replace("default_value: false", "default_value: true"));
+    eventually(Duration::from_secs(10), || (reload_counters(&server)[0] == 2.0).then_some(()));
+    let status = ready(&server);
+    assert_eq!(status["last_reload"]["trigger"], json!("watch"), "{status}");
+}
+
+#[test]
+fn a_broken_file_is_reported_once_and_a_fix_is_picked_up() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    server.write_flags("feature_flags:\n  broken:\n    default_value: maybe\n");
+    eventually(Duration::from_secs(10), || (ready(&server)["last_reload"]["ok"] == json!(false)).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    let summaries = server.log_lines("error(s) in");
+    assert_eq!(summaries.len(), 1, "one report of one broken content: {summaries:#?}");
+    assert_eq!(reload_counters(&server)[2], 1.0, "rejected once");
+    // SIGHUP re-reads the same broken content: still one report.
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    eventually(Duration::from_secs(10), || (reload_counters(&server)[2] == 2.0).then_some(()));
+    assert_eq!(server.log_lines("error(s) in").len(), 1, "the same content is not reported again");
+    // A different broken content is reported.
+    server.write_flags("feature_flags:\n  broken:\n    default_value: perhaps\n");
+    eventually(Duration::from_secs(10), || (server.log_lines("error(s) in").len() == 2).then_some(()));
+    server.write_flags(SEED);
+    eventually(Duration::from_secs(10), || (ready(&server)["last_reload"]["ok"] == json!(true)).then_some(()));
+}
+
+#[test]
+fn a_missing_file_is_not_ready_until_it_appears() {
+    let dir = Workdir::new(SEED);
+    std::fs::remove_file(dir.path().join("flags/feature-flags.yaml")).expect("remove");
+    let server = Server::start(&dir, &[]);
+    let r = http().get(server.url("/ready")).send().expect("ready");
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().expect("JSON");
+    let message = body["error"]["details"]["last_reload"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("does not exist") && message.contains("feature-flags.yaml"), "{body}");
+    let lines = server.log_lines("does not exist");
+    assert_eq!(lines.len(), 1, "one clear line: {lines:#?}");
+    assert!(lines[0].contains("create it"), "it says what to do: {}", lines[0]);
+    server.write_flags(SEED);
+    eventually(Duration::from_secs(10), || {
+        (http().get(server.url("/ready")).send().ok()?.status() == 200).then_some(())
+    });
+}
+
+#[test]
+fn a_missing_directory_exits_one_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--flags"])
+        .arg(dir.path().join("nowhere/flags.yaml"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.path().join("t.db").display()))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nowhere") && stderr.contains("does not exist"), "{stderr}");
+}
+
+/// Durations as long as the format allows, on every kind of schedule: no route may fail.
+const LONGEST: &str = r#"
+feature_flags:
+  slow_gradual:
+    rollout_strategy:
+      type: gradual
+      start: "9999-01-01T00:00:00Z"
+      stages: [{percentage: 5, duration: 36500d}, {percentage: 50, duration: 36500d}, {percentage: 100}]
+  started_gradual:
+    rollout_strategy:
+      type: gradual
+      start: "2020-01-01T00:00:00Z"
+      stages: [{percentage: 5, duration: 36500d}, {percentage: 50, duration: 36500d}, {percentage: 100}]
+  long_test:
+    type: variant
+    variants: {a: 1, b: 2}
+    default_variant: a
+    rollout_strategy: {type: ab_test, traffic_split: {a: 50, b: 50}, duration: 36500d, start: "9999-12-31T00:00:00Z"}
+"#;
+
+#[test]
+fn the_longest_durations_never_crash_a_route() {
+    let dir = Workdir::new(LONGEST);
+    let server = Server::start(&dir, &[]);
+    for flag in ["slow_gradual", "started_gradual", "long_test"] {
+        let v = server.evaluate(flag, &json!({"targetingKey": "u1"}));
+        assert_eq!(v["flag"], json!(flag), "{v}");
+        let (status, body) = server.admin(Method::GET, &format!("/flags/{flag}"), None);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.admin(Method::GET, "/flags/started_gradual", None);
+    assert_eq!((status, &body["state"]["stage"]), (200, &json!(1)), "{body}");
+    assert!(body["state"]["next_stage_at"].as_str().is_some_and(|t| t.starts_with("2119")), "{body}");
+    let all = http().post(server.url("/evaluate/all")).json(&json!({"context": {}})).send().expect("all");
+    assert_eq!(all.status(), 200);
+    let bulk = http().post(server.url("/ofrep/v1/evaluate/flags")).json(&json!({"context": {}})).send().expect("bulk");
+    assert_eq!(bulk.status(), 200);
+    assert_eq!(http().get(server.url("/metrics")).send().expect("metrics").status(), 200);
+    let (status, body) =
+        server.admin(Method::PUT, "/flags/slow_gradual", Some(json!({"enabled": false, "reason": "test"})));
+    assert_eq!(status, 200, "{body}");
+    // The reload task is alive: a change is still picked up.
+    server.write_flags(&LONGEST.replace("percentage: 5,", "percentage: 6,"));
+    eventually(Duration::from_secs(10), || {
+        let (_, body) = server.admin(Method::GET, "/flags/started_gradual", None);
+        (body["state"]["stage_percentage"] == json!(6)).then_some(())
+    });
+    let tasks = &ready(&server)["tasks"];
+    for task in ["reload", "store_poll", "flush_evaluated"] {
+        assert_eq!(tasks[task]["running"], json!(true), "{tasks}");
+        assert_eq!(tasks[task]["restarts"], json!(0), "{tasks}");
+    }
+}
+
+#[test]
+fn durations_and_windows_past_a_century_are_refused_clearly() {
+    let too_long = LONGEST.replace("duration: 36500d, start", "duration: 100000000d, start");
+    let errors = toggled::flags::compile(&too_long).expect_err("refused");
+    let text = errors.render("f.yaml");
+    assert!(text.contains("long_test.rollout_strategy.duration") && text.contains("at most 100 years"), "{text}");
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    let (status, body) = server.admin(Method::GET, "/releases/metrics?window=100000000d", None);
+    assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_query")), "{body}");
+    let (status, _) = server.admin(Method::GET, "/releases/metrics?window=36500d", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn dot_keys_and_header_injection_in_links_are_file_errors() {
+    for key in [".", ".."] {
+        let yaml = format!("feature_flags:\n  \"{key}\":\n    default_value: true\n");
+        let text = toggled::flags::compile(&yaml).expect_err("refused").render("f.yaml");
+        assert!(text.contains("not \".\" or \"..\" alone"), "{text}");
+    }
+    toggled::flags::compile("feature_flags:\n  ...:\n    default_value: true\n  fünf:\n    default_value: true\n")
+        .expect("three dots and Unicode letters are keys");
+    for link in [
+        r#"'https://a/x>; rel="next", <https://evil/'"#,
+        "'https://a/with space'",
+        "\"https://a/\\u0007bell\"",
+        "'https://'",
+        "'ftp://a/'",
+    ] {
+        let yaml = format!(
+            "feature_flags:\n  old:\n    sunset_plan:\n      warning_phase: {{start_date: 2024-01-01, actions: [deprecation_headers], link: {link}}}\n"
+        );
+        let text = toggled::flags::compile(&yaml).expect_err(link).render("f.yaml");
+        assert!(text.contains("warning_phase.link"), "{link}: {text}");
+    }
+}
