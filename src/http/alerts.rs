@@ -10,7 +10,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{AppState, RawBody};
 use crate::monitor;
 
@@ -34,10 +34,10 @@ struct AlertmanagerAlert {
 
 pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
     let n: Notification = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_payload", format!("not an Alertmanager webhook payload: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidPayload, format!("not an Alertmanager webhook payload: {e}")))?;
     if n.version != "4" {
-        return Err(ApiError::bad_request(
-            "invalid_payload",
+        return Err(ApiError::new(
+            Code::InvalidPayload,
             format!("Alertmanager webhook payload version {:?}; this receiver speaks version 4", n.version),
         ));
     }

@@ -1,5 +1,6 @@
 //! `ApiError`: the one place an HTTP status is chosen. Errors are
-//! `{"error": {"code": "snake_case", "message": "..."}}`; codes are stable and part of the API.
+//! `{"error": {"code": "snake_case", "message": "..."}}`; codes are stable and part of the API,
+//! and every one of them is in [`Code`] with its status: call sites name a code, never a status.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -8,17 +9,125 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
+/// Every error code the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    InvalidBody,
+    InvalidContext,
+    InvalidJson,
+    InvalidPayload,
+    InvalidQuery,
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    FlagNotFound,
+    NotFound,
+    ReleaseNotFound,
+    MethodNotAllowed,
+    InvalidTransition,
+    NotGradual,
+    ReleaseBlocked,
+    ReleaseConflicts,
+    PayloadTooLarge,
+    InvalidAction,
+    InvalidApproval,
+    InvalidFlagFile,
+    InvalidOption,
+    InvalidOverride,
+    InvalidReason,
+    InvalidRelease,
+    InvalidRequirement,
+    InvalidStatus,
+    InvalidType,
+    InvalidValue,
+    InvalidVersion,
+    NothingToRelease,
+    TypeMismatch,
+    UnknownFlag,
+    UnknownVariant,
+    VersionNotNewer,
+    NotReady,
+    StoreUnavailable,
+    TooManySubscribers,
+}
+
+/// The table: code, its stable string, its status.
+const CODES: &[(Code, &str, StatusCode)] = &[
+    (Code::InvalidBody, "invalid_body", StatusCode::BAD_REQUEST),
+    (Code::InvalidContext, "invalid_context", StatusCode::BAD_REQUEST),
+    (Code::InvalidJson, "invalid_json", StatusCode::BAD_REQUEST),
+    (Code::InvalidPayload, "invalid_payload", StatusCode::BAD_REQUEST),
+    (Code::InvalidQuery, "invalid_query", StatusCode::BAD_REQUEST),
+    (Code::InvalidRequest, "invalid_request", StatusCode::BAD_REQUEST),
+    (Code::Unauthorized, "unauthorized", StatusCode::UNAUTHORIZED),
+    (Code::Forbidden, "forbidden", StatusCode::FORBIDDEN),
+    (Code::FlagNotFound, "flag_not_found", StatusCode::NOT_FOUND),
+    (Code::NotFound, "not_found", StatusCode::NOT_FOUND),
+    (Code::ReleaseNotFound, "release_not_found", StatusCode::NOT_FOUND),
+    (Code::MethodNotAllowed, "method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+    (Code::InvalidTransition, "invalid_transition", StatusCode::CONFLICT),
+    (Code::NotGradual, "not_gradual", StatusCode::CONFLICT),
+    (Code::ReleaseBlocked, "release_blocked", StatusCode::CONFLICT),
+    (Code::ReleaseConflicts, "release_conflicts", StatusCode::CONFLICT),
+    (Code::PayloadTooLarge, "payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+    (Code::InvalidAction, "invalid_action", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidApproval, "invalid_approval", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidFlagFile, "invalid_flag_file", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidOption, "invalid_option", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidOverride, "invalid_override", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidReason, "invalid_reason", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidRelease, "invalid_release", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidRequirement, "invalid_requirement", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidStatus, "invalid_status", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidType, "invalid_type", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidValue, "invalid_value", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::InvalidVersion, "invalid_version", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::NothingToRelease, "nothing_to_release", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::TypeMismatch, "type_mismatch", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::UnknownFlag, "unknown_flag", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::UnknownVariant, "unknown_variant", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::VersionNotNewer, "version_not_newer", StatusCode::UNPROCESSABLE_ENTITY),
+    (Code::NotReady, "not_ready", StatusCode::SERVICE_UNAVAILABLE),
+    (Code::StoreUnavailable, "store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+    (Code::TooManySubscribers, "too_many_subscribers", StatusCode::SERVICE_UNAVAILABLE),
+];
+
+impl Code {
+    /// Every code, in the table's order (by status).
+    pub fn all() -> impl Iterator<Item = Code> {
+        CODES.iter().map(|(c, _, _)| *c)
+    }
+
+    fn row(self) -> &'static (Code, &'static str, StatusCode) {
+        CODES.iter().find(|(c, _, _)| *c == self).expect("every code is in the table (tested)")
+    }
+
+    /// The stable snake_case string clients match on.
+    pub fn as_str(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> u16 {
+        self.row().2.as_u16()
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: Code,
     message: String,
     details: Option<serde_json::Value>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+    /// An error with this code and message; the status follows from the code.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: None }
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
     }
 
     pub fn message(&self) -> &str {
@@ -31,73 +140,73 @@ impl ApiError {
         self
     }
 
-    /// 400: the body or query is not what the route takes.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
     /// 401: no token, or a token nobody issued.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(Code::Unauthorized, message)
     }
 
     /// 403: a valid token of the wrong role.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(Code::Forbidden, message)
     }
 
     /// 404: no such flag in the file being served.
     pub fn flag_not_found(key: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "flag_not_found", format!("no flag {key:?} in the flag file being served"))
-    }
-
-    /// 404 for anything else that is not there.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 409: the request conflicts with the current state (invalid transitions).
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
+        Self::new(Code::FlagNotFound, format!("no flag {key:?} in the flag file being served"))
     }
 
     /// 413: the body is over the limit.
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body is over {limit} bytes"))
-    }
-
-    /// 422: well-formed but semantically invalid input.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    /// 503: a bounded resource is full.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        Self::new(Code::PayloadTooLarge, format!("the request body is over {limit} bytes"))
     }
 
     /// 503: no flag file loaded yet.
     pub fn not_ready() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no valid flag file has been loaded yet")
+        Self::new(Code::NotReady, "no valid flag file has been loaded yet")
     }
 
     /// 503: the store could not be reached; nothing was changed.
     pub fn store(err: &StoreError) -> Self {
         tracing::error!("store: {err}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            format!("the store failed, nothing was changed: {err}"),
-        )
+        Self::new(Code::StoreUnavailable, format!("the store failed, nothing was changed: {err}"))
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(err: &StoreError) -> Self {
+        Self::store(err)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::store(&err)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let (_, code, status) = *self.code.row();
+        let mut error = json!({"code": code, "message": self.message});
         if let Some(details) = self.details {
             error["details"] = details;
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_in_the_table_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (code, text, _) in CODES {
+            assert!(seen.insert(*text), "{text} twice");
+            assert_eq!(code.as_str(), *text);
+            assert!(text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{text} is snake_case");
+        }
+        assert_eq!(Code::MethodNotAllowed.status(), 405);
     }
 }

@@ -1,7 +1,6 @@
 //! Evaluation routes: `POST /evaluate`, `POST /evaluate/all`, `GET /evaluate/{key}`.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -9,8 +8,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
-use super::{ApiJson, AppState, RawBody, parse_body};
+use super::error::{ApiError, Code};
+use super::{ApiJson, ApiQuery, AppState, RawBody, parse_body};
 use crate::eval::Context;
 
 #[derive(Debug, Deserialize)]
@@ -30,8 +29,8 @@ fn context_of(value: Option<Value>) -> Result<Context, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(Context::new()),
         Some(Value::Object(map)) => Ok(map),
-        Some(other) => Err(ApiError::bad_request(
-            "invalid_context",
+        Some(other) => Err(ApiError::new(
+            Code::InvalidContext,
             format!("`context` must be a JSON object, not {}", json_kind(&other)),
         )),
     }
@@ -82,7 +81,7 @@ fn header_name(name: &'static str) -> &'static str {
 
 pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: EvaluateRequest<'_> = parse_body(&body)?;
-    let key = req.flag.ok_or_else(|| ApiError::bad_request("invalid_request", "`flag` (the flag key) is required"))?;
+    let key = req.flag.ok_or_else(|| ApiError::new(Code::InvalidRequest, "`flag` (the flag key) is required"))?;
     let ctx = context_of(req.context)?;
     evaluate_one(&state, &key, &ctx)
 }
@@ -90,9 +89,9 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
 pub async fn get_one(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let pairs = q;
     let ctx: Context = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     evaluate_one(&state, &key, &ctx)
 }
@@ -116,4 +115,12 @@ pub async fn post_all(
     }
     let body = serde_json::json!({ "flags": flags, "revision": revision });
     Ok(json_response(serde_json::to_vec(&body).expect("JSON serialises")))
+}
+
+impl super::RequestBody for EvaluateRequest<'_> {
+    const INVALID: Code = Code::InvalidRequest;
+}
+
+impl super::RequestBody for EvaluateAllRequest {
+    const INVALID: Code = Code::InvalidRequest;
 }

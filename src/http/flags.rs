@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Identity;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
 use crate::eval::rollout::gradual_progress;
 use crate::flags::snapshot::{Flag, FlagKind, Strategy};
@@ -174,7 +174,7 @@ pub struct OverrideRequest {
 fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
     let reason = reason.unwrap_or_default();
     if reason.chars().count() > MAX_REASON {
-        return Err(ApiError::unprocessable("invalid_reason", format!("`reason` is over {MAX_REASON} characters")));
+        return Err(ApiError::new(Code::InvalidReason, format!("`reason` is over {MAX_REASON} characters")));
     }
     Ok(reason)
 }
@@ -182,8 +182,8 @@ fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
 fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, ApiError> {
     let given = [req.enabled.is_some(), req.variant.is_some(), req.value.is_some()].iter().filter(|x| **x).count();
     if given != 1 {
-        return Err(ApiError::unprocessable(
-            "invalid_override",
+        return Err(ApiError::new(
+            Code::InvalidOverride,
             "give exactly one of `enabled` (kill switch), `variant` or `value`, plus an optional `reason`",
         ));
     }
@@ -193,8 +193,8 @@ fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, Api
     if let Some(variant) = &req.variant {
         if flag.variant_index(variant).is_none() {
             let names: Vec<&str> = flag.variants.iter().map(|v| v.name.as_str()).collect();
-            return Err(ApiError::unprocessable(
-                "unknown_variant",
+            return Err(ApiError::new(
+                Code::UnknownVariant,
                 format!("{variant:?} is not a variant of {} (variants: {})", flag.key, names.join(", ")),
             ));
         }
@@ -207,8 +207,8 @@ fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, Api
         FlagKind::Variant => flag.variants.first().is_some_and(|v| same_kind(&v.value, &value)),
     };
     if !fits {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            Code::InvalidValue,
             format!(
                 "{value} does not fit {}: its values are {}",
                 flag.key,
@@ -318,7 +318,7 @@ pub async fn rollout(
     let served = state.serving.load();
     let (flag, _) = find(&served, &key)?;
     if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
-        return Err(ApiError::conflict("not_gradual", format!("{key} is not a gradual rollout; only those pause")));
+        return Err(ApiError::new(Code::NotGradual, format!("{key} is not a gradual rollout; only those pause")));
     }
     let reason = reason_of(req.reason)?;
     let now = Utc::now();
@@ -336,11 +336,11 @@ pub async fn rollout(
             },
             "rollout_resumed",
         ),
-        ("pause", Some(_)) => return Err(ApiError::conflict("invalid_transition", format!("{key} is already paused"))),
-        ("resume", None) => return Err(ApiError::conflict("invalid_transition", format!("{key} is not paused"))),
+        ("pause", Some(_)) => return Err(ApiError::new(Code::InvalidTransition, format!("{key} is already paused"))),
+        ("resume", None) => return Err(ApiError::new(Code::InvalidTransition, format!("{key} is not paused"))),
         (other, _) => {
-            return Err(ApiError::unprocessable(
-                "invalid_action",
+            return Err(ApiError::new(
+                Code::InvalidAction,
                 format!("action {other:?}: expected \"pause\" or \"resume\""),
             ));
         }
@@ -361,4 +361,16 @@ pub async fn rollout(
     let kind = if action == "rollout_paused" { "pause" } else { "resume" };
     state.serving.publish(kind, Some(&key), json!({"actor": actor}));
     show(State(state), Path(key)).await
+}
+
+impl super::RequestBody for OverrideRequest {
+    const INVALID: Code = Code::InvalidOverride;
+}
+
+impl super::RequestBody for ReasonRequest {
+    const INVALID: Code = Code::InvalidReason;
+}
+
+impl super::RequestBody for RolloutRequest {
+    const INVALID: Code = Code::InvalidAction;
 }

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::metrics::HttpLabels;
 use crate::serving::Serving;
 use auth::Tokens;
-use error::ApiError;
+use error::{ApiError, Code};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -179,11 +179,12 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
+    ApiError::new(Code::NotFound, "no such route")
 }
 
+/// 405; the router adds `Allow` with the methods the route takes.
 async fn method_not_allowed() -> ApiError {
-    ApiError::bad_request("method_not_allowed", "this route does not take that method")
+    ApiError::new(Code::MethodNotAllowed, "this route does not take that method; `Allow` lists the ones it does")
 }
 
 /// Records `toggled_http_request_duration_seconds` by matched route, method and status.
@@ -223,18 +224,31 @@ impl FromRequest<AppState> for RawBody {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::payload_too_large(state.body_limit)
             } else {
-                ApiError::bad_request("invalid_body", e.body_text())
+                ApiError::new(
+                    Code::InvalidBody,
+                    format!(
+                        "the request body could not be read: {}",
+                        std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
+                    ),
+                )
             }
         })
     }
 }
 
-/// A JSON body in our error shape: 413 over the limit, 400 with the parse error otherwise.
-/// Any content type is accepted (clients often omit it).
+/// What a request body type answers when it is well-formed JSON of the wrong shape (a wrong
+/// type, an unknown field): each route names its own code.
+pub trait RequestBody {
+    const INVALID: Code;
+}
+
+/// A JSON body in our error shape: 413 over the limit, 400 `invalid_json` when it is not JSON,
+/// the type's own code (422 on admin routes) naming the field when it is JSON of the wrong
+/// shape. Any content type is accepted (clients often omit it).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: DeserializeOwned + RequestBody> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -244,7 +258,42 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 }
 
 /// Parses a JSON body that may borrow from `bytes`; an empty body is `{}`.
-pub(crate) fn parse_body<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<'a, T: serde::Deserialize<'a> + RequestBody>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| body_error::<T>(body, &e))
+}
+
+/// Explains a body that did not parse. Only then is it parsed again to find the field's path,
+/// so a good body pays nothing for it.
+fn body_error<'a, T: serde::Deserialize<'a> + RequestBody>(body: &'a [u8], e: &serde_json::Error) -> ApiError {
+    if !e.is_data() {
+        return ApiError::new(Code::InvalidJson, format!("malformed JSON body: {e}"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let path = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(found) => found.path().to_string(),
+        Ok(_) => ".".to_owned(),
+    };
+    let field = if path == "." { String::new() } else { format!("`{path}`: ") };
+    ApiError::new(T::INVALID, format!("{field}{e}"))
+}
+
+/// A query string in our error shape: 400 `invalid_query` with our own message.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &AppState) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(q)) => Ok(ApiQuery(q)),
+            Err(rejection) => {
+                let cause = std::error::Error::source(&rejection)
+                    .map_or_else(|| "it cannot be read".to_owned(), ToString::to_string);
+                Err(ApiError::new(Code::InvalidQuery, format!("invalid query string {query:?}: {cause}")))
+            }
+        }
+    }
 }

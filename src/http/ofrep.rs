@@ -189,3 +189,7 @@ pub async fn evaluate_flags(
     }
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ETAG, etag_value)], body).into_response()
 }
+
+impl super::RequestBody for OfrepRequest {
+    const INVALID: super::error::Code = super::error::Code::InvalidContext;
+}

@@ -1,16 +1,15 @@
 //! Operations routes: `/health`, `/ready`, `/metrics` (open), `/audit` and `/reload` (admin).
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
+use super::{ApiQuery, AppState};
 use crate::reload::ReloadOutcome;
 
 pub async fn health() -> Json<Value> {
@@ -86,14 +85,10 @@ pub struct AuditQuery {
     limit: Option<u32>,
 }
 
-pub async fn audit(
-    State(state): State<AppState>,
-    query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be from 1 to 1000"));
+        return Err(ApiError::new(Code::InvalidQuery, "limit must be from 1 to 1000"));
     }
     let entries = state.serving.store.audit(q.flag.as_deref(), limit).await.map_err(|e| ApiError::store(&e))?;
     Ok(Json(json!({ "entries": entries })))
@@ -104,7 +99,7 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     match crate::reload::reload(&state.serving, "api").await {
         ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),
         ReloadOutcome::Unchanged { revision } => Ok(Json(json!({"outcome": "unchanged", "revision": revision}))),
-        ReloadOutcome::Rejected { errors, message } => Err(ApiError::unprocessable("invalid_flag_file", message)
+        ReloadOutcome::Rejected { errors, message } => Err(ApiError::new(Code::InvalidFlagFile, message)
             .with_details(json!({"errors": errors, "revision": state.serving.load().snapshot.revision}))),
     }
 }

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -13,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
-use super::{ApiJson, AppState};
+use super::error::{ApiError, Code};
+use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
 use crate::release::quality::{self, ReleaseFacts};
 use crate::release::version::{CommitInput, split_tag};
@@ -130,22 +129,22 @@ async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
         .release(id)
         .await
         .map_err(|e| store_err(&e))?
-        .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release #{id}")))
+        .ok_or_else(|| ApiError::new(Code::ReleaseNotFound, format!("no release #{id}")))
 }
 
 pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateRelease>) -> Result<Response, ApiError> {
     let service = req.service.trim().to_owned();
     if service.is_empty() {
-        return Err(ApiError::unprocessable("invalid_release", "`service` is required"));
+        return Err(ApiError::new(Code::InvalidRelease, "`service` is required"));
     }
     for d in &req.dependencies {
-        plan::parse_requirement(&d.requirement).map_err(|e| ApiError::unprocessable("invalid_requirement", e))?;
+        plan::parse_requirement(&d.requirement).map_err(|e| ApiError::new(Code::InvalidRequirement, e))?;
     }
     let served = state.serving.load_full();
     let unknown: Vec<&str> =
         req.flags.iter().map(String::as_str).filter(|f| served.snapshot.get(f).is_none()).collect();
     if !unknown.is_empty() {
-        return Err(ApiError::unprocessable("unknown_flag", format!("no such flags: {}", unknown.join(", "))));
+        return Err(ApiError::new(Code::UnknownFlag, format!("no such flags: {}", unknown.join(", "))));
     }
     let all = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
     let others = others_of(&all);
@@ -163,41 +162,38 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateR
         })
         .collect();
     let analysis = next_version(&current, &commits, PreMajor::Major, None)
-        .map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
     let kind = match req.kind.as_deref() {
         None => plan::type_for(analysis.bump).to_owned(),
         Some(k) if state.releases.strategy.types.contains_key(k) => k.to_owned(),
         Some(k) => {
             let known: Vec<&str> = state.releases.strategy.types.keys().map(String::as_str).collect();
-            return Err(ApiError::unprocessable(
-                "invalid_type",
-                format!("type {k:?}: expected one of {}", known.join(", ")),
-            ));
+            return Err(ApiError::new(Code::InvalidType, format!("type {k:?}: expected one of {}", known.join(", "))));
         }
     };
     let offending = plan::offending_commits(&kind, &analysis);
     if !offending.is_empty() {
         let names: Vec<String> = offending.iter().map(|c| format!("{}: {}", c.kind, c.description)).collect();
-        return Err(ApiError::unprocessable(
-            "type_mismatch",
+        return Err(ApiError::new(
+            Code::TypeMismatch,
             format!("a {kind} release cannot contain these commits: {}", names.join("; ")),
         )
         .with_details(json!({"offending": offending})));
     }
     let version = match &req.version {
         Some(v) => {
-            let (_, parsed) = split_tag(v).map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+            let (_, parsed) = split_tag(v).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
             if last.is_some_and(|l| parsed.cmp_precedence(&l.version) != std::cmp::Ordering::Greater) {
-                return Err(ApiError::unprocessable(
-                    "version_not_newer",
+                return Err(ApiError::new(
+                    Code::VersionNotNewer,
                     format!("{parsed} is not newer than {service}'s latest release {current}"),
                 ));
             }
             parsed.to_string()
         }
         None if last.is_some() && analysis.next == current => {
-            return Err(ApiError::unprocessable(
-                "nothing_to_release",
+            return Err(ApiError::new(
+                Code::NothingToRelease,
                 format!("no commit bumps {service} {current}; give `version` to release anyway"),
             ));
         }
@@ -206,14 +202,14 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateR
     let when = req.scheduled_at.unwrap_or_else(Utc::now);
     let found = plan::conflicts(&service, when, &req.dependencies, &others, &state.releases.windows);
     if !found.is_empty() {
-        return Err(ApiError::conflict(
-            "release_conflicts",
+        return Err(ApiError::new(
+            Code::ReleaseConflicts,
             format!("{} conflict(s) with this release plan", found.len()),
         )
         .with_details(json!({"conflicts": found})));
     }
     let new_version =
-        semver::Version::parse(&version).map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+        semver::Version::parse(&version).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
     let mut latest_per_service: HashMap<&str, &ReleaseRecord> = HashMap::new();
     for r in &all {
         latest_per_service.entry(r.service.as_str()).or_insert(r);
@@ -277,11 +273,7 @@ pub struct ListQuery {
     service: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
     let releases = state.serving.store.releases(q.service.as_deref()).await.map_err(|e| store_err(&e))?;
     Ok(Json(json!({"releases": releases.iter().map(|r| view(&state, r)).collect::<Vec<_>>()})))
 }
@@ -327,23 +319,23 @@ pub async fn set_status(
 ) -> Result<Json<Value>, ApiError> {
     let known = ["in_progress", "deployed", "failed", "rolled_back", "cancelled"];
     if !known.contains(&req.status.as_str()) {
-        return Err(ApiError::unprocessable(
-            "invalid_status",
+        return Err(ApiError::new(
+            Code::InvalidStatus,
             format!("status {:?}: expected one of {}", req.status, known.join(", ")),
         ));
     }
     let mut r = load(&state, id).await?;
     if !allowed(&r.status, &req.status) {
-        return Err(ApiError::conflict(
-            "invalid_transition",
+        return Err(ApiError::new(
+            Code::InvalidTransition,
             format!("release #{id} is {}; it cannot become {}", r.status, req.status),
         ));
     }
     if req.status == "deployed" {
         let blocking = missing(&state, &r);
         if !blocking.is_empty() {
-            return Err(ApiError::conflict(
-                "release_blocked",
+            return Err(ApiError::new(
+                Code::ReleaseBlocked,
                 format!("release #{id} still needs: {}", blocking.join(", ")),
             )
             .with_details(json!({"missing": blocking})));
@@ -377,8 +369,8 @@ pub async fn approve(
 ) -> Result<Json<Value>, ApiError> {
     let mut r = load(&state, id).await?;
     if !matches!(r.status.as_str(), "planned" | "scheduled" | "in_progress") {
-        return Err(ApiError::conflict(
-            "invalid_transition",
+        return Err(ApiError::new(
+            Code::InvalidTransition,
             format!("release #{id} is {}; approvals are closed", r.status),
         ));
     }
@@ -394,8 +386,8 @@ pub async fn approve(
             r.data["tests"][&test] = json!({"passed": passed, "by": who.name, "at": now});
         }
         _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_approval",
+            return Err(ApiError::new(
+                Code::InvalidApproval,
                 "give {\"role\": \"team_lead\", \"approver\"?: \"name\"} or {\"test\": \"smoke_tests\", \"passed\": true}",
             ));
         }
@@ -475,19 +467,15 @@ async fn stale(state: &AppState, releases: &[ReleaseRecord]) -> Result<Vec<quali
 
 pub async fn metrics(
     State(state): State<AppState>,
-    query: Result<Query<MetricsQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let window = match q.window.as_deref() {
         None => chrono::Duration::days(30),
         Some(w) => crate::flags::duration::parse_duration(w)
             .ok()
             .filter(|d| *d > chrono::Duration::zero())
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("window {w:?}: expected a duration like 30d or \"2 weeks\""),
-                )
+                ApiError::new(Code::InvalidQuery, format!("window {w:?}: expected a duration like 30d or \"2 weeks\""))
             })?,
     };
     let (q, _) = quality_of(&state, q.service.as_deref(), window).await?;
@@ -499,4 +487,16 @@ pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, A
     let flags = stale(&state, &releases).await?;
     state.serving.metrics.flags_stale.set(flags.len() as i64);
     Ok(Json(json!({"flags": flags})))
+}
+
+impl super::RequestBody for CreateRelease {
+    const INVALID: Code = Code::InvalidRelease;
+}
+
+impl super::RequestBody for StatusRequest {
+    const INVALID: Code = Code::InvalidStatus;
+}
+
+impl super::RequestBody for ApprovalRequest {
+    const INVALID: Code = Code::InvalidApproval;
 }

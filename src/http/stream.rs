@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::auth::Role;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::events::{Event, Replay};
 
 /// Most concurrent `/events` subscribers per replica.
@@ -46,10 +46,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let bus = &state.serving.events;
     if bus.subscribers() >= MAX_SUBSCRIBERS {
-        return Err(ApiError::unavailable(
-            "too_many_subscribers",
-            format!("at most {MAX_SUBSCRIBERS} event subscribers"),
-        ));
+        return Err(ApiError::new(Code::TooManySubscribers, format!("at most {MAX_SUBSCRIBERS} event subscribers")));
     }
     let full = state.tokens.identify_headers(&headers).is_some_and(|i| i.role == Role::Admin);
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());

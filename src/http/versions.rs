@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
 use crate::release::{CommitInput, PreMajor, next_version, notes};
 
@@ -31,8 +31,8 @@ pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequ
         None | Some("major") => PreMajor::Major,
         Some("minor") => PreMajor::Minor,
         Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_option",
+            return Err(ApiError::new(
+                Code::InvalidOption,
                 format!("pre_major {other:?}: expected \"major\" or \"minor\""),
             ));
         }
@@ -46,8 +46,12 @@ pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequ
         })
         .collect();
     let analysis = next_version(&req.current, &commits, pre_major, req.pre_release.as_deref())
-        .map_err(|e| ApiError::unprocessable("invalid_version", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
     let mut body = json!(analysis);
     body["notes"] = json!(notes::markdown(&analysis, &format!("Release {}", analysis.next)));
     Ok(Json(body))
+}
+
+impl super::RequestBody for NextRequest {
+    const INVALID: Code = Code::InvalidVersion;
 }

@@ -191,3 +191,66 @@ fn dot_keys_and_header_injection_in_links_are_file_errors() {
         assert!(text.contains("warning_phase.link"), "{link}: {text}");
     }
 }
+
+#[test]
+fn wrong_methods_shapes_and_queries_get_our_errors() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    let r = http().delete(server.url("/flags")).bearer_auth(crate::support::ADMIN).send().expect("request");
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some("GET,HEAD"));
+    let body: Value = r.json().expect("JSON");
+    assert_eq!(body["error"]["code"], json!("method_not_allowed"), "{body}");
+
+    let put = |body: &str| {
+        let r = http()
+            .put(server.url("/flags/new_payment_flow"))
+            .bearer_auth(crate::support::ADMIN)
+            .body(body.to_owned())
+            .send()
+            .expect("request");
+        (r.status().as_u16(), r.json::<Value>().expect("JSON"))
+    };
+    let (status, body) = put(r#"{"enabled":"false"}"#);
+    assert_eq!((status, &body["error"]["code"]), (422, &json!("invalid_override")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("`enabled`: invalid type: string \"false\", expected a boolean"), "{message}");
+    let (status, body) = put(r#"{"enabled":false,"reson":"x"}"#);
+    assert_eq!((status, &body["error"]["code"]), (422, &json!("invalid_override")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("unknown field `reson`")), "{body}");
+    let (status, body) = put(r#"{"enabled":fals"#);
+    assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_json")), "{body}");
+    let (status, body) = server.admin(Method::POST, "/flags/new_payment_flow/rollout", Some(json!({"action": 3})));
+    assert_eq!((status, &body["error"]["code"]), (422, &json!("invalid_action")), "{body}");
+    let r = http().post(server.url("/evaluate")).body(r#"{"flag": ["x"]}"#).send().expect("request");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().expect("JSON");
+    assert_eq!(body["error"]["code"], json!("invalid_request"), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("`flag`: ")), "{body}");
+
+    for path in ["/audit?limit=abc", "/releases/metrics?window=soon", "/audit?limit=0"] {
+        let (status, body) = server.admin(Method::GET, path, None);
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_query")), "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("Failed to deserialize"), "our own words, not the framework's: {message}");
+    }
+}
+
+#[test]
+fn the_readme_lists_every_error_code_and_no_other() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("<!-- error-codes -->").expect("the README's error table");
+    let end = readme.find("<!-- /error-codes -->").expect("the end of the table");
+    let mut documented = std::collections::BTreeMap::new();
+    for row in readme[start..end].lines().filter(|l| l.starts_with("| 4") || l.starts_with("| 5")) {
+        let status: u16 = row[2..5].parse().expect("a status");
+        for code in row.split('`').skip(1).step_by(2).filter(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            documented.insert(code.to_owned(), status);
+        }
+    }
+    documented.remove("details");
+    let actual: std::collections::BTreeMap<String, u16> =
+        toggled::http::error::Code::all().map(|c| (c.as_str().to_owned(), c.status())).collect();
+    assert_eq!(documented, actual, "README's error table and src/http/error.rs disagree");
+}

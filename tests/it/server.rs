@@ -118,7 +118,7 @@ fn bad_input_gets_a_clear_error() {
         ("/evaluate", r#"{"flag": "new_payment_flow", "context": [1]}"#, 400, "invalid_context"),
         ("/evaluate", r#"{"flag": "new_payment_flow", "context": "u1"}"#, 400, "invalid_context"),
         ("/evaluate", r#"{"context": {}}"#, 400, "invalid_request"),
-        ("/evaluate", r#"{"flag": 12}"#, 400, "invalid_json"),
+        ("/evaluate", r#"{"flag": 12}"#, 400, "invalid_request"),
         ("/evaluate", r#"{"flag": "nope", "context": {}}"#, 404, "flag_not_found"),
         ("/evaluate/all", r#"{"context": 5}"#, 400, "invalid_context"),
         ("/nowhere", "{}", 404, "not_found"),
@@ -138,7 +138,10 @@ fn bad_input_gets_a_clear_error() {
     let r = http().get(server.url("/evaluate/nope")).send().expect("request");
     assert_eq!(r.status(), 404);
     let r = http().get(server.url("/evaluate")).send().expect("request");
-    assert_eq!(r.status(), 400, "wrong method on a known route");
+    assert_eq!(r.status(), 405, "wrong method on a known route");
+    assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    let body: Value = r.json().expect("JSON");
+    assert_eq!(body["error"]["code"], json!("method_not_allowed"), "{body}");
 
     let admin_cases: &[(Method, &str, Option<Value>, u16, &str)] = &[
         (Method::GET, "/audit?limit=0", None, 400, "invalid_query"),
@@ -156,7 +159,13 @@ fn bad_input_gets_a_clear_error() {
         (Method::PUT, "/flags/new_payment_flow", Some(json!({"value": "yes"})), 422, "invalid_value"),
         (Method::PUT, "/flags/enhanced_search", Some(json!({"variant": "treatment_z"})), 422, "unknown_variant"),
         (Method::PUT, "/flags/enhanced_search", Some(json!({"value": 5})), 422, "invalid_value"),
-        (Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "colour": "red"})), 400, "invalid_json"),
+        (
+            Method::PUT,
+            "/flags/new_payment_flow",
+            Some(json!({"enabled": false, "colour": "red"})),
+            422,
+            "invalid_override",
+        ),
         (
             Method::PUT,
             "/flags/new_payment_flow",

@@ -238,7 +238,8 @@ fn versions_next_over_http() {
         server.admin(Method::POST, "/versions/next", Some(json!({"current": "1.4.0", "pre_major": "huge"})));
     assert_eq!((status, &bad["error"]["code"]), (422, &json!("invalid_option")));
     let (status, bad) = server.admin(Method::POST, "/versions/next", Some(json!({"commits": []})));
-    assert_eq!((status, &bad["error"]["code"]), (400, &json!("invalid_json")));
+    assert_eq!((status, &bad["error"]["code"]), (422, &json!("invalid_version")));
+    assert!(bad["error"]["message"].as_str().is_some_and(|m| m.contains("missing field `current`")), "{bad}");
     let r = crate::support::http()
         .post(server.url("/versions/next"))
         .json(&json!({"current": "1.0.0"}))
