@@ -23,11 +23,19 @@ use crate::store::Store;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::from_args(*args)?;
-            init_tracing(config.log_format);
-            let runtime =
-                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-            runtime.block_on(serve(config))
+            // Logging first, so that even a bad configuration is reported in the chosen format.
+            init_tracing(args.log_format);
+            let served = Config::from_args(*args).and_then(|config| {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the runtime")?;
+                runtime.block_on(serve(config))
+            });
+            Ok(served.unwrap_or_else(|err| {
+                tracing::error!("{err:#}");
+                ExitCode::FAILURE
+            }))
         }
         Command::Validate { files } => Ok(validate(&files)),
         Command::Version { command: VersionCommand::Next { repo, pre_major, pre_release } } => {
@@ -128,19 +136,38 @@ fn evaluate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Logs go to standard error: colour only on a terminal and without `NO_COLOR`; with
+/// `--log-format json` every line is a JSON object, panics included.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOGGLED_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => {
+            builder.json().init();
+            std::panic::set_hook(Box::new(|info| {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                tracing::error!(panic = true, location = %at, "{}", panic_text(info.payload()));
+            }));
+        }
         LogFormat::Text => builder.init(),
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests.
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     crate::reload::check_directory(&config.flags)?;
+    let shutdown = shutdown_signal();
     let store: Arc<dyn Store> = Arc::from(
         crate::store::open(&config.database)
             .await
@@ -159,7 +186,12 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("no local address")?;
-    println!("listening on http://{addr}");
+    match config.log_format {
+        LogFormat::Text => println!("listening on http://{addr}"),
+        LogFormat::Json => {
+            println!("{}", serde_json::json!({"message": format!("listening on http://{addr}"), "address": addr}));
+        }
+    }
     tracing::info!(%addr, flags = %config.flags.display(), database = %config.database, "toggled serving");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -206,7 +238,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let router = app(state, config.request_timeout, &config.cors_origins);
     // The signal also ends event streams, so graceful shutdown does not wait on them.
     let graceful = async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
@@ -259,24 +291,35 @@ async fn flush_evaluated(serving: Arc<Serving>, every: Duration, mut stopped: to
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called (before the address is
+/// printed), so a signal sent as soon as the server says it listens is never missed.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let next = |s: &mut Option<tokio::signal::unix::Signal>| {
+                let s = s.take();
+                async move {
+                    match s {
+                        Some(mut s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                }
+            };
+            tokio::select! {
+                () = next(&mut term) => {},
+                () = next(&mut int) => {},
             }
-            Err(_) => std::future::pending().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -323,7 +366,8 @@ fn git_analysis(
 async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Result<ExitCode> {
     let text = read_flag_file(file)?;
     let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&file.display().to_string())))?;
-    let store = crate::store::open(database).await.with_context(|| format!("cannot open the store {database}"))?;
+    let store =
+        crate::store::open_existing(database).await.with_context(|| format!("cannot open the store {database}"))?;
     let releases = store.releases(None).await?;
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()

@@ -43,8 +43,10 @@ pub fn markdown(a: &Analysis, title: &str) -> String {
         for c in shown {
             out += &entry(c);
             out += "\n";
-            if breaking_section {
-                let note = c.breaking_note.as_deref().unwrap_or(&c.description);
+            // A migration note only when the commit wrote one that says more than its title.
+            if breaking_section
+                && let Some(note) = c.breaking_note.as_deref().filter(|n| n.trim() != c.description.trim())
+            {
                 let _ = writeln!(out, "  - **Migration:** {}", note.replace('\n', " "));
             }
         }
@@ -55,9 +57,11 @@ pub fn markdown(a: &Analysis, title: &str) -> String {
     out
 }
 
-/// A Keep a Changelog section (`## [version] - date` or `## [Unreleased]`).
+/// A Keep a Changelog section (`## [2.0.0] - date` or `## [Unreleased]`): the bare version,
+/// without the tag's prefix (`v2.0.0` is headed `[2.0.0]`).
 pub fn keep_a_changelog(a: &Analysis, version: Option<&str>, date: Option<&str>) -> String {
-    let mut out = match (version, date) {
+    let bare = version.map(|v| super::version::split_tag(v).map_or_else(|_| v.to_owned(), |(_, v)| v.to_string()));
+    let mut out = match (bare.as_deref(), date) {
         (Some(v), Some(d)) => format!("## [{v}] - {d}\n"),
         (Some(v), None) => format!("## [{v}]\n"),
         _ => "## [Unreleased]\n".to_owned(),

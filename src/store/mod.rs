@@ -135,6 +135,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(String),
+    #[error(
+        "the database {0} does not exist: this command only reads the store a server keeps (point --database at it)"
+    )]
+    Missing(String),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
     UnsupportedUrl(String),
     #[error("corrupt row in {table}: {detail}")]
@@ -174,8 +178,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 /// Opens the store a database URL names, creating and migrating it when needed.
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_as(url, true).await
+}
+
+/// Opens an existing store for a command that only reads: a missing database is an error, never
+/// an empty one created on the spot.
+pub async fn open_existing(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_as(url, false).await
+}
+
+async fn open_as(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Box::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Box::new(sqlite::SqliteStore::open(url, create).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

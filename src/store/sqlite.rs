@@ -78,10 +78,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://PATH`).
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+    /// Opens and migrates the database at `url` (`sqlite://PATH`), creating it if missing only
+    /// when `create` is set (the server; commands that only read never create one).
+    pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        if !create && !options.get_filename().exists() {
+            return Err(StoreError::Missing(options.get_filename().display().to_string()));
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))

@@ -254,3 +254,63 @@ fn the_readme_lists_every_error_code_and_no_other() {
         toggled::http::error::Code::all().map(|c| (c.as_str().to_owned(), c.status())).collect();
     assert_eq!(documented, actual, "README's error table and src/http/error.rs disagree");
 }
+
+/// Runs `serve` on `flags` with `extra` arguments until it has printed its address and one
+/// more stderr line, then SIGTERM; returns (stdout, stderr).
+fn serve_briefly(flags: &str, extra: &[&str]) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    let dir = Workdir::new(flags);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--flags"])
+        .arg(dir.path().join("flags/feature-flags.yaml"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.path().join("t.db").display()))
+        .args(extra)
+        .env("TOGGLED_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut out = String::new();
+    BufReader::new(stdout).read_line(&mut out).expect("the address line");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "SIGTERM exits 0");
+    out.push_str(&String::from_utf8_lossy(&output.stdout));
+    (out, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn logs_have_no_colour_off_a_terminal_and_json_means_every_line() {
+    let broken = "feature_flags:\n  broken:\n    default_value: maybe\n";
+    let (out, err) = serve_briefly(broken, &[]);
+    assert!(out.starts_with("listening on http://127.0.0.1:"), "{out}");
+    assert!(err.contains("default_value"), "the broken file is logged: {err}");
+    assert!(!err.contains('\u{1b}') && !out.contains('\u{1b}'), "no ANSI escapes off a terminal: {err:?}");
+
+    let (out, err) = serve_briefly(broken, &["--log-format", "json"]);
+    let lines: Vec<&str> = out.lines().chain(err.lines()).filter(|l| !l.is_empty()).collect();
+    assert!(lines.len() >= 4, "address, errors, shutdown: {lines:#?}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+    }
+    let first: Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert!(first["message"].as_str().is_some_and(|m| m.starts_with("listening on http://")), "{first}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["serve", "--log-format", "json", "--admin-tokens", "nocolon", "--flags"])
+        .arg(dir.path().join("f.yaml"))
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    for line in stderr.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["fields"]["message"].as_str().is_some_and(|m| m.contains("--admin-tokens")), "{v}");
+    }
+    assert!(!stderr.is_empty());
+}

@@ -293,4 +293,18 @@ fn quality_metrics_and_stale_flags_on_a_seeded_history() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("new_checkout: deprecated in 1.1.0") && !text.contains("fresh_flag"), "{text}");
+
+    // A read-only command never creates a store.
+    let missing = dir.path().join("nowhere.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["lint"])
+        .arg(dir.path().join("flags/feature-flags.yaml"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", missing.display()))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nowhere.db does not exist"), "{stderr}");
+    assert!(!missing.exists(), "lint created {}", missing.display());
 }

@@ -208,7 +208,14 @@ fn version_next_and_changelog_read_a_real_git_repository() {
     let (wrote, _) = toggled(&["changelog", "--release", "--write"]);
     assert!(wrote.starts_with("wrote "));
     let changelog = std::fs::read_to_string(dir.join("CHANGELOG.md")).expect("written");
-    assert!(changelog.starts_with("# Changelog") && changelog.contains("## [v2.0.0] - "), "{changelog}");
+    assert!(changelog.starts_with("# Changelog") && changelog.contains("## [2.0.0] - "), "{changelog}");
+    assert!(!changelog.contains("[v2.0.0]"), "no tag prefix inside the brackets: {changelog}");
+    let (notes, _) = toggled(&["version", "next"]);
+    assert!(notes.contains("- new api"), "{notes}");
+    assert!(!notes.contains("**Migration:** new api"), "no note that repeats the title: {notes}");
+    commit(dir, "refactor(db)!: drop the v1 tables\n\nBREAKING CHANGE: run `toggled migrate` first");
+    let (notes, _) = toggled(&["version", "next"]);
+    assert!(notes.contains("  - **Migration:** run `toggled migrate` first"), "{notes}");
 }
 
 #[test]
