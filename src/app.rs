@@ -87,8 +87,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::monitor::alerting_rules(&snapshot));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Evaluate { file, flag, context, at, first_seen } => {
-            evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref())
+        Command::Schema => {
+            use std::io::Write as _;
+            let schema = serde_json::to_string_pretty(&flags::file::schema()).context("failed to render the schema")?;
+            // A closed pipe (`toggled schema | head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{schema}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate { file, flag, context, at, first_seen, explain } => {
+            evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref(), explain)
         }
     }
 }
@@ -120,6 +127,7 @@ fn evaluate(
     context: &str,
     at: Option<&str>,
     first_seen: Option<&str>,
+    explain: bool,
 ) -> anyhow::Result<ExitCode> {
     let text = read_flag_file(path)?;
     let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&path.display().to_string())))?;
@@ -130,8 +138,11 @@ fn evaluate(
     };
     let now = time(at, "at")?.unwrap_or_else(Utc::now);
     let state = FlagState { first_seen: time(first_seen, "first-seen")?, ..FlagState::default() };
-    let evaluation = eval::evaluate(flag, &ctx, now, &state);
-    let body = evaluation.body(&flag.key, &snapshot.revision);
+    let (evaluation, steps) = eval::evaluate_explained(flag, &ctx, now, &state);
+    let mut body = evaluation.body(&flag.key, &snapshot.revision);
+    if explain {
+        body.explain = Some(&steps);
+    }
     println!("{}", serde_json::to_string_pretty(&body).context("failed to render the evaluation")?);
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,9 @@ pub enum Command {
         /// The flag file.
         file: PathBuf,
     },
+    /// Print the JSON Schema (2020-12) of the flag file, for editors and CI validators (also
+    /// served at `GET /schema/flags.json`).
+    Schema,
     /// Report stale flags: deprecated flags whose service has shipped two minor-or-major
     /// releases since, and flags not evaluated for 30 days (from the store). Exits 1 if any.
     Lint {
@@ -76,6 +79,9 @@ pub enum Command {
         /// default: the evaluation time (the first stage).
         #[arg(long)]
         first_seen: Option<String>,
+        /// Add `explain`: the ordered steps the evaluator took.
+        #[arg(long)]
+        explain: bool,
     },
 }
 

@@ -102,14 +102,31 @@ impl Served {
     /// Evaluates flag `idx`, applying the sunset actions that need runtime state (rate limiting,
     /// warning logs) and counting the result.
     pub fn evaluate<'a>(&'a self, metrics: &Metrics, idx: usize, ctx: &Context, now: DateTime<Utc>) -> Evaluation<'a> {
+        self.evaluate_traced(metrics, idx, ctx, now, &mut eval::explain::Silent)
+    }
+
+    /// As [`Served::evaluate`], reporting every step to `t` (`explain`).
+    pub fn evaluate_traced<'a, T: eval::explain::Tracer>(
+        &'a self,
+        metrics: &Metrics,
+        idx: usize,
+        ctx: &Context,
+        now: DateTime<Utc>,
+        t: &mut T,
+    ) -> Evaluation<'a> {
         let flag = &self.snapshot.flags[idx];
         let rt = &self.flags[idx];
-        let mut e = eval::evaluate(flag, ctx, now, &rt.state());
+        let mut e = eval::evaluate_traced(flag, ctx, now, &rt.state(), t);
         if let Some(sunset) = e.sunset {
             if let Some(limit) = sunset.rate_limit()
                 && let Some(key) = eval::flag_stickiness(flag, ctx)
                 && rt.limiter.exceeded(key.as_str(), limit, now)
             {
+                if T::ON {
+                    let detail =
+                        serde_json::json!({"requests": limit.requests, "per_seconds": limit.per.num_seconds()});
+                    t.push("rate_limit", "exceeded", detail);
+                }
                 e = e.rate_limited(flag);
             }
             if sunset.has(SunsetAction::WarningLogs) {

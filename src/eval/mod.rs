@@ -10,13 +10,16 @@
 
 pub mod bucket;
 pub mod constraint;
+pub mod explain;
 pub mod rollout;
 pub mod sunset;
 pub mod variant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use explain::{Silent, Step, Tracer};
 
 use crate::flags::snapshot::{Flag, Stickiness, Strategy, SunsetAction, VariantIdx};
 pub use constraint::Scalar;
@@ -129,6 +132,7 @@ impl<'a> Evaluation<'a> {
             notice: self.sunset.and_then(|s| s.notice()),
             redirect: self.sunset.and_then(|s| s.redirect()),
             revision,
+            explain: None,
         }
     }
 }
@@ -150,6 +154,9 @@ pub struct EvaluationBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<&'a str>,
     pub revision: &'a str,
+    /// The steps the evaluator took, when asked for (`explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<&'a [Step]>,
 }
 
 /// What was decided, before it is turned into an [`Evaluation`].
@@ -160,8 +167,31 @@ enum Served<'a> {
 
 /// Evaluates `flag` for `ctx` at `now`.
 pub fn evaluate<'a>(flag: &'a Flag, ctx: &Context, now: DateTime<Utc>, state: &FlagState<'a>) -> Evaluation<'a> {
+    evaluate_traced(flag, ctx, now, state, &mut Silent)
+}
+
+/// Evaluates and returns the ordered steps the evaluator took (`explain`).
+pub fn evaluate_explained<'a>(
+    flag: &'a Flag,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+) -> (Evaluation<'a>, Vec<Step>) {
+    let mut steps = Vec::new();
+    let e = evaluate_traced(flag, ctx, now, state, &mut steps);
+    (e, steps)
+}
+
+/// Evaluates, reporting each step to `t` ([`Silent`] reports nothing and costs nothing).
+pub fn evaluate_traced<'a, T: Tracer>(
+    flag: &'a Flag,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+    t: &mut T,
+) -> Evaluation<'a> {
     let sunset = flag.sunset.as_ref().map(|plan| SunsetStatus::at(plan, now));
-    let (served, reason, stage) = decide(flag, ctx, now, state, sunset);
+    let (served, reason, stage) = decide(flag, ctx, now, state, sunset, t);
     let (value, variant) = match served {
         Served::Variant(i) => {
             let v = &flag.variants[i];
@@ -180,15 +210,27 @@ pub fn evaluate<'a>(flag: &'a Flag, ctx: &Context, now: DateTime<Utc>, state: &F
     Evaluation { value, variant, enabled, reason, stage, sunset }
 }
 
-fn decide<'a>(
+fn decide<'a, T: Tracer>(
     flag: &'a Flag,
     ctx: &Context,
     now: DateTime<Utc>,
     state: &FlagState<'a>,
     sunset: Option<SunsetStatus<'a>>,
+    t: &mut T,
 ) -> (Served<'a>, Reason, Option<u32>) {
     let safe = Served::Variant(flag.default);
     let mut forced_on = false;
+    if T::ON {
+        let (outcome, detail) = match state.override_ {
+            None => ("none", Value::Null),
+            Some(Override::Kill) => ("kill", json!("the kill switch is on: everyone gets the safe value")),
+            Some(Override::RolledBack) => ("rolled_back", json!("rolled back automatically: the safe value")),
+            Some(Override::Variant(name)) => ("variant", json!({ "variant": name })),
+            Some(Override::Value(v)) => ("value", json!({ "value": v })),
+            Some(Override::Enable) => ("forced_on", json!("the master switch is forced on; targeting applies")),
+        };
+        t.push("override", outcome, detail);
+    }
     match state.override_ {
         Some(Override::Kill) => return (safe, Reason::Disabled, None),
         Some(Override::RolledBack) => return (safe, Reason::RolledBack, None),
@@ -200,45 +242,97 @@ fn decide<'a>(
         Some(Override::Enable) => forced_on = true,
         None => {}
     }
+    if T::ON {
+        let outcome = match (flag.enabled, forced_on) {
+            (true, _) => "on",
+            (false, true) => "forced_on",
+            (false, false) => "off",
+        };
+        t.push("master_switch", outcome, json!({ "enabled_in_file": flag.enabled }));
+    }
     if !flag.enabled && !forced_on {
         return (safe, Reason::Disabled, None);
+    }
+    if T::ON
+        && let Some(status) = sunset
+    {
+        let phase = status.phase.map(|p| p.kind.as_str());
+        t.push("sunset", phase.unwrap_or("none"), json!({ "phase": phase, "actions": status.body().actions }));
     }
     if let Some(phase) = sunset.and_then(|s| s.phase).filter(|p| p.has(SunsetAction::ApiDisabled)) {
         return (Served::Variant(phase.shutdown), Reason::Sunset, None);
     }
-    if !constraint::all_hold(&flag.constraints, ctx, now) {
+    if !explain::all_hold(&flag.constraints, ctx, now, "constraints", t) {
         return (safe, Reason::Default, None);
     }
-    if !flag.overrides.is_empty()
-        && let Some(s) = stickiness_value(&flag.override_stickiness, ctx)
-        && let Some(&idx) = flag.overrides.get(s.as_str())
-    {
-        return (Served::Variant(idx), Reason::TargetingMatch, None);
+    if !flag.overrides.is_empty() {
+        let pinned = stickiness_value(&flag.override_stickiness, ctx)
+            .and_then(|s| flag.overrides.get(s.as_str()).map(|&idx| (s, idx)));
+        if T::ON {
+            let detail = pinned.as_ref().map_or(
+                Value::Null,
+                |(s, idx)| json!({ "stickiness": s.as_str(), "variant": flag.variants[*idx].name }),
+            );
+            t.push("variant_pin", if pinned.is_some() { "pinned" } else { "none" }, detail);
+        }
+        if let Some((_, idx)) = pinned {
+            return (Served::Variant(idx), Reason::TargetingMatch, None);
+        }
     }
     let rollout = Served::Variant(flag.rollout);
     let Some(strategy) = &flag.strategy else {
-        return if !flag.constraints.is_empty() {
-            (rollout, Reason::TargetingMatch, None)
+        let (served, reason) = if !flag.constraints.is_empty() {
+            (rollout, Reason::TargetingMatch)
         } else if flag.is_static() {
-            (safe, Reason::Static, None)
+            (safe, Reason::Static)
         } else {
-            (safe, Reason::Default, None)
+            (safe, Reason::Default)
         };
+        if T::ON {
+            t.push("strategy", "none", json!("no rollout strategy: the constraints decide, or the value is static"));
+        }
+        return (served, reason, None);
     };
     let hash = strategy.hash();
     let key = stickiness_value(&hash.stickiness, ctx);
+    explain::stickiness(key.as_ref(), &hash.group, t);
     let key = key.as_ref().map(Scalar::as_str);
-    let inside = |percentage: u32| percentage > 0 && key.is_some_and(|s| bucket::bucket(&hash.group, s) <= percentage);
+    let bucket = |t: &mut T| {
+        let b = key.map(|s| bucket::bucket(&hash.group, s));
+        if T::ON
+            && let Some(b) = b
+        {
+            t.push("bucket", "computed", json!({ "bucket": b, "range": "1..=100" }));
+        }
+        b
+    };
+    let percentage_step = |t: &mut T, percentage: u32, b: Option<u32>| {
+        let inside = percentage > 0 && b.is_some_and(|b| b <= percentage);
+        if T::ON {
+            t.push(
+                "percentage",
+                if inside { "inside" } else { "outside" },
+                json!({ "percentage": percentage, "bucket": b }),
+            );
+        }
+        inside
+    };
     match strategy {
         Strategy::Percentage { percentage, .. } => {
-            if inside(*percentage) {
+            let b = bucket(t);
+            if percentage_step(t, *percentage, b) {
                 (rollout, Reason::TargetingMatch, None)
             } else {
                 (safe, Reason::Default, None)
             }
         }
         Strategy::Scheduled { steps, .. } => {
-            if inside(rollout::scheduled_percentage(steps, now)) {
+            let percentage = rollout::scheduled_percentage(steps, now);
+            if T::ON {
+                t.push("schedule", "step", json!({ "percentage": percentage }));
+            }
+            let b = bucket(t);
+            if percentage_step(t, percentage, b) {
                 (rollout, Reason::TargetingMatch, None)
             } else {
                 (safe, Reason::Default, None)
@@ -247,31 +341,84 @@ fn decide<'a>(
         Strategy::Gradual { stages, start, .. } => {
             let start = rollout::schedule_start(*start, state.first_seen, now);
             let Some(progress) = rollout::gradual_progress(stages, start, now, state.pause) else {
+                if T::ON {
+                    t.push("stage", "not_started", json!({ "start": start }));
+                }
                 return (safe, Reason::Default, None);
             };
             let stage = Some(progress.stage as u32 + 1);
+            if T::ON {
+                let active = &stages[progress.stage];
+                let detail = json!({
+                    "stage": progress.stage + 1,
+                    "of": stages.len(),
+                    "percentage": active.percentage,
+                    "criteria": active.criteria,
+                    "start": start,
+                    "next_stage_at": progress.next_stage_at,
+                    "paused": state.pause.paused_since.is_some(),
+                });
+                t.push("stage", "active", detail);
+            }
             // Monotone: inside iff some stage j <= k admits the context. The bucket is computed
             // at most once.
-            let bucket = key.map(|s| bucket::bucket(&hash.group, s));
-            let admitted = bucket.is_some_and(|b| {
-                stages[..=progress.stage].iter().any(|st| {
-                    st.percentage > 0 && b <= st.percentage && constraint::all_hold(&st.constraints, ctx, now)
+            let b = bucket(t);
+            let admitted = b.is_some_and(|b| {
+                stages[..=progress.stage].iter().enumerate().any(|(j, st)| {
+                    let inside = st.percentage > 0 && b <= st.percentage;
+                    let admits = inside && explain::all_hold(&st.constraints, ctx, now, "stage_criteria", t);
+                    if T::ON {
+                        let detail = json!({
+                            "stage": j + 1,
+                            "percentage": st.percentage,
+                            "bucket": b,
+                            "criteria": st.criteria,
+                            "inside_percentage": inside,
+                        });
+                        t.push("stage_admission", if admits { "admitted" } else { "not_admitted" }, detail);
+                    }
+                    admits
                 })
             });
             if admitted { (rollout, Reason::TargetingMatch, stage) } else { (safe, Reason::Default, stage) }
         }
         Strategy::AbTest { split, total_weight, duration, start, winner, .. } => {
             let start = rollout::schedule_start(*start, state.first_seen, now);
+            let over = rollout::window_over(start, *duration, now);
+            if T::ON {
+                let end = duration.and_then(|d| start.checked_add_signed(d));
+                let outcome = if now < start {
+                    "not_started"
+                } else if over {
+                    "over"
+                } else {
+                    "open"
+                };
+                t.push("window", outcome, json!({ "start": start, "end": end }));
+            }
             if now < start {
                 return (safe, Reason::Default, None);
             }
-            if rollout::window_over(start, *duration, now) {
+            if over {
                 return match winner {
                     Some(w) => (Served::Variant(*w), Reason::TargetingMatch, None),
                     None => (safe, Reason::Default, None),
                 };
             }
-            match key.and_then(|s| variant::pick(split, *total_weight, &hash.group, s)) {
+            let picked = key.and_then(|s| variant::pick(split, *total_weight, &hash.group, s));
+            if T::ON {
+                let weights: Vec<Value> =
+                    split.iter().map(|(idx, w)| json!({ "variant": flag.variants[*idx].name, "weight": w })).collect();
+                let target = key.map(|s| bucket::variant_target(&hash.group, s, *total_weight));
+                let detail = json!({
+                    "target": target,
+                    "total_weight": total_weight,
+                    "weights": weights,
+                    "variant": picked.map(|i| &flag.variants[i].name),
+                });
+                t.push("variant_pick", if picked.is_some() { "picked" } else { "none" }, detail);
+            }
+            match picked {
                 Some(idx) => (Served::Variant(idx), Reason::Split, None),
                 None => (safe, Reason::Default, None),
             }

@@ -390,8 +390,12 @@ impl Compiler {
         }
     }
 
+    /// A segment's constraints, each marked with the segment's name.
     fn segment(&mut self, name: &Spanned<String>, path: &str) -> Option<Vec<Constraint>> {
-        let found = self.segments.get(&name.value).cloned();
+        let found = self
+            .segments
+            .get(&name.value)
+            .map(|cs| cs.iter().map(|c| Constraint { segment: Some(name.value.clone()), ..c.clone() }).collect());
         if found.is_none() {
             let known = self.known_segments();
             self.error(name.into(), path, format!("unknown segment {:?}; defined segments: {known}", name.value));
@@ -540,6 +544,7 @@ impl Compiler {
             operator,
             inverted: e.inverted.unwrap_or(false),
             case_insensitive: ci,
+            segment: None,
         })
     }
 

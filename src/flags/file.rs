@@ -9,10 +9,61 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-pub use serde_saphyr::Spanned;
+pub use serde_saphyr::Location;
+
+/// A value with where the file wrote it. Deserialises exactly as the YAML parser's own spanned
+/// value (whose locations it keeps); its JSON Schema is the value's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub referenced: Location,
+    pub defined: Location,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, referenced: Location, defined: Location) -> Self {
+        Self { value, referenced, defined }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Self { value: s.value, referenced: s.referenced, defined: s.defined })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for KeyedMap<V> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "object", "additionalProperties": generator.subschema_for::<V>()})
+    }
+}
 
 /// A YAML mapping kept in file order, with the location of every key.
 #[derive(Debug, Clone)]
@@ -63,9 +114,14 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedMap<V> {
 }
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "toggled flag file", description = "flags/feature-flags.yaml: flags, segments and metrics")]
 pub struct FlagFile {
+    /// The JSON Schema this file follows (for editors); ignored by the loader.
+    #[serde(rename = "$schema")]
+    pub schema: Option<String>,
+    /// Flag key -> flag. `flags:` is accepted as an alias by the loader.
     #[serde(alias = "flags")]
     pub feature_flags: KeyedMap<Spanned<FlagEntry>>,
     #[serde(default)]
@@ -75,7 +131,7 @@ pub struct FlagFile {
 }
 
 /// One flag, as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagEntry {
     pub description: Option<String>,
@@ -83,6 +139,8 @@ pub struct FlagEntry {
     pub service: Option<String>,
     pub metadata: Option<serde_json::Map<String, Value>>,
     #[serde(rename = "type")]
+    #[serde(default)]
+    #[schemars(schema_with = "flag_type")]
     pub kind: Option<Spanned<String>>,
     pub default_value: Option<Spanned<Value>>,
     pub variants: Option<KeyedMap<Spanned<Value>>>,
@@ -101,11 +159,14 @@ pub struct FlagEntry {
 }
 
 /// `rollout_strategy`: one struct for every `type`; `compile` checks which fields apply.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyEntry {
     #[serde(rename = "type")]
+    #[schemars(schema_with = "strategy_type")]
     pub kind: Spanned<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "percentage")]
     pub percentage: Option<Spanned<Value>>,
     pub stickiness: Option<Spanned<String>>,
     pub group_id: Option<Spanned<String>>,
@@ -117,27 +178,31 @@ pub struct StrategyEntry {
     pub steps: Option<Vec<Spanned<StepEntry>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageEntry {
+    #[schemars(schema_with = "percentage")]
     pub percentage: Spanned<Value>,
     pub duration: Option<Spanned<String>>,
     pub criteria: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepEntry {
     pub at: Spanned<String>,
+    #[schemars(schema_with = "percentage")]
     pub percentage: Spanned<Value>,
 }
 
 /// A constraint, or a reference to a segment (`{segment: name}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConstraintEntry {
     pub segment: Option<Spanned<String>>,
     pub attribute: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "operator")]
     pub operator: Option<Spanned<String>>,
     pub values: Option<Vec<Spanned<Value>>>,
     pub value: Option<Spanned<Value>>,
@@ -145,14 +210,14 @@ pub struct ConstraintEntry {
     pub inverted: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricEntry {
     pub query: Spanned<String>,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringEntry {
     pub metrics: Option<Vec<Spanned<String>>>,
@@ -160,23 +225,24 @@ pub struct MonitoringEntry {
     pub alerts: Option<Vec<Spanned<AlertEntry>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertEntry {
     pub condition: Spanned<String>,
     #[serde(rename = "for")]
     pub for_samples: Option<Spanned<Value>>,
+    #[schemars(schema_with = "alert_action")]
     pub action: Spanned<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuccessMetricsEntry {
     pub primary: Option<Spanned<String>>,
     pub secondary: Option<Vec<Spanned<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SunsetPlanEntry {
     pub warning_phase: Option<Spanned<PhaseEntry>>,
@@ -184,12 +250,13 @@ pub struct SunsetPlanEntry {
     pub shutdown_phase: Option<Spanned<PhaseEntry>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseEntry {
     pub start_date: Spanned<String>,
     pub duration: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "sunset_actions")]
     pub actions: Vec<Spanned<String>>,
     pub notice: Option<String>,
     pub redirect: Option<Spanned<String>>,
@@ -198,9 +265,71 @@ pub struct PhaseEntry {
     pub shutdown_value: Option<Spanned<Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitEntry {
     pub requests: Spanned<Value>,
     pub per: Spanned<String>,
+}
+
+// Refinements of the schema where the mirror keeps a lax type so that `compile` can report
+// every error with its position. The names are the ones `compile` accepts; a test checks that
+// every shipped file validates and that `compile` refuses what these refuse.
+
+fn names(list: &[&str]) -> Schema {
+    json_schema!({"type": "string", "enum": list})
+}
+
+fn flag_type(_: &mut SchemaGenerator) -> Schema {
+    names(&["boolean", "variant"])
+}
+
+fn strategy_type(_: &mut SchemaGenerator) -> Schema {
+    names(&["percentage", "gradual", "ab_test", "scheduled"])
+}
+
+fn percentage(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 0, "maximum": 100})
+}
+
+fn operator(_: &mut SchemaGenerator) -> Schema {
+    names(&[
+        "IN",
+        "NOT_IN",
+        "STR_CONTAINS",
+        "STR_STARTS_WITH",
+        "STR_ENDS_WITH",
+        "REGEX",
+        "NUM_EQ",
+        "NUM_GT",
+        "NUM_GTE",
+        "NUM_LT",
+        "NUM_LTE",
+        "DATE_AFTER",
+        "DATE_BEFORE",
+        "SEMVER_EQ",
+        "SEMVER_GT",
+        "SEMVER_GTE",
+        "SEMVER_LT",
+        "SEMVER_LTE",
+    ])
+}
+
+fn alert_action(_: &mut SchemaGenerator) -> Schema {
+    names(&["rollback", "pause", "alert_team"])
+}
+
+fn sunset_actions(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": names(&[
+            "deprecation_headers", "warning_logs", "rate_limiting", "forced_migration_notices", "api_disabled",
+            "redirect_to_new_endpoints",
+        ]),
+    })
+}
+
+/// The JSON Schema (2020-12) of the flag file, generated from the types the loader reads.
+pub fn schema() -> Schema {
+    schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<FlagFile>()
 }

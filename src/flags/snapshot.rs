@@ -208,6 +208,35 @@ pub struct Constraint {
     pub operator: Operator,
     pub inverted: bool,
     pub case_insensitive: bool,
+    /// The segment this constraint was inlined from, if any (for `explain`).
+    pub segment: Option<String>,
+}
+
+impl Operator {
+    /// The operator as the file writes it.
+    pub fn name(&self) -> &'static str {
+        const NUM: [&str; 5] = ["NUM_EQ", "NUM_GT", "NUM_GTE", "NUM_LT", "NUM_LTE"];
+        const SEMVER: [&str; 5] = ["SEMVER_EQ", "SEMVER_GT", "SEMVER_GTE", "SEMVER_LT", "SEMVER_LTE"];
+        let index = |op: &NumOp| match op {
+            NumOp::Eq => 0,
+            NumOp::Gt => 1,
+            NumOp::Gte => 2,
+            NumOp::Lt => 3,
+            NumOp::Lte => 4,
+        };
+        match self {
+            Operator::In(_) => "IN",
+            Operator::NotIn(_) => "NOT_IN",
+            Operator::StrContains(_) => "STR_CONTAINS",
+            Operator::StrStartsWith(_) => "STR_STARTS_WITH",
+            Operator::StrEndsWith(_) => "STR_ENDS_WITH",
+            Operator::Regex(_) => "REGEX",
+            Operator::Num(op, _) => NUM[index(op)],
+            Operator::DateAfter(_) => "DATE_AFTER",
+            Operator::DateBefore(_) => "DATE_BEFORE",
+            Operator::Semver(op, _) => SEMVER[index(op)],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,9 @@ pub struct EvaluateRequest<'a> {
     #[serde(borrow)]
     flag: Option<std::borrow::Cow<'a, str>>,
     context: Option<Value>,
+    /// Adds the evaluator's steps to the answer.
+    #[serde(default)]
+    explain: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,15 +54,25 @@ fn json_response(body: Vec<u8>) -> Response {
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
-fn evaluate_one(state: &AppState, key: &str, ctx: &Context) -> Result<Response, ApiError> {
+fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Result<Response, ApiError> {
     let served = state.serving.load();
     if !served.ready {
         return Err(ApiError::not_ready());
     }
     let idx = served.index(key).ok_or_else(|| ApiError::flag_not_found(key))?;
-    let e = served.evaluate(&state.serving.metrics, idx, ctx, Utc::now());
     let flag = &served.snapshot.flags[idx];
-    let body = serde_json::to_vec(&e.body(&flag.key, &served.snapshot.revision)).expect("an evaluation serialises");
+    let now = Utc::now();
+    let mut steps = Vec::new();
+    let e = if explain {
+        served.evaluate_traced(&state.serving.metrics, idx, ctx, now, &mut steps)
+    } else {
+        served.evaluate(&state.serving.metrics, idx, ctx, now)
+    };
+    let mut body = e.body(&flag.key, &served.snapshot.revision);
+    if explain {
+        body.explain = Some(&steps);
+    }
+    let body = serde_json::to_vec(&body).expect("an evaluation serialises");
     let mut response = json_response(body);
     if let Some(sunset) = e.sunset {
         for (name, value) in sunset.headers() {
@@ -83,7 +96,7 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
     let req: EvaluateRequest<'_> = parse_body(&body)?;
     let key = req.flag.ok_or_else(|| ApiError::new(Code::InvalidRequest, "`flag` (the flag key) is required"))?;
     let ctx = context_of(req.context)?;
-    evaluate_one(&state, &key, &ctx)
+    evaluate_one(&state, &key, &ctx, req.explain)
 }
 
 pub async fn get_one(
@@ -91,9 +104,18 @@ pub async fn get_one(
     Path(key): Path<String>,
     ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let pairs = q;
-    let ctx: Context = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    evaluate_one(&state, &key, &ctx)
+    // `explain` is the one reserved query key: `explain=true` asks for the steps.
+    let mut explain = false;
+    let ctx: Context = q
+        .into_iter()
+        .filter(|(k, v)| {
+            let reserved = k == "explain";
+            explain |= reserved && matches!(v.as_str(), "true" | "1" | "");
+            !reserved
+        })
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    evaluate_one(&state, &key, &ctx, explain)
 }
 
 pub async fn post_all(

@@ -144,7 +144,8 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
     let open = Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .route("/schema/flags.json", get(ops::flag_schema));
     let body_limit = state.body_limit;
     let router = Router::new()
         .merge(evaluation)

@@ -12,6 +12,12 @@ use super::error::{ApiError, Code};
 use super::{ApiQuery, AppState};
 use crate::reload::ReloadOutcome;
 
+/// The JSON Schema of the flag file (the same as `toggled schema`).
+pub async fn flag_schema() -> Response {
+    let schema = serde_json::to_vec(&crate::flags::file::schema()).expect("a schema serialises");
+    ([(CONTENT_TYPE, "application/schema+json")], schema).into_response()
+}
+
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod evaluator;
+mod explain;
 mod file_errors;
 mod hot_path;
 mod monitor;
@@ -11,6 +12,7 @@ mod operator;
 mod properties;
 mod releases;
 mod reload;
+mod schema;
 mod server;
 mod support;
 mod versions;
