@@ -13,7 +13,7 @@ use super::constraint::{self, Scalar};
 use crate::flags::snapshot::{Constraint, Operator};
 
 /// One step of an evaluation: `{"step", "outcome", "detail"}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Step {
     pub step: &'static str,
     pub outcome: &'static str,

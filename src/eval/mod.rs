@@ -30,7 +30,7 @@ pub use sunset::{SunsetBody, SunsetStatus};
 pub type Context = serde_json::Map<String, Value>;
 
 /// Why a value was served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     Static,
@@ -138,9 +138,11 @@ impl<'a> Evaluation<'a> {
 }
 
 /// `{"flag","value","variant","enabled","reason","stage"?,"sunset"?,"notice"?,"redirect"?,"revision"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EvaluationBody<'a> {
     pub flag: &'a str,
+    /// The value served: any JSON value.
+    #[schema(value_type = serde_json::Value)]
     pub value: &'a Value,
     pub variant: &'a str,
     pub enabled: bool,

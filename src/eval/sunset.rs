@@ -65,9 +65,11 @@ impl<'a> SunsetStatus<'a> {
 }
 
 /// `sunset: {phase, actions, shutdown_at}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SunsetBody<'a> {
     pub phase: Option<&'static str>,
+    #[schema(value_type = Vec<String>)]
     pub actions: &'a [SunsetAction],
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub shutdown_at: Option<DateTime<Utc>>,
 }

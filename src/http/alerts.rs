@@ -32,6 +32,21 @@ struct AlertmanagerAlert {
     annotations: HashMap<String, String>,
 }
 
+#[utoipa::path(
+    operation_id = "alerts_receive",
+    post,
+    path = "/alerts",
+    tag = "operations",
+    security(("admin" = []), ("receiver" = [])),
+    request_body(content = serde_json::Value, description = "Alertmanager webhook payload, version 4"),
+    responses(
+        (status = 200, description = "what each alert did", body = serde_json::Value),
+        (status = 400, description = "not an Alertmanager v4 payload", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
     let n: Notification = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(Code::InvalidPayload, format!("not an Alertmanager webhook payload: {e}")))?;

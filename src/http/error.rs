@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::store::StoreError;
 
@@ -184,14 +184,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {"code", "message", "details"?}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code (the README's table).
+    pub code: &'static str,
+    pub message: String,
+    /// More about the error, where there is more (every flag-file error, the reload status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (_, code, status) = *self.code.row();
-        let mut error = json!({"code": code, "message": self.message});
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        (status, Json(json!({ "error": error }))).into_response()
+        let body = ErrorBody { error: ErrorDetail { code, message: self.message, details: self.details } };
+        (status, Json(body)).into_response()
     }
 }
 

@@ -12,7 +12,7 @@ use super::error::{ApiError, Code};
 use super::{ApiJson, ApiQuery, AppState, RawBody, parse_body};
 use crate::eval::Context;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EvaluateRequest<'a> {
     #[serde(borrow)]
     flag: Option<std::borrow::Cow<'a, str>>,
@@ -22,7 +22,7 @@ pub struct EvaluateRequest<'a> {
     explain: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EvaluateAllRequest {
     context: Option<Value>,
 }
@@ -92,6 +92,22 @@ fn header_name(name: &'static str) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    operation_id = "evaluate_post_one",
+    post,
+    path = "/evaluate",
+    tag = "evaluation",
+    security((), ("client" = [])),
+    request_body = EvaluateRequest,
+    responses(
+        (status = 200, description = "one answer", body = crate::eval::EvaluationBody),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: EvaluateRequest<'_> = parse_body(&body)?;
     let key = req.flag.ok_or_else(|| ApiError::new(Code::InvalidRequest, "`flag` (the flag key) is required"))?;
@@ -99,6 +115,21 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
     evaluate_one(&state, &key, &ctx, req.explain)
 }
 
+#[utoipa::path(
+    operation_id = "evaluate_get_one",
+    get,
+    path = "/evaluate/{key}",
+    tag = "evaluation",
+    security((), ("client" = [])),
+    params(("key" = String, Path, description = "the flag key"), ("explain" = Option<bool>, Query, description = "add the evaluator's steps; every other query parameter is a context attribute")),
+    responses(
+        (status = 200, description = "one answer", body = crate::eval::EvaluationBody),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -118,6 +149,21 @@ pub async fn get_one(
     evaluate_one(&state, &key, &ctx, explain)
 }
 
+#[utoipa::path(
+    operation_id = "evaluate_post_all",
+    post,
+    path = "/evaluate/all",
+    tag = "evaluation",
+    security((), ("client" = [])),
+    request_body = EvaluateAllRequest,
+    responses(
+        (status = 200, description = "`{flags: {key: answer}, revision}` from one snapshot", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn post_all(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EvaluateAllRequest>,

@@ -141,6 +141,18 @@ fn find<'a>(served: &'a Served, key: &str) -> Result<(&'a Flag, &'a FlagRuntime)
     Ok((&served.snapshot.flags[idx], &served.flags[idx]))
 }
 
+#[utoipa::path(
+    operation_id = "flags_list",
+    get,
+    path = "/flags",
+    tag = "flags",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "every flag with its live state and the last reload", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let served = state.serving.load();
     let now = Utc::now();
@@ -153,6 +165,20 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    operation_id = "flags_show",
+    get,
+    path = "/flags/{key}",
+    tag = "flags",
+    security(("admin" = [])),
+    params(("key" = String, Path, description = "the flag key")),
+    responses(
+        (status = 200, description = "definition and live state", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
     let (flag, rt) = find(&served, &key)?;
@@ -162,7 +188,7 @@ pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> Res
     Ok(Json(v))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     enabled: Option<bool>,
@@ -230,6 +256,25 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    operation_id = "flags_put_override",
+    put,
+    path = "/flags/{key}",
+    tag = "flags",
+    security(("admin" = [])),
+    request_body = OverrideRequest,
+    params(("key" = String, Path, description = "the flag key")),
+    responses(
+        (status = 200, description = "persisted and audited; the new effective state", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn put_override(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
@@ -261,6 +306,23 @@ pub async fn put_override(
     show(State(state), Path(key)).await
 }
 
+#[utoipa::path(
+    operation_id = "flags_clear_override",
+    delete,
+    path = "/flags/{key}/override",
+    tag = "flags",
+    security(("admin" = [])),
+    request_body(content = ReasonRequest, description = "optional reason"),
+    params(("key" = String, Path, description = "the flag key")),
+    responses(
+        (status = 200, description = "`{cleared}`", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn clear_override(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
@@ -297,18 +359,36 @@ pub async fn clear_override(
     Ok(Json(json!({"flag": key, "cleared": cleared, "state": state_view})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReasonRequest {
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutRequest {
     action: String,
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "flags_rollout",
+    post,
+    path = "/flags/{key}/rollout",
+    tag = "flags",
+    security(("admin" = [])),
+    request_body = RolloutRequest,
+    params(("key" = String, Path, description = "the flag key")),
+    responses(
+        (status = 200, description = "paused or resumed", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn rollout(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,

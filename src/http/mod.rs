@@ -22,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::post;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::de::DeserializeOwned;
 
@@ -45,6 +45,8 @@ pub struct AppState {
     pub releases: Arc<releases::ReleaseSettings>,
     /// Pre-resolved duration histograms for `200` answers: method -> route -> histogram.
     hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
+    /// The OpenAPI document, rendered once when the router is built.
+    pub openapi: Arc<std::sync::OnceLock<String>>,
 }
 
 const ROUTES: &[(&str, &str)] = &[
@@ -96,6 +98,7 @@ impl AppState {
             board,
             releases: Arc::new(releases::ReleaseSettings::default()),
             hot_histograms: Arc::new(hot),
+            openapi: Arc::default(),
         }
     }
 
@@ -106,52 +109,94 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API.
+/// The OpenAPI document's frame: title, security schemes; the paths come from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "toggled", description = "Feature-flag evaluation and release server"),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "evaluation", description = "what a context gets (client token when client tokens are configured)"),
+        (name = "openfeature", description = "OpenFeature Remote Evaluation Protocol"),
+        (name = "flags", description = "live state, kill switch, overrides, rollouts (admin)"),
+        (name = "releases", description = "versions, release plans, quality (admin)"),
+        (name = "operations", description = "health, readiness, metrics, audit, reload, self-description"),
+    )
+)]
+struct ApiDoc;
+
+/// `admin`, `client` and `receiver` tokens are bearer tokens; clients may also send `X-API-Key`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in
+            [("admin", "an admin token"), ("client", "a client token"), ("receiver", "a receiver token")]
+        {
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what)).build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+        components
+            .add_security_scheme("client_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+/// The whole HTTP API. Every route is registered together with its OpenAPI description
+/// (`routes!`), so the document served at `/openapi.json` lists exactly what is routed; the
+/// only plain routes are the OFREP trailing-slash aliases.
 pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) -> Router {
-    let mut evaluation = Router::new()
-        .route("/evaluate", post(evaluate::post_one))
-        .route("/evaluate/all", post(evaluate::post_all))
-        .route("/evaluate/{key}", get(evaluate::get_one))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let mut evaluation = OpenApiRouter::new()
+        .routes(routes!(evaluate::post_one))
+        .routes(routes!(evaluate::post_all))
+        .routes(routes!(evaluate::get_one))
+        .routes(routes!(ofrep::evaluate_flag))
         .route("/ofrep/v1/evaluate/flags/{key}/", post(ofrep::evaluate_flag))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
+        .routes(routes!(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
-        .route("/events", get(stream::events));
+        .routes(routes!(stream::events));
     // Evaluation is open when no client token is configured: no middleware at all then.
     if state.tokens.has_client_tokens() {
         evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
     }
-    let admin = Router::new()
-        .route("/flags", get(flags::list))
-        .route("/flags/{key}", get(flags::show).put(flags::put_override))
-        .route("/flags/{key}/override", delete(flags::clear_override))
-        .route("/flags/{key}/rollout", post(flags::rollout))
-        .route("/audit", get(ops::audit))
-        .route("/reload", post(ops::reload))
-        .route("/versions/next", post(versions::next))
-        .route("/releases", post(releases::create).get(releases::list))
-        .route("/releases/metrics", get(releases::metrics))
-        .route("/releases/{id}", get(releases::show))
-        .route("/releases/{id}/notes", get(releases::notes_of))
-        .route("/releases/{id}/plan", get(releases::plan_of))
-        .route("/releases/{id}/status", post(releases::set_status))
-        .route("/releases/{id}/approvals", post(releases::approve))
-        .route("/flags/stale", get(releases::stale_flags))
+    let admin = OpenApiRouter::new()
+        .routes(routes!(flags::list))
+        .routes(routes!(flags::show, flags::put_override))
+        .routes(routes!(flags::clear_override))
+        .routes(routes!(flags::rollout))
+        .routes(routes!(ops::audit))
+        .routes(routes!(ops::reload))
+        .routes(routes!(versions::next))
+        .routes(routes!(releases::create, releases::list))
+        .routes(routes!(releases::metrics))
+        .routes(routes!(releases::show))
+        .routes(routes!(releases::notes_of))
+        .routes(routes!(releases::plan_of))
+        .routes(routes!(releases::set_status))
+        .routes(routes!(releases::approve))
+        .routes(routes!(releases::stale_flags))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
-    let receiver = Router::new()
-        .route("/alerts", post(alerts::receive))
+    let receiver = OpenApiRouter::new()
+        .routes(routes!(alerts::receive))
         .route_layer(from_fn_with_state(state.clone(), auth::require_receiver));
-    let open = Router::new()
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/schema/flags.json", get(ops::flag_schema));
-    let body_limit = state.body_limit;
-    let router = Router::new()
+    let open = OpenApiRouter::new()
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::flag_schema))
+        .routes(routes!(ops::openapi));
+    let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(evaluation)
         .merge(admin)
         .merge(receiver)
         .merge(open)
+        .split_for_parts();
+    let _ = state.openapi.set(document.to_json().expect("the OpenAPI document serialises"));
+    let body_limit = state.body_limit;
+    let router = routes
         .route_layer(from_fn_with_state(state.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -20,7 +20,7 @@ use crate::eval::{Context, Evaluation, Reason};
 use crate::flags::Flag;
 use crate::serving::Served;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct OfrepRequest {
     context: Option<Value>,
 }
@@ -129,6 +129,21 @@ fn answer(served: &Served, state: &AppState, idx: usize, ctx: &Context, now: chr
     })
 }
 
+#[utoipa::path(
+    operation_id = "ofrep_evaluate_flag",
+    post,
+    path = "/ofrep/v1/evaluate/flags/{key}",
+    tag = "openfeature",
+    security((), ("client" = [])),
+    request_body = OfrepRequest,
+    params(("key" = String, Path, description = "the flag key")),
+    responses(
+        (status = 200, description = "OFREP evaluation: key, value, reason, variant, metadata", body = serde_json::Value),
+        (status = 400, description = "INVALID_CONTEXT", body = serde_json::Value),
+        (status = 404, description = "FLAG_NOT_FOUND", body = serde_json::Value),
+        (status = 500, description = "GENERAL (no valid flag file yet)", body = serde_json::Value),
+    )
+)]
 pub async fn evaluate_flag(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -155,6 +170,21 @@ pub async fn evaluate_flag(
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+#[utoipa::path(
+    operation_id = "ofrep_evaluate_flags",
+    post,
+    path = "/ofrep/v1/evaluate/flags",
+    tag = "openfeature",
+    security((), ("client" = [])),
+    request_body = OfrepRequest,
+    params(("If-None-Match" = Option<String>, Header, description = "the ETag of the last answer")),
+    responses(
+        (status = 200, description = "OFREP bulk evaluation `{flags: [...]}` with ETag", body = serde_json::Value),
+        (status = 304, description = "unchanged since If-None-Match"),
+        (status = 400, description = "INVALID_CONTEXT", body = serde_json::Value),
+        (status = 500, description = "GENERAL", body = serde_json::Value),
+    )
+)]
 pub async fn evaluate_flags(
     State(state): State<AppState>,
     headers: HeaderMap,

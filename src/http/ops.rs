@@ -13,16 +13,58 @@ use super::{ApiQuery, AppState};
 use crate::reload::ReloadOutcome;
 
 /// The JSON Schema of the flag file (the same as `toggled schema`).
+#[utoipa::path(
+    operation_id = "ops_flag_schema",
+    get,
+    path = "/schema/flags.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "the flag file's JSON Schema (2020-12)", content_type = "application/schema+json", body = serde_json::Value),
+    )
+)]
 pub async fn flag_schema() -> Response {
     let schema = serde_json::to_vec(&crate::flags::file::schema()).expect("a schema serialises");
     ([(CONTENT_TYPE, "application/schema+json")], schema).into_response()
 }
 
+/// The OpenAPI 3.1 document of every route, generated from the handlers when the router is built.
+#[utoipa::path(
+    operation_id = "ops_openapi",
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "this document", body = serde_json::Value),
+    )
+)]
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    ([(CONTENT_TYPE, "application/json")], state.openapi.get().cloned().unwrap_or_default()).into_response()
+}
+
+#[utoipa::path(
+    operation_id = "ops_health",
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "alive", body = serde_json::Value),
+    )
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 while a valid flag file is served (even if the latest reload failed), else 503.
+#[utoipa::path(
+    operation_id = "ops_ready",
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "a valid flag file is served; the last reload and background tasks", body = serde_json::Value),
+        (status = 503, description = "no valid flag file yet", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
     let status = state.serving.status();
@@ -37,6 +79,15 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for it.
+#[utoipa::path(
+    operation_id = "ops_metrics",
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text 0.0.4, or OpenMetrics on Accept", content_type = "text/plain"),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let wants_openmetrics =
         headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/openmetrics-text"));
@@ -85,12 +136,28 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     flag: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    operation_id = "ops_audit",
+    get,
+    path = "/audit",
+    tag = "operations",
+    security(("admin" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "`{entries}`, newest first", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -101,6 +168,19 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQue
 }
 
 /// Forces a reload: 200 when applied or unchanged, 422 with every error when the file is invalid.
+#[utoipa::path(
+    operation_id = "ops_reload",
+    post,
+    path = "/reload",
+    tag = "operations",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "`{outcome: applied|unchanged, revision}`", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 422, description = "invalid_flag_file, with every error", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match crate::reload::reload(&state.serving, "api").await {
         ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),

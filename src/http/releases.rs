@@ -42,14 +42,14 @@ impl Default for ReleaseSettings {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CommitIn {
     Message(String),
     Full { message: String, sha: Option<String>, date: Option<DateTime<Utc>> },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelease {
     service: String,
@@ -132,6 +132,23 @@ async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
         .ok_or_else(|| ApiError::new(Code::ReleaseNotFound, format!("no release #{id}")))
 }
 
+#[utoipa::path(
+    operation_id = "releases_create",
+    post,
+    path = "/releases",
+    tag = "releases",
+    security(("admin" = [])),
+    request_body = CreateRelease,
+    responses(
+        (status = 201, description = "the release plan", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateRelease>) -> Result<Response, ApiError> {
     let service = req.service.trim().to_owned();
     if service.is_empty() {
@@ -268,16 +285,47 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateR
     Ok((StatusCode::CREATED, Json(view(&state, &record))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     service: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "releases_list",
+    get,
+    path = "/releases",
+    tag = "releases",
+    security(("admin" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{releases}`", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
     let releases = state.serving.store.releases(q.service.as_deref()).await.map_err(|e| store_err(&e))?;
     Ok(Json(json!({"releases": releases.iter().map(|r| view(&state, r)).collect::<Vec<_>>()})))
 }
 
+#[utoipa::path(
+    operation_id = "releases_show",
+    get,
+    path = "/releases/{id}",
+    tag = "releases",
+    security(("admin" = [])),
+    params(("id" = i64, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "one release", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let r = load(&state, id).await?;
     Ok(Json(view(&state, &r)))
@@ -287,17 +335,45 @@ fn markdown(text: &str) -> Response {
     ([(CONTENT_TYPE, "text/markdown; charset=utf-8")], text.to_owned()).into_response()
 }
 
+#[utoipa::path(
+    operation_id = "releases_notes_of",
+    get,
+    path = "/releases/{id}/notes",
+    tag = "releases",
+    security(("admin" = [])),
+    params(("id" = i64, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "release notes", content_type = "text/markdown"),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let r = load(&state, id).await?;
     Ok(markdown(r.data["notes"].as_str().unwrap_or_default()))
 }
 
+#[utoipa::path(
+    operation_id = "releases_plan_of",
+    get,
+    path = "/releases/{id}/plan",
+    tag = "releases",
+    security(("admin" = [])),
+    params(("id" = i64, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "the release plan document", content_type = "text/markdown"),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let r = load(&state, id).await?;
     Ok(markdown(r.data["plan"].as_str().unwrap_or_default()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     status: String,
@@ -312,6 +388,24 @@ fn allowed(from: &str, to: &str) -> bool {
     )
 }
 
+#[utoipa::path(
+    operation_id = "releases_set_status",
+    post,
+    path = "/releases/{id}/status",
+    tag = "releases",
+    security(("admin" = [])),
+    request_body = StatusRequest,
+    params(("id" = i64, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "the release", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn set_status(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -351,7 +445,7 @@ pub async fn set_status(
     Ok(Json(view(&state, &r)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     role: Option<String>,
@@ -361,6 +455,24 @@ pub struct ApprovalRequest {
 }
 
 /// Records an approval (`{"role", "approver"?}`) or a test report (`{"test", "passed"}`).
+#[utoipa::path(
+    operation_id = "releases_approve",
+    post,
+    path = "/releases/{id}/approvals",
+    tag = "releases",
+    security(("admin" = [])),
+    request_body = ApprovalRequest,
+    params(("id" = i64, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "the release", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn approve(
     State(state): State<AppState>,
     axum::Extension(who): axum::Extension<super::auth::Identity>,
@@ -396,7 +508,8 @@ pub async fn approve(
     Ok(Json(view(&state, &r)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     service: Option<String>,
     window: Option<String>,
@@ -465,6 +578,21 @@ async fn stale(state: &AppState, releases: &[ReleaseRecord]) -> Result<Vec<quali
     ))
 }
 
+#[utoipa::path(
+    operation_id = "releases_metrics",
+    get,
+    path = "/releases/metrics",
+    tag = "releases",
+    security(("admin" = [])),
+    params(MetricsQuery),
+    responses(
+        (status = 200, description = "quality metrics and gates", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<MetricsQuery>,
@@ -482,6 +610,19 @@ pub async fn metrics(
     Ok(Json(json!(q)))
 }
 
+#[utoipa::path(
+    operation_id = "releases_stale_flags",
+    get,
+    path = "/flags/stale",
+    tag = "flags",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "`{flags}` overdue for cleanup", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let releases = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
     let flags = stale(&state, &releases).await?;

@@ -40,6 +40,19 @@ fn resync() -> SseEvent {
     SseEvent::default().event("resync").data(json!({"type": "refetchEvaluation", "kind": "resync"}).to_string())
 }
 
+#[utoipa::path(
+    operation_id = "stream_events",
+    get,
+    path = "/events",
+    tag = "evaluation",
+    security((), ("client" = [])),
+    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
+    responses(
+        (status = 200, description = "Server-Sent Events: reload, override, rollback, pause, resume, stage, resync", content_type = "text/event-stream"),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 503, description = "too many subscribers", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,14 +9,14 @@ use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
 use crate::release::{CommitInput, PreMajor, next_version, notes};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CommitIn {
     Message(String),
     Full { message: String, sha: Option<String> },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NextRequest {
     current: String,
@@ -26,6 +26,21 @@ pub struct NextRequest {
     pre_release: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "versions_next",
+    post,
+    path = "/versions/next",
+    tag = "releases",
+    security(("admin" = [])),
+    request_body = NextRequest,
+    responses(
+        (status = 200, description = "next version, bump, changes by kind, notes", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequest>) -> Result<Json<Value>, ApiError> {
     let pre_major = match req.pre_major.as_deref() {
         None | Some("major") => PreMajor::Major,

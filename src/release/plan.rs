@@ -185,7 +185,7 @@ pub struct OtherRelease {
 }
 
 /// A dependency as planned: `{service, requirement}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Dependency {
     pub service: String,
     pub requirement: String,

@@ -8,6 +8,7 @@ mod file_errors;
 mod hot_path;
 mod monitor;
 mod ofrep;
+mod openapi;
 mod operator;
 mod properties;
 mod releases;
