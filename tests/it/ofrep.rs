@@ -255,3 +255,27 @@ fn the_official_python_provider_evaluates_every_type() {
     let text = r.to_string();
     assert!(!text.contains("GENERAL"), "no GENERAL errors: {text}");
 }
+
+/// The README's JavaScript example (`examples/openfeature.mjs`) runs as written with the
+/// official Node.js SDK and OFREP provider (`.ci/deps` installs them in `target/js`).
+#[test]
+fn the_javascript_example_runs_as_written() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let js = format!("{root}/target/js");
+    std::fs::copy(format!("{root}/examples/openfeature.mjs"), format!("{js}/openfeature.mjs"))
+        .expect("target/js exists (.ci/deps installs the OpenFeature Node.js SDK there)");
+    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
+    let server = Server::start(&dir, &[]);
+    let out = std::process::Command::new("node")
+        .arg("openfeature.mjs")
+        .current_dir(&js)
+        .env("TOGGLED_URL", &server.base)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!((&lines[0]["value"], &lines[0]["reason"]), (&json!(true), &json!("TARGETING_MATCH")));
+    assert_eq!((&lines[1]["value"], &lines[1]["variant"]), (&json!("legacy_search"), &json!("control")));
+}

@@ -63,6 +63,32 @@ fn the_standards_release_strategy_and_quality_gates_load_as_written() {
 }
 
 #[test]
+fn the_shipped_release_samples_load_and_match_the_defaults() {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("{}/flags/examples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("a sample")
+    };
+    let strategy = toggled::release::plan::parse_strategy(&read("release-strategy.yaml")).expect("loads");
+    assert_eq!(strategy.types["hotfix"].approval_required, "engineering_lead");
+    assert_eq!(strategy.types.len(), 4);
+    let gates = toggled::release::quality::parse_gates(&read("quality-gates.yaml")).expect("loads");
+    assert_eq!(gates, toggled::release::quality::default_gates());
+    let windows = toggled::release::plan::parse_windows(&read("maintenance-windows.yaml")).expect("loads");
+    assert_eq!(windows.len(), 2);
+    // And the server starts with all three.
+    let dir = Workdir::new(FLAGS);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let strategy = format!("{root}/flags/examples/release-strategy.yaml");
+    let gates = format!("{root}/flags/examples/quality-gates.yaml");
+    let windows = format!("{root}/flags/examples/maintenance-windows.yaml");
+    let server = Server::start(
+        &dir,
+        &["--release-strategy", &strategy, "--quality-gates", &gates, "--maintenance-windows", &windows],
+    );
+    let (status, metrics) = server.admin(Method::GET, "/releases/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
+}
+
+#[test]
 fn a_release_goes_from_plan_to_deployed_with_approvals_and_tests() {
     let dir = Workdir::new(FLAGS);
     let server = Server::start(&dir, &[]);
