@@ -245,7 +245,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         None => tokio::spawn(async {}),
     };
     let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board)
-        .with_releases(config.releases);
+        .with_releases(config.releases)
+        .with_max_subscribers(config.max_subscribers);
     let router = app(state, config.request_timeout, &config.cors_origins);
     // The signal also ends event streams, so graceful shutdown does not wait on them.
     let graceful = async move {

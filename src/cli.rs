@@ -146,6 +146,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// Most `/events` streams open at once; more are answered 503 `too_many_subscribers`.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_subscribers: usize,
     /// Requests taking longer are answered 408.
     #[arg(long, default_value = "10s")]
     pub request_timeout: String,

@@ -81,7 +81,9 @@ impl EventBus {
         let receiver = self.sender.subscribe();
         let replay = match last_id {
             None => Replay::Events(Vec::new()),
-            Some(last) if last >= recent.0 => Replay::Events(Vec::new()),
+            Some(last) if last == recent.0 => Replay::Events(Vec::new()),
+            // An id this process never gave out (the client saw an earlier run): start over.
+            Some(last) if last > recent.0 => Replay::Resync,
             Some(last) => match recent.1.front() {
                 Some(oldest) if oldest.id <= last + 1 => {
                     Replay::Events(recent.1.iter().filter(|e| e.id > last).cloned().collect())
@@ -119,6 +121,7 @@ mod tests {
         }
         assert!(matches!(bus.subscribe(Some(3)).0, Replay::Resync), "older than the buffer");
         assert!(matches!(bus.subscribe(Some(last)).0, Replay::Events(ref e) if e.is_empty()));
+        assert!(matches!(bus.subscribe(Some(last + 1)).0, Replay::Resync), "an id from an earlier run");
         assert!(matches!(bus.subscribe(None).0, Replay::Events(ref e) if e.is_empty()));
     }
 }

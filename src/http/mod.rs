@@ -47,6 +47,8 @@ pub struct AppState {
     hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
     /// The OpenAPI document, rendered once when the router is built.
     pub openapi: Arc<std::sync::OnceLock<String>>,
+    /// Most `/events` streams open at once.
+    pub max_subscribers: usize,
 }
 
 const ROUTES: &[(&str, &str)] = &[
@@ -99,7 +101,14 @@ impl AppState {
             releases: Arc::new(releases::ReleaseSettings::default()),
             hot_histograms: Arc::new(hot),
             openapi: Arc::default(),
+            max_subscribers: stream::MAX_SUBSCRIBERS,
         }
+    }
+
+    #[must_use]
+    pub fn with_max_subscribers(mut self, max: usize) -> Self {
+        self.max_subscribers = max;
+        self
     }
 
     #[must_use]

@@ -19,6 +19,7 @@ use super::error::{ApiError, Code};
 use crate::events::{Event, Replay};
 
 /// Most concurrent `/events` subscribers per replica.
+/// The default of `--max-subscribers`.
 pub const MAX_SUBSCRIBERS: usize = 1_000;
 
 fn sse_event(e: &Event, full: bool) -> SseEvent {
@@ -58,8 +59,9 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let bus = &state.serving.events;
-    if bus.subscribers() >= MAX_SUBSCRIBERS {
-        return Err(ApiError::new(Code::TooManySubscribers, format!("at most {MAX_SUBSCRIBERS} event subscribers")));
+    if bus.subscribers() >= state.max_subscribers {
+        let max = state.max_subscribers;
+        return Err(ApiError::new(Code::TooManySubscribers, format!("at most {max} event subscribers")));
     }
     let full = state.tokens.identify_headers(&headers).is_some_and(|i| i.role == Role::Admin);
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());

@@ -4,12 +4,41 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+/// Runs the binary to completion, killing it (and failing) if it has not exited within 60 s:
+/// a `serve` that starts when it should refuse must fail the test, not hang it.
 fn toggled(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_toggled"))
+    use std::io::Read as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toggled"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let stdout = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("toggled {args:?} did not exit within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().expect("stdout"), stderr: stderr.join().expect("stderr") }
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -45,8 +45,9 @@ metrics:
 "#;
 
 fn audit(server: &Server, flag: &str) -> Vec<Value> {
-    let (_, body) = server.admin(Method::GET, &format!("/audit?flag={flag}"), None);
-    body["entries"].as_array().cloned().unwrap_or_default()
+    let (status, body) = server.admin(Method::GET, &format!("/audit?flag={flag}"), None);
+    assert_eq!(status, 200, "{body}");
+    body["entries"].as_array().cloned().expect("entries")
 }
 
 fn metrics(server: &Server) -> String {
@@ -105,9 +106,25 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     assert_eq!(server.evaluate("quiet", &user)["reason"], json!("DEFAULT"));
     assert!(metrics(&server).contains(r#"toggled_monitor_inconclusive_total{flag="quiet"}"#));
 
-    // Only an operator clears a rollback.
-    let (status, _) = server.admin(Method::DELETE, "/flags/checkout/override", Some(json!({"reason": "fixed"})));
-    assert_eq!(status, 200);
+    // Only an operator clears a rollback: a recovered metric does not.
+    source.set("toggled_test_success_rate", 0.99);
+    eventually(Duration::from_secs(20), || {
+        let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
+        (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
+    });
+    let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
+    let seen = d["state"]["alerts"][0]["at"].clone();
+    eventually(Duration::from_secs(15), || {
+        let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
+        (d["state"]["alerts"][0]["at"] != seen).then_some(())
+    });
+    assert_eq!(server.evaluate("checkout", &user)["reason"], json!("ROLLED_BACK"), "still rolled back after recovery");
+    assert_eq!(audit(&server, "checkout").len(), 1, "the monitor changed nothing");
+    let (status, cleared) = server.admin(Method::DELETE, "/flags/checkout/override", Some(json!({"reason": "fixed"})));
+    assert_eq!((status, &cleared["cleared"]), (200, &json!(true)), "{cleared}");
+    assert_eq!(server.evaluate("checkout", &user)["reason"], json!("TARGETING_MATCH"));
+    let rows = audit(&server, "checkout");
+    assert_eq!((rows.len(), &rows[0]["actor"], &rows[0]["reason"]), (2, &json!("ops"), &json!("fixed")), "{rows:?}");
 }
 
 #[test]
@@ -117,7 +134,7 @@ fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_si
     source.set("toggled_test_latency_seconds", 0.1);
     let prometheus = Prometheus::start(&source.addr);
     eventually(Duration::from_secs(30), || prometheus.value("toggled_test_latency_seconds"));
-    let sink = WebhookSink::start();
+    let sink = WebhookSink::failing_first(2);
     let dir = Workdir::new(GUARDED);
     let server = Server::start(
         &dir,
@@ -144,10 +161,17 @@ fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_si
     assert!(actions.contains(&("auto-pause".into(), "rollout_resumed".into())), "{actions:?}");
     assert!(actions.contains(&("auto-alert".into(), "alert_team".into())), "{actions:?}");
 
-    let (headers, body) = eventually(Duration::from_secs(10), || sink.received.lock().expect("lock").first().cloned());
+    // The sink refuses the first two deliveries: the third attempt (after backoff) gets through,
+    // the same signed body each time.
+    let attempts = eventually(Duration::from_secs(10), || {
+        let got = sink.received.lock().expect("lock").clone();
+        (got.len() >= 3).then_some(got)
+    });
+    let (headers, body) = attempts[0].clone();
     let payload: Value = serde_json::from_str(&body).expect("JSON webhook");
     assert_eq!((&payload["flag"], &payload["action"]), (&json!("search"), &json!("alert_team")));
     assert_eq!(headers.get("x-signature-256"), Some(&toggled::monitor::signature("hook-secret", body.as_bytes())));
+    assert!(attempts[..3].iter().all(|(h, b)| *b == body && h == &headers), "retries resend the same delivery");
 }
 
 /// Alertmanager's documented webhook payload (version 4).
@@ -273,7 +297,7 @@ fn read_events(response: reqwest::blocking::Response, n: usize) -> Vec<(Option<u
 #[test]
 fn the_change_stream_resumes_from_last_event_id_and_ends_on_shutdown() {
     let dir = Workdir::new(GUARDED);
-    let mut server = Server::start(&dir, &[]);
+    let server = Server::start(&dir, &[]);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let stream = client.get(server.url("/events")).bearer_auth(ADMIN).send().expect("subscribe");
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
@@ -292,8 +316,29 @@ fn the_change_stream_resumes_from_last_event_id_and_ends_on_shutdown() {
     let replay = read_events(resumed, 2);
     assert_eq!(replay.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(), ["pause", "resume"]);
     assert!(replay[0].2.get("detail").is_none(), "open subscribers get no detail");
-    let stale = client.get(server.url("/events")).header("last-event-id", "0").send().expect("subscribe");
-    let _ = stale;
+    // From the beginning: everything still buffered is replayed.
+    let all = client.get(server.url("/events")).header("last-event-id", "0").send().expect("subscribe");
+    let replay = read_events(all, 4);
+    assert_eq!(replay.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(), ["reload", "override", "pause", "resume"]);
+    // An id this server never gave out (the client saw an earlier run): resync.
+    let stale = client.get(server.url("/events")).header("last-event-id", "999999").send().expect("subscribe");
+    let resync = read_events(stale, 1);
+    assert_eq!((resync[0].1.as_str(), &resync[0].2["kind"]), ("resync", &json!("resync")));
+
+    // The subscriber cap (`--max-subscribers`) is enforced over HTTP.
+    drop(server);
+    let dir = Workdir::new(GUARDED);
+    let mut server = Server::start(&dir, &["--max-subscribers", "2"]);
+    let _a = client.get(server.url("/events")).send().expect("subscribe");
+    let _b = client.get(server.url("/events")).send().expect("subscribe");
+    let r = client.get(server.url("/events")).send().expect("request");
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().expect("JSON");
+    assert_eq!(body["error"]["code"], json!("too_many_subscribers"));
+    drop(_a);
+    eventually(Duration::from_secs(10), || {
+        (client.get(server.url("/events")).send().ok()?.status() == 200).then_some(())
+    });
 
     // A connected subscriber does not hold up shutdown.
     let _open = client.get(server.url("/events")).send().expect("subscribe");

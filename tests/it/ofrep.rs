@@ -279,3 +279,38 @@ fn the_javascript_example_runs_as_written() {
     assert_eq!((&lines[0]["value"], &lines[0]["reason"]), (&json!(true), &json!("TARGETING_MATCH")));
     assert_eq!((&lines[1]["value"], &lines[1]["variant"]), (&json!("legacy_search"), &json!("control")));
 }
+
+/// Our reasons that OpenFeature lacks reach providers mapped, with ours in metadata: a rollback
+/// is `DISABLED`, a sunset rate limit is a 200 `DEFAULT` with the safe value (never a 429).
+#[test]
+fn rolled_back_and_rate_limited_answers_map_to_openfeature_reasons() {
+    let file = "feature_flags:\n  guarded:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n  throttled:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n    sunset_plan:\n      restricted_phase: {start_date: 2020-01-01, actions: [rate_limiting], rate_limit: {requests: 1, per: 1h}}\n";
+    let dir = Workdir::new(file);
+    let server = Server::start(&dir, &[]);
+    let ctx = r#"{"context": {"targetingKey": "u1"}}"#;
+    let (_, _, before) = json_of(ofrep(&server, "guarded", ctx));
+    assert_eq!((&before["value"], &before["reason"]), (&json!(true), &json!("TARGETING_MATCH")));
+    let alert = json!({
+        "version": "4", "status": "firing", "receiver": "toggled", "groupKey": "g", "truncatedAlerts": 0,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{"status": "firing", "labels": {"alertname": "A", "flag": "guarded", "action": "rollback"},
+                    "annotations": {}, "startsAt": "2025-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://p", "fingerprint": "f"}]
+    });
+    let (status, _) = server.admin(Method::POST, "/alerts", Some(alert));
+    assert_eq!(status, 200);
+    let (status, _, rolled) = json_of(ofrep(&server, "guarded", ctx));
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&rolled["value"], &rolled["reason"], &rolled["variant"]),
+        (&json!(false), &json!("DISABLED"), &json!("off"))
+    );
+    assert_eq!(rolled["metadata"]["toggledReason"], json!("ROLLED_BACK"), "{rolled}");
+
+    let (_, _, first) = json_of(ofrep(&server, "throttled", ctx));
+    assert_eq!((&first["value"], &first["reason"]), (&json!(true), &json!("TARGETING_MATCH")), "{first}");
+    let (status, _, limited) = json_of(ofrep(&server, "throttled", ctx));
+    assert_eq!(status, 200, "never a 429: it would pause the provider for every flag");
+    assert_eq!((&limited["value"], &limited["reason"]), (&json!(false), &json!("DEFAULT")), "{limited}");
+    assert_eq!(limited["metadata"]["toggledReason"], json!("RATE_LIMITED"), "{limited}");
+}

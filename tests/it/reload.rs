@@ -230,3 +230,23 @@ fn an_override_outlives_its_flag_leaving_the_file() {
     assert!(changes.iter().any(|c| c["removed"] == json!(["switch"]) && c["added"] == json!(["other"])), "{changes:?}");
     assert!(changes.iter().any(|c| c["added"] == json!(["switch"]) && c["removed"] == json!(["other"])), "{changes:?}");
 }
+
+/// A flag file that is a link into a directory nobody watches changes without an event the
+/// watcher sees: the periodic re-check picks it up (and says so on `/ready`).
+#[test]
+fn the_periodic_recheck_picks_up_changes_the_watcher_cannot_see() {
+    let dir = Workdir::new(&file(false));
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    let real = elsewhere.join("flags.yaml");
+    std::fs::write(&real, file(false)).expect("write");
+    let link = dir.path().join("flags/feature-flags.yaml");
+    std::fs::remove_file(&link).expect("remove");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let server = Server::start(&dir, &["--recheck-interval", "1s"]);
+    assert_eq!(switch(&server), json!(false));
+    std::fs::write(&real, file(true)).expect("write through the link's target");
+    wait_for(&server, true);
+    let ready: Value = http().get(server.url("/ready")).send().expect("ready").json().expect("JSON");
+    assert_eq!(ready["last_reload"]["trigger"], json!("recheck"), "{ready}");
+}

@@ -12,13 +12,16 @@ fn python() -> String {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/ofrep-venv/bin/python").to_owned())
 }
 
+/// Samples for the release settings, not flag files.
+const RELEASE_SAMPLES: [&str; 3] = ["release-strategy.yaml", "quality-gates.yaml", "maintenance-windows.yaml"];
+
 fn shipped_flag_files() -> Vec<String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut files = vec![format!("{root}/flags/feature-flags.yaml")];
     let mut examples: Vec<String> = std::fs::read_dir(format!("{root}/flags/examples"))
         .expect("flags/examples")
         .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
-        .filter(|p| p.ends_with(".yaml") && !p.contains("release-strategy") && !p.contains("quality-gates"))
+        .filter(|p| p.ends_with(".yaml") && !RELEASE_SAMPLES.iter().any(|r| p.ends_with(r)))
         .collect();
     examples.sort();
     files.extend(examples);

@@ -130,7 +130,18 @@ impl Server {
         Self::spawn(dir.path(), vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()])
     }
 
+    /// Starts a server configured by environment variables as a user would set them (no
+    /// `--admin-tokens` flag).
+    pub fn start_with_env(dir: &Workdir, env: &[(&str, &str)]) -> Self {
+        let args = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
+        Self::spawn_with(dir.path(), args, env)
+    }
+
     fn spawn(dir: &Path, args: Vec<String>) -> Self {
+        Self::spawn_with(dir, args, &[])
+    }
+
+    fn spawn_with(dir: &Path, args: Vec<String>, env: &[(&str, &str)]) -> Self {
         let flags = dir.join("flags/feature-flags.yaml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_toggled"))
             .args(&args)
@@ -139,6 +150,7 @@ impl Server {
             .arg("--database")
             .arg(format!("sqlite://{}", dir.join("toggled.db").display()))
             .env("TOGGLED_LOG", std::env::var("TEST_TOGGLED_LOG").unwrap_or_else(|_| "warn".to_owned()))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -333,22 +345,37 @@ impl Prometheus {
             ),
         )
         .expect("write config");
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus is installed (Debian package prometheus; .ci/run installs it)");
-        let base = format!("http://127.0.0.1:{port}");
-        let p = Self { child, base, _dir: dir };
-        eventually(Duration::from_secs(60), || {
-            http().get(format!("{}/-/ready", p.base)).send().ok().filter(|r| r.status().is_success())
-        });
-        p
+        // A free port can be taken between choosing and binding it: if Prometheus exits, its log
+        // says why, and it is started again on another port.
+        let log = dir.path().join("prometheus.log");
+        for attempt in 1..=3 {
+            let port = free_port();
+            let mut child = Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log file"))
+                .spawn()
+                .expect("prometheus is installed (Debian package prometheus; .ci/deps installs it)");
+            let base = format!("http://127.0.0.1:{port}");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                if http().get(format!("{base}/-/ready")).send().is_ok_and(|r| r.status().is_success()) {
+                    return Self { child, base, _dir: dir };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!("prometheus attempt {attempt} on port {port} failed:\n{text}");
+        }
+        panic!("prometheus did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     }
 
     /// The current value of an instant query, once Prometheus has one.
@@ -376,7 +403,8 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub fn start() -> Self {
+    /// A sink that answers 503 to its first `failures` requests (and records them all).
+    pub fn failing_first(failures: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let received: Received = Arc::default();
@@ -400,8 +428,15 @@ impl WebhookSink {
                 let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
                 let mut body = vec![0; len];
                 let _ = reader.read_exact(&mut body);
-                r.lock().expect("lock").push((headers, String::from_utf8_lossy(&body).into_owned()));
-                let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let mut got = r.lock().expect("lock");
+                got.push((headers, String::from_utf8_lossy(&body).into_owned()));
+                let answer: &[u8] = if got.len() <= failures {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                drop(got);
+                let _ = conn.write_all(answer);
             }
         });
         Self { url, received }
