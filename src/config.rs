@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 
+use crate::access::{Tokens, parse_tokens};
 use crate::cli::{LogFormat, ServeArgs};
 use crate::flags::duration::parse_duration;
-use crate::http::auth::{Tokens, parse_tokens};
 
 #[derive(Debug)]
 pub struct Config {
@@ -18,7 +18,7 @@ pub struct Config {
     pub tokens: Tokens,
     pub cors_origins: Vec<String>,
     pub monitor: Option<crate::monitor::MonitorConfig>,
-    pub releases: crate::http::releases::ReleaseSettings,
+    pub releases: crate::release::ReleaseSettings,
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub max_subscribers: usize,
@@ -81,7 +81,7 @@ impl Config {
             }
         };
         let releases =
-            crate::http::releases::ReleaseSettings { strategy, windows, default_service: args.service.clone(), gates };
+            crate::release::ReleaseSettings { strategy, windows, default_service: args.service.clone(), gates };
         if args.body_limit < 1024 {
             return Err(anyhow!("--body-limit must be at least 1024 bytes"));
         }

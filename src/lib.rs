@@ -21,6 +21,7 @@
 //! # Ok::<(), toggled::flags::CompileErrors>(())
 //! ```
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -10,94 +10,11 @@ use axum::response::Response;
 use super::AppState;
 use super::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Client,
-    /// May only post Alertmanager notifications to `/alerts`.
-    Receiver,
-}
+pub use crate::access::{Identity, Role, Tokens};
 
-/// Who made a request (inserted into request extensions by the auth middleware).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub name: String,
-    pub role: Role,
-}
-
-/// Configured tokens: `name:secret` pairs per role.
-#[derive(Clone, Default)]
-pub struct Tokens {
-    admin: Vec<(String, String)>,
-    client: Vec<(String, String)>,
-    receiver: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        f.debug_struct("Tokens")
-            .field("admin", &names(&self.admin))
-            .field("client", &names(&self.client))
-            .field("receiver", &names(&self.receiver))
-            .finish()
-    }
-}
-
-/// Parses `name:secret,name2:secret2`. Errors name the bad entry's position, never its secret.
-pub fn parse_tokens(text: &str) -> Result<Vec<(String, String)>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-        .map(|(i, pair)| match pair.split_once(':') {
-            Some((name, secret)) if !name.is_empty() && secret.len() >= 8 => Ok((name.to_owned(), secret.to_owned())),
-            _ => Err(format!("token #{} must be name:secret with a secret of at least 8 characters", i + 1)),
-        })
-        .collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
-impl Tokens {
-    pub fn new(admin: Vec<(String, String)>, client: Vec<(String, String)>) -> Self {
-        Self { admin, client, receiver: Vec::new() }
-    }
-
-    #[must_use]
-    pub fn with_receivers(mut self, receiver: Vec<(String, String)>) -> Self {
-        self.receiver = receiver;
-        self
-    }
-
-    /// Who presented a token in these headers, if anyone known.
-    pub fn identify_headers(&self, headers: &axum::http::HeaderMap) -> Option<Identity> {
-        self.identify(token_of(headers)?)
-    }
-
-    pub fn has_client_tokens(&self) -> bool {
-        !self.client.is_empty()
-    }
-
-    /// Who a presented secret belongs to. Every configured secret is compared.
-    fn identify(&self, secret: &str) -> Option<Identity> {
-        let mut found = None;
-        for (role, list) in [(Role::Admin, &self.admin), (Role::Client, &self.client), (Role::Receiver, &self.receiver)]
-        {
-            for (name, s) in list {
-                if constant_time_eq(s.as_bytes(), secret.as_bytes()) && found.is_none() {
-                    found = Some(Identity { name: name.clone(), role });
-                }
-            }
-        }
-        found
-    }
+/// Who presented a token in these headers, if anyone known.
+pub fn identify_headers(tokens: &Tokens, headers: &axum::http::HeaderMap) -> Option<Identity> {
+    tokens.identify(token_of(headers)?)
 }
 
 /// The presented token: `Authorization: Bearer <token>`, or `X-API-Key: <token>` (which
@@ -135,7 +52,7 @@ pub async fn require_receiver(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if state.tokens.admin.is_empty() && state.tokens.receiver.is_empty() {
+    if !state.tokens.has_admin_tokens() && !state.tokens.has_receiver_tokens() {
         return Err(ApiError::unauthorized(
             "no admin or receiver token is configured: start toggled with --receiver-tokens name:secret",
         ));
@@ -150,7 +67,7 @@ pub async fn require_receiver(
 
 /// Middleware for configuration routes: an admin token is required.
 pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    if state.tokens.admin.is_empty() {
+    if !state.tokens.has_admin_tokens() {
         return Err(ApiError::unauthorized(
             "no admin token is configured: start toggled with --admin-tokens name:secret (or TOGGLED_ADMIN_TOKENS)",
         ));
@@ -165,7 +82,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
 /// Middleware for evaluation routes: open when no client token is configured; otherwise a
 /// client or admin token is required.
 pub async fn require_client(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    if state.tokens.client.is_empty() {
+    if !state.tokens.has_client_tokens() {
         return Ok(next.run(req).await);
     }
     let identity = authenticate(&state.tokens, &req, "a client token", &[Role::Admin, Role::Client], |i| {
@@ -173,31 +90,4 @@ pub async fn require_client(State(state): State<AppState>, mut req: Request, nex
     })?;
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_parse_and_identify() {
-        let admin = parse_tokens("ops:s3cret-admin, ci:another-secret").expect("valid");
-        let client = parse_tokens("web:client-secret").expect("valid");
-        let tokens = Tokens::new(admin, client);
-        assert_eq!(tokens.identify("s3cret-admin").map(|i| (i.name, i.role)), Some(("ops".into(), Role::Admin)));
-        assert_eq!(tokens.identify("client-secret").map(|i| i.role), Some(Role::Client));
-        assert_eq!(tokens.identify("s3cret-admi"), None);
-        assert_eq!(tokens.identify(""), None);
-        assert!(parse_tokens("nocolon").is_err());
-        assert!(parse_tokens("short:abc").is_err());
-        assert!(!format!("{tokens:?}").contains("s3cret"), "Debug never shows secrets");
-    }
-
-    #[test]
-    fn constant_time_comparison_is_exact() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
-    }
 }

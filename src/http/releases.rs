@@ -20,27 +20,7 @@ use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
 use crate::store::ReleaseRecord;
 
-/// Release settings loaded at start.
-#[derive(Debug, Clone)]
-pub struct ReleaseSettings {
-    pub strategy: plan::ReleaseStrategy,
-    pub windows: Vec<plan::MaintenanceWindow>,
-    /// The service of flags that do not name one (for stale-flag checks).
-    pub default_service: Option<String>,
-    /// Quality gates (the standards' format).
-    pub gates: Vec<(String, quality::GateConfig)>,
-}
-
-impl Default for ReleaseSettings {
-    fn default() -> Self {
-        Self {
-            strategy: plan::default_strategy(),
-            windows: Vec::new(),
-            default_service: None,
-            gates: quality::default_gates(),
-        }
-    }
-}
+pub use crate::release::ReleaseSettings;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]

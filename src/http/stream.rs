@@ -63,7 +63,7 @@ pub async fn events(
         let max = state.max_subscribers;
         return Err(ApiError::new(Code::TooManySubscribers, format!("at most {max} event subscribers")));
     }
-    let full = state.tokens.identify_headers(&headers).is_some_and(|i| i.role == Role::Admin);
+    let full = super::auth::identify_headers(&state.tokens, &headers).is_some_and(|i| i.role == Role::Admin);
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let (replay, receiver) = bus.subscribe(last);
     let first: std::collections::VecDeque<SseEvent> = match replay {
