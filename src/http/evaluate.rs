@@ -173,16 +173,41 @@ pub async fn post_all(
     if !served.ready {
         return Err(ApiError::not_ready());
     }
-    let now = Utc::now();
-    let revision = served.snapshot.revision.as_str();
-    let mut flags = serde_json::Map::with_capacity(served.snapshot.flags.len());
-    for (idx, flag) in served.snapshot.flags.iter().enumerate() {
-        let e = served.evaluate(&state.serving.metrics, idx, &ctx, now);
-        let body = serde_json::to_value(e.body(&flag.key, revision)).expect("an evaluation serialises");
-        flags.insert(flag.key.clone(), body);
+    let all = AllAnswers { served: &served, metrics: &state.serving.metrics, ctx: &ctx, now: Utc::now() };
+    let body = AllBody { flags: all, revision: &served.snapshot.revision };
+    let mut buf = Vec::with_capacity(served.snapshot.flags.len() * 160);
+    serde_json::to_writer(&mut buf, &body).expect("evaluations serialise");
+    Ok(json_response(buf))
+}
+
+/// `{"flags": {key: answer}, "revision"}`, serialised straight from the borrowed evaluations:
+/// no JSON tree is built per flag.
+#[derive(serde::Serialize)]
+struct AllBody<'a> {
+    flags: AllAnswers<'a>,
+    revision: &'a str,
+}
+
+/// Every flag's answer for one context from one snapshot, evaluated as it is written out.
+struct AllAnswers<'a> {
+    served: &'a crate::serving::Served,
+    metrics: &'a crate::metrics::Metrics,
+    ctx: &'a Context,
+    now: chrono::DateTime<Utc>,
+}
+
+impl serde::Serialize for AllAnswers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let flags = &self.served.snapshot.flags;
+        let revision = self.served.snapshot.revision.as_str();
+        let mut map = serializer.serialize_map(Some(flags.len()))?;
+        for (idx, flag) in flags.iter().enumerate() {
+            let e = self.served.evaluate(self.metrics, idx, self.ctx, self.now);
+            map.serialize_entry(&flag.key, &e.body(&flag.key, revision))?;
+        }
+        map.end()
     }
-    let body = serde_json::json!({ "flags": flags, "revision": revision });
-    Ok(json_response(serde_json::to_vec(&body).expect("JSON serialises")))
 }
 
 impl super::RequestBody for EvaluateRequest<'_> {

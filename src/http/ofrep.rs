@@ -12,8 +12,8 @@ use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::{AppState, RawBody, parse_body};
 use crate::eval::{Context, Evaluation, Reason};
@@ -89,44 +89,83 @@ fn openfeature_reason(reason: Reason) -> (&'static str, bool) {
     }
 }
 
-/// `metadata`: primitives only.
-fn metadata(flag: &Flag, e: &Evaluation<'_>, revision: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    for (k, v) in &flag.metadata {
-        if matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
-            m.insert(k.clone(), v.clone());
-        }
-    }
-    let (_, exact) = openfeature_reason(e.reason);
-    if !exact {
-        m.insert("toggledReason".into(), json!(e.reason.as_str()));
-    }
-    if let Some(owner) = &flag.owner {
-        m.insert("owner".into(), json!(owner));
-    }
-    if let Some(description) = &flag.description {
-        m.insert("description".into(), json!(description));
-    }
-    if let Some(stage) = e.stage {
-        m.insert("stage".into(), json!(stage));
-    }
-    if let Some(phase) = e.sunset.and_then(|s| s.phase) {
-        m.insert("sunsetPhase".into(), json!(phase.kind.as_str()));
-    }
-    m.insert("revision".into(), json!(revision));
-    m
+/// `metadata`: the flag's primitive metadata, then ours; serialised without building a map.
+struct Metadata<'a> {
+    flag: &'a Flag,
+    e: &'a Evaluation<'a>,
+    revision: &'a str,
 }
 
-fn answer(served: &Served, state: &AppState, idx: usize, ctx: &Context, now: chrono::DateTime<Utc>) -> Value {
+impl Serialize for Metadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let (flag, e) = (self.flag, self.e);
+        let phase = e.sunset.and_then(|s| s.phase);
+        // Ours win over the flag's own metadata of the same name.
+        let ours = |k: &str| match k {
+            "toggledReason" => !openfeature_reason(e.reason).1,
+            "owner" => flag.owner.is_some(),
+            "description" => flag.description.is_some(),
+            "stage" => e.stage.is_some(),
+            "sunsetPhase" => phase.is_some(),
+            "revision" => true,
+            _ => false,
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in &flag.metadata {
+            if !ours(k) && matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if !openfeature_reason(e.reason).1 {
+            map.serialize_entry("toggledReason", e.reason.as_str())?;
+        }
+        if let Some(owner) = &flag.owner {
+            map.serialize_entry("owner", owner)?;
+        }
+        if let Some(description) = &flag.description {
+            map.serialize_entry("description", description)?;
+        }
+        if let Some(stage) = e.stage {
+            map.serialize_entry("stage", &stage)?;
+        }
+        if let Some(phase) = phase {
+            map.serialize_entry("sunsetPhase", phase.kind.as_str())?;
+        }
+        map.serialize_entry("revision", self.revision)?;
+        map.end()
+    }
+}
+
+/// One OFREP answer: `{key, value, reason, variant, metadata}`.
+#[derive(Serialize)]
+struct Answer<'a> {
+    key: &'a str,
+    value: &'a Value,
+    reason: &'static str,
+    variant: &'a str,
+    metadata: Metadata<'a>,
+}
+
+/// Evaluates flag `idx` and writes its OFREP answer to `out`.
+fn write_answer<W: std::io::Write>(
+    out: W,
+    served: &Served,
+    state: &AppState,
+    idx: usize,
+    ctx: &Context,
+    now: chrono::DateTime<Utc>,
+) -> serde_json::Result<()> {
     let flag = &served.snapshot.flags[idx];
     let e = served.evaluate(&state.serving.metrics, idx, ctx, now);
-    json!({
-        "key": flag.key,
-        "value": e.value,
-        "reason": openfeature_reason(e.reason).0,
-        "variant": e.variant,
-        "metadata": metadata(flag, &e, &served.snapshot.revision),
-    })
+    let answer = Answer {
+        key: &flag.key,
+        value: e.value,
+        reason: openfeature_reason(e.reason).0,
+        variant: e.variant,
+        metadata: Metadata { flag, e: &e, revision: &served.snapshot.revision },
+    };
+    serde_json::to_writer(out, &answer)
 }
 
 #[utoipa::path(
@@ -166,8 +205,9 @@ pub async fn evaluate_flag(
         }
         .into_response();
     };
-    let body = answer(&served, &state, idx, &ctx, Utc::now());
-    ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    let mut body = Vec::with_capacity(256);
+    write_answer(&mut body, &served, &state, idx, &ctx, Utc::now()).expect("an answer serialises");
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(
@@ -199,11 +239,18 @@ pub async fn evaluate_flags(
         return general(None, "no valid flag file has been loaded yet").into_response();
     }
     let now = Utc::now();
-    let flags: Vec<Value> =
-        (0..served.snapshot.flags.len()).map(|idx| answer(&served, &state, idx, &ctx, now)).collect();
+    let count = served.snapshot.flags.len();
+    let mut body = Vec::with_capacity(count * 200 + 64);
+    body.extend_from_slice(b"{\"flags\":[");
+    for idx in 0..count {
+        if idx > 0 {
+            body.push(b',');
+        }
+        write_answer(&mut body, &served, &state, idx, &ctx, now).expect("an answer serialises");
+    }
     // Static-context (browser) providers refetch when `/events` says something changed.
-    let body = json!({ "flags": flags, "eventStreams": [{"type": "sse", "url": "/events"}] }).to_string();
-    let (high, low) = mur3::murmurhash3_x64_128(body.as_bytes(), 0);
+    body.extend_from_slice(b"],\"eventStreams\":[{\"type\":\"sse\",\"url\":\"/events\"}]}");
+    let (high, low) = mur3::murmurhash3_x64_128(&body, 0);
     let etag = format!("\"{high:016x}{low:016x}\"");
     let matches = headers
         .get(IF_NONE_MATCH)
