@@ -31,9 +31,22 @@ use crate::serving::Serving;
 use auth::Tokens;
 use error::{ApiError, Code};
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, so the clone axum makes for every request (and
+/// every layer that holds state) is one atomic increment. Fields are read through `Deref`.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares (see [`AppState`]).
+#[derive(Debug, Clone)]
+pub struct Shared {
     pub serving: Arc<Serving>,
     pub tokens: Arc<Tokens>,
     pub body_limit: usize,
@@ -92,7 +105,7 @@ impl AppState {
             let histogram = serving.metrics.http_duration.get_or_create(&labels).clone();
             hot.entry(method).or_default().insert((*route).to_owned(), histogram);
         }
-        Self {
+        Self(Arc::new(Shared {
             serving,
             tokens: Arc::new(tokens),
             body_limit,
@@ -102,18 +115,18 @@ impl AppState {
             hot_histograms: Arc::new(hot),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
-        }
+        }))
     }
 
     #[must_use]
     pub fn with_max_subscribers(mut self, max: usize) -> Self {
-        self.max_subscribers = max;
+        Arc::make_mut(&mut self.0).max_subscribers = max;
         self
     }
 
     #[must_use]
     pub fn with_releases(mut self, settings: releases::ReleaseSettings) -> Self {
-        self.releases = Arc::new(settings);
+        Arc::make_mut(&mut self.0).releases = Arc::new(settings);
         self
     }
 }
