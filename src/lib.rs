@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod app;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod eval;

@@ -20,12 +20,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::flags::snapshot::{AlertAction, Condition, Flag, Strategy};
-use crate::metrics::{FlagLabels, RollbackLabels};
+use crate::metrics::FlagLabels;
 use crate::serving::{FlagRuntime, Serving};
-use crate::store::{NewAudit, OverrideKind, OverrideRecord, PauseRecord};
+use crate::store::{Action, Change, Refusal};
 
 pub const ROLLBACK_ACTOR: &str = "auto-rollback";
 pub const PAUSE_ACTOR: &str = "auto-pause";
+pub const ALERT_ACTOR: &str = "auto-alert";
 
 /// One sample of a metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,16 +323,14 @@ pub async fn fire(
         AlertAction::AlertTeam => {
             let at = Utc::now();
             let payload = json!({"flag": flag.key, "owner": flag.owner, "alert": why, "action": "alert_team", "at": at, "trigger": trigger});
-            let audit = NewAudit {
-                at,
-                actor: "auto-alert".into(),
+            let change = Change {
                 flag: flag.key.clone(),
-                action: "alert_team".into(),
-                before: None,
-                after: Some(payload.clone()),
+                actor: ALERT_ACTOR.to_owned(),
                 reason: why.to_owned(),
+                at,
+                action: Action::AlertTeam(payload.clone()),
             };
-            if let Err(e) = serving.store.append_audit(audit).await {
+            if let Err(e) = crate::changes::apply(serving, change).await {
                 tracing::error!("could not audit an alert_team decision: {e}");
             }
             match &config.webhook_url {
@@ -349,44 +348,11 @@ pub async fn fire(
 }
 
 /// A persisted rollback override (safe value, reason `ROLLED_BACK`), unless one is in force.
+/// The store decides that inside its transaction, so replicas that see the same breach write one
+/// rollback and one audit row.
 pub async fn rollback(serving: &Serving, key: &str, why: &str, trigger: &str) -> &'static str {
-    if serving.load().persisted.overrides.contains_key(key) {
-        return "already_overridden";
-    }
-    let now = Utc::now();
-    let record = OverrideRecord {
-        flag: key.to_owned(),
-        kind: OverrideKind::RolledBack,
-        reason: why.to_owned(),
-        actor: ROLLBACK_ACTOR.to_owned(),
-        created_at: now,
-    };
-    let audit = NewAudit {
-        at: now,
-        actor: ROLLBACK_ACTOR.to_owned(),
-        flag: key.to_owned(),
-        action: "auto_rollback".to_owned(),
-        before: None,
-        after: Some(json!(record)),
-        reason: why.to_owned(),
-    };
-    let store = serving.store.clone();
-    match serving.change(store.set_override(&record, audit)).await {
-        Ok(()) => {
-            serving
-                .metrics
-                .rollbacks
-                .get_or_create(&RollbackLabels { flag: key.to_owned(), trigger: trigger.to_owned() })
-                .inc();
-            serving.publish("rollback", Some(key), json!({"reason": why, "trigger": trigger}));
-            tracing::warn!(flag = %key, trigger, "rolled back: {why}");
-            "rolled_back"
-        }
-        Err(e) => {
-            tracing::error!(flag = %key, "rollback could not be persisted: {e}");
-            "store_failed"
-        }
-    }
+    let action = Action::Rollback { trigger: trigger.to_owned() };
+    outcome(serving, key, why, ROLLBACK_ACTOR, action, "rolled_back").await
 }
 
 /// Pauses a gradual rollout on behalf of `actor` (`auto-pause`, `alertmanager`).
@@ -394,65 +360,35 @@ pub async fn pause(serving: &Serving, flag: &Flag, why: &str, actor: &str) -> &'
     if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
         return "not_gradual";
     }
-    let current = serving.load().persisted.pauses.get(&flag.key).cloned().unwrap_or_default();
-    if current.paused_since.is_some() {
-        return "already_paused";
-    }
-    let now = Utc::now();
-    let next = PauseRecord { paused_since: Some(now), paused_by: Some(actor.to_owned()), ..current.clone() };
-    let audit = NewAudit {
-        at: now,
-        actor: actor.to_owned(),
-        flag: flag.key.clone(),
-        action: "rollout_paused".to_owned(),
-        before: Some(json!(current)),
-        after: Some(json!(next)),
-        reason: why.to_owned(),
-    };
-    let store = serving.store.clone();
-    match serving.change(store.set_pause(&flag.key, next, audit)).await {
-        Ok(()) => {
-            serving.publish("pause", Some(&flag.key), json!({"reason": why, "actor": actor}));
-            "paused"
-        }
-        Err(e) => {
-            tracing::error!(flag = %flag.key, "pause could not be persisted: {e}");
-            "store_failed"
-        }
-    }
+    outcome(serving, &flag.key, why, actor, Action::Pause, "paused").await
 }
 
 /// Resumes a rollout that `actor` paused (the monitor, Alertmanager); anyone else's pause is
 /// left alone.
 pub async fn resume_if_paused_by(serving: &Serving, key: &str, why: &str, actor: &str) -> &'static str {
-    let current = serving.load().persisted.pauses.get(key).cloned().unwrap_or_default();
-    let Some(since) = current.paused_since else { return "not_paused" };
-    if current.paused_by.as_deref() != Some(actor) {
-        return "paused_by_someone_else";
-    }
-    let now = Utc::now();
-    let next = PauseRecord {
-        paused_total_ms: current.paused_total_ms + (now - since).num_milliseconds().max(0),
-        paused_since: None,
-        paused_by: None,
-    };
-    let audit = NewAudit {
-        at: now,
-        actor: actor.to_owned(),
-        flag: key.to_owned(),
-        action: "rollout_resumed".to_owned(),
-        before: Some(json!(current)),
-        after: Some(json!(next)),
-        reason: why.to_owned(),
-    };
-    let store = serving.store.clone();
-    match serving.change(store.set_pause(key, next, audit)).await {
-        Ok(()) => {
-            serving.publish("resume", Some(key), json!({"reason": why, "actor": actor}));
-            "resumed"
-        }
+    let action = Action::Resume { only_paused_by: Some(actor.to_owned()) };
+    outcome(serving, key, why, actor, action, "resumed").await
+}
+
+/// Applies an automatic change and names what happened.
+async fn outcome(
+    serving: &Serving,
+    key: &str,
+    why: &str,
+    actor: &str,
+    action: Action,
+    done: &'static str,
+) -> &'static str {
+    let change =
+        Change { flag: key.to_owned(), actor: actor.to_owned(), reason: why.to_owned(), at: Utc::now(), action };
+    match crate::changes::apply(serving, change).await {
+        Ok(Ok(_)) => done,
+        Ok(Err(Refusal::AlreadyOverridden)) => "already_overridden",
+        Ok(Err(Refusal::AlreadyPaused)) => "already_paused",
+        Ok(Err(Refusal::NotPaused | Refusal::NoOverride)) => "not_paused",
+        Ok(Err(Refusal::PausedBySomeoneElse)) => "paused_by_someone_else",
         Err(e) => {
-            tracing::error!(flag = %key, "resume could not be persisted: {e}");
+            tracing::error!(flag = %key, "{done}: the change could not be persisted: {e}");
             "store_failed"
         }
     }

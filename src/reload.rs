@@ -134,14 +134,13 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
                 "added": new.difference(&old).collect::<Vec<_>>(),
                 "removed": old.difference(&new).collect::<Vec<_>>(),
             });
-            let audit = crate::store::NewAudit {
-                at: Utc::now(),
-                actor: format!("reload:{trigger}"),
+            let before = current.ready.then(|| serde_json::json!({"revision": current.snapshot.revision}));
+            let audit = crate::store::Change {
                 flag: "*".to_owned(),
-                action: "reload".to_owned(),
-                before: current.ready.then(|| serde_json::json!({"revision": current.snapshot.revision})),
-                after: Some(change.clone()),
+                actor: format!("reload:{trigger}"),
                 reason: format!("flag file {}", path.display()),
+                at: Utc::now(),
+                action: crate::store::Action::Reload(serde_json::json!({"before": before, "after": change})),
             };
             let flags = snapshot.flags.len();
             serving.install(snapshot, audit).await;

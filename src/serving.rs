@@ -276,9 +276,9 @@ impl Serving {
     /// Audits a newly loaded flag file, then swaps it in, so whoever sees the new file can
     /// find its audit row. An audit failure is logged and does not keep a valid file from
     /// serving: the file, not the store, is the source of truth for flag definitions.
-    pub async fn install(&self, snapshot: Snapshot, audit: crate::store::NewAudit) {
+    pub async fn install(&self, snapshot: Snapshot, audit: crate::store::Change) {
         let _guard = self.changes.lock().await;
-        if let Err(e) = self.store.append_audit(audit).await {
+        if let Err(e) = self.store.apply(&audit).await {
             tracing::error!("could not audit a reload: {e}");
         }
         self.apply(Arc::new(snapshot)).await;

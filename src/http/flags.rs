@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 use super::auth::Identity;
 use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
+use crate::changes;
 use crate::eval::rollout::gradual_progress;
 use crate::flags::snapshot::{Flag, FlagKind, Strategy};
 use crate::serving::{FlagRuntime, Served};
-use crate::store::{NewAudit, OverrideKind, OverrideRecord, PauseRecord};
+use crate::store::{Action, Change, OverrideKind, Refusal};
 
 const MAX_REASON: usize = 1_000;
 
@@ -285,24 +286,10 @@ pub async fn put_override(
     let (flag, _) = find(&served, &key)?;
     let kind = override_kind(flag, &req)?;
     let reason = reason_of(req.reason)?;
-    let now = Utc::now();
-    let before = served.persisted.overrides.get(&key).map(|r| json!(r));
-    let record =
-        OverrideRecord { flag: key.clone(), kind, reason: reason.clone(), actor: who.name.clone(), created_at: now };
-    let audit = NewAudit {
-        at: now,
-        actor: who.name,
-        flag: key.clone(),
-        action: "override_set".to_owned(),
-        before,
-        after: Some(json!(record)),
-        reason,
-    };
     drop(served);
-    let store = state.serving.store.clone();
-    state.serving.change(store.set_override(&record, audit)).await.map_err(|e| ApiError::store(&e))?;
-    tracing::info!(flag = %key, actor = %record.actor, "override set");
-    state.serving.publish("override", Some(&key), json!({"override": record}));
+    let change =
+        Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action: Action::SetOverride(kind) };
+    changes::apply(&state.serving, change).await?.map_err(refused)?;
     show(State(state), Path(key)).await
 }
 
@@ -330,27 +317,13 @@ pub async fn clear_override(
     ApiJson(body): ApiJson<ReasonRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
-    let before = served.persisted.overrides.get(&key).map(|r| json!(r));
-    if before.is_none() && served.index(&key).is_none() {
+    if !served.persisted.overrides.contains_key(&key) && served.index(&key).is_none() {
         return Err(ApiError::flag_not_found(&key));
     }
     drop(served);
     let reason = reason_of(body.reason)?;
-    let audit = NewAudit {
-        at: Utc::now(),
-        actor: who.name.clone(),
-        flag: key.clone(),
-        action: "override_cleared".to_owned(),
-        before,
-        after: None,
-        reason,
-    };
-    let store = state.serving.store.clone();
-    let cleared = state.serving.change(store.clear_override(&key, audit)).await.map_err(|e| ApiError::store(&e))?;
-    if cleared {
-        tracing::info!(flag = %key, actor = %who.name, "override cleared");
-        state.serving.publish("override", Some(&key), json!({"override": null}));
-    }
+    let change = Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action: Action::ClearOverride };
+    let cleared = changes::apply(&state.serving, change).await?.is_ok();
     let served = state.serving.load();
     let state_view = match served.index(&key) {
         Some(idx) => state_view(&served.snapshot.flags[idx], &served.flags[idx], &served, Utc::now()),
@@ -400,47 +373,29 @@ pub async fn rollout(
     if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
         return Err(ApiError::new(Code::NotGradual, format!("{key} is not a gradual rollout; only those pause")));
     }
+    drop(served);
     let reason = reason_of(req.reason)?;
-    let now = Utc::now();
-    let current = served.persisted.pauses.get(&key).cloned().unwrap_or_default();
-    let (next, action) = match (req.action.as_str(), current.paused_since) {
-        ("pause", None) => (
-            PauseRecord { paused_since: Some(now), paused_by: Some(who.name.clone()), ..current.clone() },
-            "rollout_paused",
-        ),
-        ("resume", Some(since)) => (
-            PauseRecord {
-                paused_total_ms: current.paused_total_ms + (now - since).num_milliseconds().max(0),
-                paused_since: None,
-                paused_by: None,
-            },
-            "rollout_resumed",
-        ),
-        ("pause", Some(_)) => return Err(ApiError::new(Code::InvalidTransition, format!("{key} is already paused"))),
-        ("resume", None) => return Err(ApiError::new(Code::InvalidTransition, format!("{key} is not paused"))),
-        (other, _) => {
+    let action = match req.action.as_str() {
+        "pause" => Action::Pause,
+        "resume" => Action::Resume { only_paused_by: None },
+        other => {
             return Err(ApiError::new(
                 Code::InvalidAction,
                 format!("action {other:?}: expected \"pause\" or \"resume\""),
             ));
         }
     };
-    drop(served);
-    let actor = who.name.clone();
-    let audit = NewAudit {
-        at: now,
-        actor: who.name,
-        flag: key.clone(),
-        action: action.to_owned(),
-        before: Some(json!(current)),
-        after: Some(json!(next)),
-        reason,
-    };
-    let store = state.serving.store.clone();
-    state.serving.change(store.set_pause(&key, next, audit)).await.map_err(|e| ApiError::store(&e))?;
-    let kind = if action == "rollout_paused" { "pause" } else { "resume" };
-    state.serving.publish(kind, Some(&key), json!({"actor": actor}));
+    let change = Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action };
+    changes::apply(&state.serving, change).await?.map_err(|r| match r {
+        Refusal::AlreadyPaused => ApiError::new(Code::InvalidTransition, format!("{key} is already paused")),
+        _ => ApiError::new(Code::InvalidTransition, format!("{key} is not paused")),
+    })?;
     show(State(state), Path(key)).await
+}
+
+/// A refusal of an operator's change (an override is always written, so none is expected).
+fn refused(r: Refusal) -> ApiError {
+    ApiError::new(Code::InvalidTransition, format!("refused: {r:?}"))
 }
 
 impl super::RequestBody for OverrideRequest {

@@ -5,7 +5,10 @@
 //! with its audit row and a bump of the change counter, so a replica that sees the new counter
 //! sees the change, and an acknowledged change survives a crash.
 
+pub mod change;
 pub mod sqlite;
+
+pub use change::{Action, Change, Refusal};
 
 use std::collections::HashMap;
 
@@ -154,16 +157,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn version(&self) -> Result<i64, StoreError>;
     /// Records `now` as the first-seen time of any of `flags` not seen before.
     async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Sets (or replaces) a flag's override, with its audit row.
-    async fn set_override(&self, record: &OverrideRecord, audit: NewAudit) -> Result<(), StoreError>;
-    /// Clears a flag's override, with its audit row. False when there was none.
-    async fn clear_override(&self, flag: &str, audit: NewAudit) -> Result<bool, StoreError>;
-    /// Writes a flag's pause state, with its audit row.
-    async fn set_pause(&self, flag: &str, pause: PauseRecord, audit: NewAudit) -> Result<(), StoreError>;
+    /// Applies one change in one transaction: reads the flag's override and pause, decides with
+    /// [`change::decide`], writes the state, its audit row and (for state changes) a bump of the
+    /// change counter, and commits. The audit row written, or why nothing was.
+    async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError>;
     /// Audit rows, newest first.
     async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Appends an audit row that changes no serving state (reloads, for instance).
-    async fn append_audit(&self, audit: NewAudit) -> Result<(), StoreError>;
     /// Batched last-evaluated times (unix milliseconds), keeping the later of old and new.
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError>;
     async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;

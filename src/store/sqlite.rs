@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::change::{Change, Refusal, Write, decide};
 use super::{
     AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, PersistedState, ReleaseRecord, Store, StoreError,
     millis_to_time,
@@ -136,14 +137,44 @@ impl SqliteStore {
             .await?;
         Ok(())
     }
+}
 
-    /// Finishes a serving change: its audit row, a bump of the change counter, the commit.
-    async fn commit_change(mut tx: Transaction<'_, Sqlite>, audit: &NewAudit) -> Result<(), StoreError> {
-        Self::write_audit(&mut tx, audit).await?;
-        sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
+fn override_of(row: &sqlx::sqlite::SqliteRow) -> Result<OverrideRecord, StoreError> {
+    let flag: String = row.try_get("flag")?;
+    let kind_text: String = row.try_get("kind")?;
+    let value: Option<String> = row.try_get("value")?;
+    let kind = OverrideKind::from_parts(&kind_text, value.as_deref()).ok_or_else(|| StoreError::Corrupt {
+        table: "overrides",
+        detail: format!("flag {flag}: kind {kind_text:?} with value {value:?}"),
+    })?;
+    Ok(OverrideRecord {
+        flag,
+        kind,
+        reason: row.try_get("reason")?,
+        actor: row.try_get("actor")?,
+        created_at: millis_to_time(row.try_get("created_at")?),
+    })
+}
+
+fn pause_of(row: &sqlx::sqlite::SqliteRow) -> Result<PauseRecord, StoreError> {
+    let since: Option<i64> = row.try_get("paused_since")?;
+    Ok(PauseRecord {
+        paused_total_ms: row.try_get("paused_total_ms")?,
+        paused_since: since.map(millis_to_time),
+        paused_by: row.try_get("paused_by")?,
+    })
+}
+
+macro_rules! override_columns {
+    () => {
+        "flag, kind, value, reason, actor, created_at"
+    };
+}
+
+macro_rules! pause_columns {
+    () => {
+        "flag, paused_total_ms, paused_since, paused_by"
+    };
 }
 
 const RELEASE_COLUMNS: &str =
@@ -219,44 +250,18 @@ impl Store for SqliteStore {
         let version: i64 =
             sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&mut *tx).await?;
         let mut overrides = HashMap::new();
-        for row in sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides")
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let flag: String = row.try_get("flag")?;
-            let kind_text: String = row.try_get("kind")?;
-            let value: Option<String> = row.try_get("value")?;
-            let kind = OverrideKind::from_parts(&kind_text, value.as_deref()).ok_or_else(|| StoreError::Corrupt {
-                table: "overrides",
-                detail: format!("flag {flag}: kind {kind_text:?} with value {value:?}"),
-            })?;
-            let record = OverrideRecord {
-                flag: flag.clone(),
-                kind,
-                reason: row.try_get("reason")?,
-                actor: row.try_get("actor")?,
-                created_at: millis_to_time(row.try_get("created_at")?),
-            };
-            overrides.insert(flag, record);
+        for row in sqlx::query(concat!("SELECT ", override_columns!(), " FROM overrides")).fetch_all(&mut *tx).await? {
+            let record = override_of(&row)?;
+            overrides.insert(record.flag.clone(), record);
         }
         let mut first_seen = HashMap::new();
         for row in sqlx::query("SELECT flag, first_seen FROM flag_first_seen").fetch_all(&mut *tx).await? {
             first_seen.insert(row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("first_seen")?));
         }
         let mut pauses = HashMap::new();
-        for row in sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses")
-            .fetch_all(&mut *tx)
-            .await?
+        for row in sqlx::query(concat!("SELECT ", pause_columns!(), " FROM rollout_pauses")).fetch_all(&mut *tx).await?
         {
-            let since: Option<i64> = row.try_get("paused_since")?;
-            pauses.insert(
-                row.try_get::<String, _>("flag")?,
-                PauseRecord {
-                    paused_total_ms: row.try_get("paused_total_ms")?,
-                    paused_since: since.map(millis_to_time),
-                    paused_by: row.try_get("paused_by")?,
-                },
-            );
+            pauses.insert(row.try_get::<String, _>("flag")?, pause_of(&row)?);
         }
         tx.commit().await?;
         Ok(PersistedState { version, overrides, first_seen, pauses })
@@ -279,51 +284,71 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_override(&self, record: &OverrideRecord, audit: NewAudit) -> Result<(), StoreError> {
-        let (kind, value) = record.kind.parts();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value, reason = excluded.reason,
-             actor = excluded.actor, created_at = excluded.created_at",
-        )
-        .bind(&record.flag)
-        .bind(kind)
-        .bind(value)
-        .bind(&record.reason)
-        .bind(&record.actor)
-        .bind(record.created_at.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        Self::commit_change(tx, &audit).await
-    }
-
-    async fn clear_override(&self, flag: &str, audit: NewAudit) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let removed =
-            sqlx::query("DELETE FROM overrides WHERE flag = ?").bind(flag).execute(&mut *tx).await?.rows_affected();
-        if removed == 0 {
-            tx.rollback().await?;
-            return Ok(false);
+    async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        // IMMEDIATE: take the write lock before reading, so what was read is what is replaced
+        // even with another process writing the same file.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = sqlx::query(concat!("SELECT ", override_columns!(), " FROM overrides WHERE flag = ?"))
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| override_of(&row))
+            .transpose()?;
+        let pause = sqlx::query(concat!("SELECT ", pause_columns!(), " FROM rollout_pauses WHERE flag = ?"))
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| pause_of(&row))
+            .transpose()?
+            .unwrap_or_default();
+        let decision = match decide(change, current.as_ref(), &pause) {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        match &decision.write {
+            Write::Override(Some(record)) => {
+                let (kind, value) = record.kind.parts();
+                sqlx::query(
+                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                )
+                .bind(&record.flag)
+                .bind(kind)
+                .bind(value)
+                .bind(&record.reason)
+                .bind(&record.actor)
+                .bind(record.created_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Override(None) => {
+                sqlx::query("DELETE FROM overrides WHERE flag = ?").bind(&change.flag).execute(&mut *tx).await?;
+            }
+            Write::Pause(p) => {
+                sqlx::query(
+                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
+                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
+                )
+                .bind(&change.flag)
+                .bind(p.paused_total_ms)
+                .bind(p.paused_since.map(|t| t.timestamp_millis()))
+                .bind(&p.paused_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::AuditOnly => {}
         }
-        Self::commit_change(tx, &audit).await?;
-        Ok(true)
-    }
-
-    async fn set_pause(&self, flag: &str, pause: PauseRecord, audit: NewAudit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES (?, ?, ?, ?)
-             ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
-             paused_since = excluded.paused_since, paused_by = excluded.paused_by",
-        )
-        .bind(flag)
-        .bind(pause.paused_total_ms)
-        .bind(pause.paused_since.map(|t| t.timestamp_millis()))
-        .bind(&pause.paused_by)
-        .execute(&mut *tx)
-        .await?;
-        Self::commit_change(tx, &audit).await
+        Self::write_audit(&mut tx, &decision.audit).await?;
+        if decision.write != Write::AuditOnly {
+            sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(decision.audit))
     }
 
     async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
@@ -352,13 +377,6 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
-    }
-
-    async fn append_audit(&self, audit: NewAudit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        Self::write_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError> {

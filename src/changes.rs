@@ -1,0 +1,53 @@
+//! The one path for every change to serving state: an operator's override or pause, the
+//! monitor's and Alertmanager's rollbacks and pauses, an `alert_team` decision, an applied flag
+//! file. [`apply`] writes the change with its audit row and the change version in one store
+//! transaction ([`crate::store::change::decide`] builds the row), swaps the new state in, and
+//! announces it on the change stream. Callers never build an audit row.
+
+use serde_json::json;
+
+use crate::metrics::RollbackLabels;
+use crate::serving::Serving;
+use crate::store::{Action, Change, NewAudit, Refusal, StoreError};
+
+/// Applies `change`: committed and visible to the next request on this replica, or refused
+/// (nothing written), or a store error (nothing written either).
+pub async fn apply(serving: &Serving, change: Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+    let store = serving.store.clone();
+    let result = serving.change(store.apply(&change)).await?;
+    if let Ok(audit) = &result {
+        announce(serving, &change, audit);
+    }
+    Ok(result)
+}
+
+/// Events, metrics and logs of an applied change.
+fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
+    let flag = Some(change.flag.as_str());
+    let (key, actor, reason) = (&change.flag, &change.actor, &change.reason);
+    match &change.action {
+        Action::SetOverride(_) => {
+            tracing::info!(flag = %key, actor = %actor, "override set");
+            serving.publish("override", flag, json!({"override": audit.after}));
+        }
+        Action::ClearOverride => {
+            tracing::info!(flag = %key, actor = %actor, "override cleared");
+            serving.publish("override", flag, json!({"override": null}));
+        }
+        Action::Rollback { trigger } => {
+            let labels = RollbackLabels { flag: key.clone(), trigger: trigger.clone() };
+            serving.metrics.rollbacks.get_or_create(&labels).inc();
+            tracing::warn!(flag = %key, trigger = %trigger, "rolled back: {reason}");
+            serving.publish("rollback", flag, json!({"reason": reason, "trigger": trigger}));
+        }
+        Action::Pause => {
+            serving.publish("pause", flag, json!({"reason": reason, "actor": actor}));
+        }
+        Action::Resume { .. } => {
+            serving.publish("resume", flag, json!({"reason": reason, "actor": actor}));
+        }
+        // A reload is installed by `Serving::install` (the snapshot swap) and announced by
+        // `reload`; an `alert_team` decision changes nothing to announce.
+        Action::Reload(_) | Action::AlertTeam(_) => {}
+    }
+}
