@@ -16,61 +16,12 @@ use super::{
     millis_to_time,
 };
 
-/// Ordered schema migrations; each runs once, in a transaction.
+/// Ordered schema migrations (`migrations/sqlite/`, one file each); each runs once, in a
+/// transaction, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r"
-CREATE TABLE overrides (
-    flag TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    value TEXT,
-    reason TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    flag TEXT NOT NULL,
-    action TEXT NOT NULL,
-    before TEXT,
-    after TEXT,
-    reason TEXT NOT NULL
-);
-CREATE INDEX audit_by_flag ON audit (flag, id);
-CREATE TABLE flag_first_seen (flag TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
-CREATE TABLE rollout_pauses (
-    flag TEXT PRIMARY KEY,
-    paused_total_ms INTEGER NOT NULL,
-    paused_since INTEGER
-);
-CREATE TABLE last_evaluated (flag TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE state_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
-INSERT INTO state_version (id, version) VALUES (1, 0);
-",
-    ),
-    (2, "ALTER TABLE rollout_pauses ADD COLUMN paused_by TEXT;"),
-    (
-        3,
-        r"
-CREATE TABLE releases (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    service TEXT NOT NULL,
-    version TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    scheduled_at INTEGER,
-    created_at INTEGER NOT NULL,
-    status_at INTEGER NOT NULL,
-    deployed_at INTEGER,
-    first_commit_at INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX releases_by_service ON releases (service, id);
-",
-    ),
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_pause_owner.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_releases.sql")),
 ];
 
 #[derive(Debug, Clone)]

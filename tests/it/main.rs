@@ -15,5 +15,6 @@ mod releases;
 mod reload;
 mod schema;
 mod server;
+mod store;
 mod support;
 mod versions;

@@ -1,0 +1,1 @@
+ALTER TABLE rollout_pauses ADD COLUMN paused_by TEXT;

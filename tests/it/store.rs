@@ -1,0 +1,179 @@
+//! The store conformance suite: every `Store` method, a restart, and concurrent writers, written
+//! once against the trait and run against every backend (SQLite now).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use toggled::store::{Action, Change, OverrideKind, Refusal, ReleaseRecord, Store};
+
+type Opened = Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>>;
+
+/// How the suite reaches a backend: `open()` opens (or reopens) the same database.
+trait Backend: Sync {
+    fn open(&self) -> Opened;
+}
+
+struct Sqlite(String);
+
+impl Backend for Sqlite {
+    fn open(&self) -> Opened {
+        let url = self.0.clone();
+        Box::pin(async move { toggled::store::open(&url).await.expect("the store opens") })
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("a time")
+}
+
+fn change(flag: &str, actor: &str, seconds: i64, action: Action) -> Change {
+    Change { flag: flag.into(), actor: actor.into(), reason: format!("{actor} at {seconds}"), at: at(seconds), action }
+}
+
+fn release(service: &str, version: &str, seconds: i64) -> ReleaseRecord {
+    ReleaseRecord {
+        id: 0,
+        service: service.into(),
+        version: version.into(),
+        kind: "minor".into(),
+        status: "planned".into(),
+        scheduled_at: None,
+        created_at: at(seconds),
+        status_at: at(seconds),
+        deployed_at: None,
+        first_commit_at: at(seconds - 60),
+        data: json!({"notes": version}),
+    }
+}
+
+async fn conformance(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let fresh = store.load().await.expect("load");
+    assert_eq!((fresh.version, fresh.overrides.len(), fresh.pauses.len()), (0, 0, 0));
+    assert_eq!(store.version().await.expect("version"), 0);
+
+    // First-seen times are insert-if-absent.
+    store.record_first_seen(&["a".into(), "b".into()], at(1)).await.expect("first seen");
+    store.record_first_seen(&["b".into(), "c".into()], at(2)).await.expect("first seen");
+    let seen = store.load().await.expect("load").first_seen;
+    assert_eq!((seen["a"], seen["b"], seen["c"]), (at(1), at(1), at(2)));
+
+    // An override: written with its audit row and a version bump.
+    let set = change("a", "ops", 10, Action::SetOverride(OverrideKind::Variant("blue".into())));
+    let row = store.apply(&set).await.expect("apply").expect("written");
+    assert_eq!((row.action.as_str(), row.before.is_none()), ("override_set", true));
+    let state = store.load().await.expect("load");
+    assert_eq!(state.version, 1);
+    assert_eq!(state.overrides["a"].kind, OverrideKind::Variant("blue".into()));
+    assert_eq!(state.overrides["a"].actor, "ops");
+
+    // A rollback never replaces an override; nothing is written.
+    let rollback = change("a", "auto-rollback", 11, Action::Rollback { trigger: "monitor".into() });
+    assert_eq!(store.apply(&rollback).await.expect("apply"), Err(Refusal::AlreadyOverridden));
+    assert_eq!(store.version().await.expect("version"), 1);
+
+    // Replacing an override records what it replaced; clearing twice clears once.
+    let kill = change("a", "ops", 12, Action::SetOverride(OverrideKind::Kill));
+    let row = store.apply(&kill).await.expect("apply").expect("written");
+    assert_eq!(row.before.as_ref().and_then(|b| b.get("kind")), Some(&json!("variant")));
+    let clear = change("a", "ops", 13, Action::ClearOverride);
+    assert!(store.apply(&clear).await.expect("apply").is_ok());
+    assert_eq!(store.apply(&clear).await.expect("apply"), Err(Refusal::NoOverride));
+    assert_eq!(store.version().await.expect("version"), 3);
+
+    // Pauses accumulate paused time; conditional resumes respect who paused.
+    let pause = change("g", "auto-pause", 20, Action::Pause);
+    assert!(store.apply(&pause).await.expect("apply").is_ok());
+    assert_eq!(store.apply(&pause).await.expect("apply"), Err(Refusal::AlreadyPaused));
+    let not_mine = change("g", "alertmanager", 25, Action::Resume { only_paused_by: Some("alertmanager".into()) });
+    assert_eq!(store.apply(&not_mine).await.expect("apply"), Err(Refusal::PausedBySomeoneElse));
+    let resume = change("g", "ops", 50, Action::Resume { only_paused_by: None });
+    assert!(store.apply(&resume).await.expect("apply").is_ok());
+    let pauses = store.load().await.expect("load").pauses;
+    assert_eq!((pauses["g"].paused_total_ms, pauses["g"].paused_since), (30_000, None));
+
+    // Audit-only changes write a row and leave the version alone.
+    let version = store.version().await.expect("version");
+    let alert = change("g", "auto-alert", 60, Action::AlertTeam(json!({"alert": "x"})));
+    assert_eq!(store.apply(&alert).await.expect("apply").map(|r| r.action), Ok("alert_team".to_owned()));
+    assert_eq!(store.version().await.expect("version"), version);
+
+    // The audit log: newest first, filtered by flag, limited.
+    let all = store.audit(None, 100).await.expect("audit");
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let g = store.audit(Some("g"), 2).await.expect("audit");
+    assert_eq!(g.iter().map(|e| e.entry.action.as_str()).collect::<Vec<_>>(), ["alert_team", "rollout_resumed"]);
+
+    // Last-evaluated times keep the later of old and new.
+    let ms = |s: i64| at(s).timestamp_millis();
+    store.touch_evaluated(&[("a".into(), ms(100)), ("b".into(), ms(50))]).await.expect("touch");
+    store.touch_evaluated(&[("a".into(), ms(90)), ("b".into(), ms(60))]).await.expect("touch");
+    let last = store.last_evaluated().await.expect("last");
+    assert_eq!((last["a"], last["b"]), (at(100), at(60)));
+
+    // Releases: ids assigned, newest first, per service, updated in place.
+    let one = store.create_release(&release("shop", "1.0.0", 200)).await.expect("create");
+    let two = store.create_release(&release("shop", "1.1.0", 300)).await.expect("create");
+    store.create_release(&release("cart", "0.1.0", 400)).await.expect("create");
+    assert!(two > one);
+    let shop = store.releases(Some("shop")).await.expect("releases");
+    assert_eq!(shop.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.1.0", "1.0.0"]);
+    let mut r = store.release(one).await.expect("release").expect("found");
+    assert_eq!(r.data, json!({"notes": "1.0.0"}));
+    r.status = "deployed".into();
+    r.deployed_at = Some(at(500));
+    store.update_release(&r).await.expect("update");
+    assert_eq!(store.release(one).await.expect("release").expect("found").deployed_at, Some(at(500)));
+    assert!(store.release(9_999).await.expect("release").is_none());
+    assert_eq!(store.releases(None).await.expect("releases").len(), 3);
+
+    // A restart loses nothing.
+    drop(store);
+    let store = backend.open().await;
+    let state = store.load().await.expect("load");
+    assert_eq!((state.version, state.overrides.len(), state.first_seen.len()), (version, 0, 3));
+    assert_eq!(state.pauses["g"].paused_total_ms, 30_000);
+    assert_eq!(store.audit(None, 100).await.expect("audit").len(), 6);
+    assert_eq!(store.releases(None).await.expect("releases").len(), 3);
+}
+
+/// Two handles on one database (as two replicas) race 16 automatic rollbacks of one flag and 16
+/// first-seen records: one rollback and one audit row win, first-seen keeps the first time.
+async fn concurrent_writers(backend: &dyn Backend) {
+    let stores: Vec<Arc<dyn Store>> = vec![Arc::from(backend.open().await), Arc::from(backend.open().await)];
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = stores[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let rollback = change("hot", "auto-rollback", i as i64, Action::Rollback { trigger: "monitor".into() });
+            store.record_first_seen(&["hot".into()], at(1_000 + i as i64)).await.expect("first seen");
+            store.apply(&rollback).await.expect("no store error under contention")
+        }));
+    }
+    let mut written = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => written += 1,
+            Err(r) => assert_eq!(r, Refusal::AlreadyOverridden),
+        }
+    }
+    assert_eq!(written, 1, "one rollback");
+    assert_eq!(stores[0].audit(Some("hot"), 100).await.expect("audit").len(), 1, "one audit row");
+    let first = stores[1].load().await.expect("load").first_seen["hot"];
+    assert!(first >= at(1_000) && first < at(1_016));
+    assert_eq!(stores[1].load().await.expect("load").first_seen["hot"], first, "never moves");
+}
+
+#[test]
+fn sqlite_conforms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = Sqlite(format!("sqlite://{}", dir.path().join("store.db").display()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(conformance(&backend));
+    let backend = Sqlite(format!("sqlite://{}", dir.path().join("contended.db").display()));
+    runtime.block_on(concurrent_writers(&backend));
+}
