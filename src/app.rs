@@ -232,6 +232,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let (serving, every, stopped) = (serving.clone(), config.flush_interval, stopped.clone());
         move || flush_evaluated(serving.clone(), every, stopped.clone())
     });
+    let reports = supervise.spawn("release_gauges", {
+        let (serving, every, stopped) = (serving.clone(), config.report_interval, stopped.clone());
+        let settings = Arc::new(config.releases.clone());
+        move || crate::reports::run(serving.clone(), settings.clone(), every, stopped.clone())
+    });
 
     let board = crate::monitor::AlertBoard::default();
     let monitor = match config.monitor.clone() {
@@ -255,7 +260,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let _ = stop.send(true);
     };
     axum::serve(listener, router).with_graceful_shutdown(graceful).await.context("server failed")?;
-    let _ = tokio::join!(watcher, poller, flusher, monitor);
+    let _ = tokio::join!(watcher, poller, flusher, reports, monitor);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -146,6 +146,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// How often the release gauges on `/metrics` (quality, gates, stale flags) are recomputed.
+    #[arg(long, default_value = "30s")]
+    pub report_interval: String,
     /// Most `/events` streams open at once; more are answered 503 `too_many_subscribers`.
     #[arg(long, default_value_t = 1_000)]
     pub max_subscribers: usize,

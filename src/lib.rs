@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod release;
 pub mod reload;
+pub mod reports;
 pub mod serving;
 pub mod store;
 pub mod tasks;

@@ -92,38 +92,6 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let wants_openmetrics =
         headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/openmetrics-text"));
     state.serving.update_gauges(chrono::Utc::now());
-    if let Ok((q, stale)) = super::releases::quality_of(&state, None, chrono::Duration::days(30)).await {
-        let m = &state.serving.metrics;
-        m.flags_stale.set(stale.len() as i64);
-        for (name, value) in [
-            ("success_rate", q.success_rate),
-            ("rollback_rate", q.rollback_rate),
-            ("median_lead_time_hours", q.median_lead_time_hours),
-            ("releases_per_week", Some(q.releases_per_week)),
-            ("flag_cleanup", q.flag_cleanup),
-        ] {
-            let labels = crate::metrics::QualityLabels { metric: name.to_owned() };
-            match value {
-                Some(v) => {
-                    m.release_quality.get_or_create(&labels).set(v);
-                }
-                None => {
-                    m.release_quality.remove(&labels);
-                }
-            }
-        }
-        for g in &q.gates {
-            let labels = crate::metrics::GateLabels { gate: g.name.clone() };
-            match g.passed {
-                Some(p) => {
-                    m.quality_gates.get_or_create(&labels).set(i64::from(p));
-                }
-                None => {
-                    m.quality_gates.remove(&labels);
-                }
-            }
-        }
-    }
     if wants_openmetrics {
         (
             [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use super::error::{ApiError, Code};
 use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
-use crate::release::quality::{self, ReleaseFacts};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
+use crate::reports;
 use crate::store::ReleaseRecord;
 
 pub use crate::release::ReleaseSettings;
@@ -359,15 +359,6 @@ pub struct StatusRequest {
     status: String,
 }
 
-fn allowed(from: &str, to: &str) -> bool {
-    matches!(
-        (from, to),
-        ("planned" | "scheduled", "in_progress" | "deployed" | "failed" | "cancelled")
-            | ("in_progress", "deployed" | "failed")
-            | ("deployed", "rolled_back")
-    )
-}
-
 #[utoipa::path(
     operation_id = "releases_set_status",
     post,
@@ -391,15 +382,14 @@ pub async fn set_status(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let known = ["in_progress", "deployed", "failed", "rolled_back", "cancelled"];
-    if !known.contains(&req.status.as_str()) {
+    if !plan::TARGET_STATUSES.contains(&req.status.as_str()) {
         return Err(ApiError::new(
             Code::InvalidStatus,
-            format!("status {:?}: expected one of {}", req.status, known.join(", ")),
+            format!("status {:?}: expected one of {}", req.status, plan::TARGET_STATUSES.join(", ")),
         ));
     }
     let mut r = load(&state, id).await?;
-    if !allowed(&r.status, &req.status) {
+    if !plan::transition_allowed(&r.status, &req.status) {
         return Err(ApiError::new(
             Code::InvalidTransition,
             format!("release #{id} is {}; it cannot become {}", r.status, req.status),
@@ -460,7 +450,7 @@ pub async fn approve(
     ApiJson(req): ApiJson<ApprovalRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let mut r = load(&state, id).await?;
-    if !matches!(r.status.as_str(), "planned" | "scheduled" | "in_progress") {
+    if !plan::accepts_approvals(&r.status) {
         return Err(ApiError::new(
             Code::InvalidTransition,
             format!("release #{id} is {}; approvals are closed", r.status),
@@ -495,69 +485,6 @@ pub struct MetricsQuery {
     window: Option<String>,
 }
 
-/// Quality metrics and gates over a window, and the stale flags that feed flag cleanup.
-pub async fn quality_of(
-    state: &AppState,
-    service: Option<&str>,
-    window: chrono::Duration,
-) -> Result<(quality::Quality, Vec<quality::StaleFlag>), ApiError> {
-    let releases = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
-    let facts: Vec<ReleaseFacts> = releases
-        .iter()
-        .filter_map(|r| {
-            Some(ReleaseFacts {
-                service: r.service.clone(),
-                version: split_tag(&r.version).ok()?.1,
-                status: r.status.clone(),
-                status_at: r.status_at,
-                deployed_at: r.deployed_at,
-                first_commit_at: r.first_commit_at,
-            })
-        })
-        .collect();
-    let stale = stale(state, &releases).await?;
-    let served = state.serving.load_full();
-    let deprecated = served
-        .snapshot
-        .flags
-        .iter()
-        .filter(|f| f.deprecated_in.is_some())
-        .filter(|f| {
-            service.is_none_or(|s| f.service.as_deref().or(state.releases.default_service.as_deref()) == Some(s))
-        })
-        .count();
-    let overdue = stale
-        .iter()
-        .filter(|s| s.reasons.iter().any(|r| r.starts_with("deprecated")))
-        .filter(|s| service.is_none_or(|x| s.service.as_deref() == Some(x)))
-        .count();
-    Ok((quality::quality(&state.releases.gates, &facts, service, window, Utc::now(), deprecated, overdue), stale))
-}
-
-async fn stale(state: &AppState, releases: &[ReleaseRecord]) -> Result<Vec<quality::StaleFlag>, ApiError> {
-    let deployed: Vec<(String, semver::Version)> = releases
-        .iter()
-        .filter(|r| r.deployed_at.is_some() && r.status != "failed")
-        .filter_map(|r| Some((r.service.clone(), split_tag(&r.version).ok()?.1)))
-        .collect();
-    let mut last = state.serving.store.last_evaluated().await.map_err(|e| store_err(&e))?;
-    let served = state.serving.load_full();
-    for (flag, rt) in served.snapshot.flags.iter().zip(&served.flags) {
-        if let Some(at) = rt.last_evaluated() {
-            let e = last.entry(flag.key.clone()).or_insert(at);
-            *e = (*e).max(at);
-        }
-    }
-    Ok(quality::stale_flags(
-        &served.snapshot,
-        &deployed,
-        state.releases.default_service.as_deref(),
-        &last,
-        &served.persisted.first_seen,
-        Utc::now(),
-    ))
-}
-
 #[utoipa::path(
     operation_id = "releases_metrics",
     get,
@@ -586,7 +513,7 @@ pub async fn metrics(
                 ApiError::new(Code::InvalidQuery, format!("window {w:?}: expected a duration like 30d or \"2 weeks\""))
             })?,
     };
-    let (q, _) = quality_of(&state, q.service.as_deref(), window).await?;
+    let (q, _) = reports::quality(&state.serving, &state.releases, q.service.as_deref(), window).await?;
     Ok(Json(json!(q)))
 }
 
@@ -604,8 +531,8 @@ pub async fn metrics(
     )
 )]
 pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let releases = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
-    let flags = stale(&state, &releases).await?;
+    let releases = state.serving.store.releases(None).await?;
+    let flags = reports::stale(&state.serving, &state.releases, &releases).await?;
     state.serving.metrics.flags_stale.set(flags.len() as i64);
     Ok(Json(json!({"flags": flags})))
 }

@@ -334,3 +334,21 @@ pub fn plan_markdown(
     out += "\n## ✅ Release Checklist\n- [ ] All tests passing\n- [ ] Security scans completed\n- [ ] Documentation updated\n- [ ] Release notes prepared\n- [ ] Rollback plan tested\n- [ ] Feature flags configured\n- [ ] Monitoring dashboards updated\n";
     out
 }
+
+/// The statuses a release can be moved to by `POST /releases/{id}/status`.
+pub const TARGET_STATUSES: [&str; 5] = ["in_progress", "deployed", "failed", "rolled_back", "cancelled"];
+
+/// Whether a release may go from status `from` to `to`.
+pub fn transition_allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("planned" | "scheduled", "in_progress" | "deployed" | "failed" | "cancelled")
+            | ("in_progress", "deployed" | "failed")
+            | ("deployed", "rolled_back")
+    )
+}
+
+/// Whether a release in this status still takes approvals and test reports.
+pub fn accepts_approvals(status: &str) -> bool {
+    matches!(status, "planned" | "scheduled" | "in_progress")
+}

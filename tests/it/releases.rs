@@ -257,7 +257,7 @@ fn type_checks_requirements_and_conflicts() {
 #[test]
 fn quality_metrics_and_stale_flags_on_a_seeded_history() {
     let dir = Workdir::new(FLAGS);
-    let server = Server::start(&dir, &[]);
+    let server = Server::start(&dir, &["--report-interval", "200ms"]);
     let (_, empty) = server.admin(Method::GET, "/releases/metrics", None);
     assert_eq!(
         (&empty["success_rate"], &empty["rollback_rate"], &empty["median_lead_time_hours"]),
@@ -303,10 +303,13 @@ fn quality_metrics_and_stale_flags_on_a_seeded_history() {
     assert_eq!(flags.len(), 1, "{stale}");
     assert_eq!(flags[0]["flag"], json!("new_checkout"));
     assert!(flags[0]["reasons"][0].as_str().is_some_and(|r| r.contains("1.2, 1.3")), "{stale}");
-    let metrics = http().get(server.url("/metrics")).send().expect("request").text().expect("text");
+    // The release gauges are refreshed in the background (`--report-interval`), not per scrape.
+    let metrics = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let m = http().get(server.url("/metrics")).send().ok()?.text().ok()?;
+        m.contains(r#"toggled_release_quality{metric="success_rate"} 60"#).then_some(m)
+    });
     assert!(metrics.contains("toggled_flags_stale 1"), "{metrics}");
     assert!(metrics.contains(r#"toggled_quality_gate_passing{gate="release_success_rate"} 0"#));
-    assert!(metrics.contains(r#"toggled_release_quality{metric="success_rate"} 60"#));
 
     // `toggled lint` reads the same store.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
