@@ -182,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = Arc::from(
         crate::store::open(&config.database)
             .await
-            .with_context(|| format!("cannot open the store {}", config.database))?,
+            .with_context(|| format!("cannot open the store {}", crate::config::redacted(&config.database)))?,
     );
     let metrics = Arc::new(Metrics::new());
     let serving = Arc::new(Serving::new(store, config.flags.clone(), metrics).await.context("cannot read the store")?);
@@ -203,7 +203,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::json!({"message": format!("listening on http://{addr}"), "address": addr}));
         }
     }
-    tracing::info!(%addr, flags = %config.flags.display(), database = %config.database, "toggled serving");
+    tracing::info!(%addr, flags = %config.flags.display(), database = %crate::config::redacted(&config.database), "toggled serving");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let supervise = crate::tasks::Supervisor::new(&serving.tasks, &serving.metrics, &stopped);
@@ -224,9 +224,14 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     });
+    let wake = Arc::new(tokio::sync::Notify::new());
     let poller = supervise.spawn("store_poll", {
-        let (serving, every, stopped) = (serving.clone(), config.poll_interval, stopped.clone());
-        move || poll_store(serving.clone(), every, stopped.clone())
+        let (serving, every, wake, stopped) = (serving.clone(), config.poll_interval, wake.clone(), stopped.clone());
+        move || crate::sync::poll(serving.clone(), every, wake.clone(), stopped.clone())
+    });
+    let notifications = supervise.spawn("store_listen", {
+        let (serving, wake, stopped) = (serving.clone(), wake.clone(), stopped.clone());
+        move || crate::sync::listen(serving.clone(), wake.clone(), stopped.clone())
     });
     let flusher = supervise.spawn("flush_evaluated", {
         let (serving, every, stopped) = (serving.clone(), config.flush_interval, stopped.clone());
@@ -260,30 +265,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let _ = stop.send(true);
     };
     axum::serve(listener, router).with_graceful_shutdown(graceful).await.context("server failed")?;
-    let _ = tokio::join!(watcher, poller, flusher, reports, monitor);
+    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Picks up changes made by other replicas (and refreshes gauges): a missed notification
-/// delays a change by at most one interval.
-async fn poll_store(serving: Arc<Serving>, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => return,
-            _ = tick.tick() => {}
-        }
-        match serving.store.version().await {
-            Ok(v) if v != serving.load().persisted.version => {
-                if let Err(e) = serving.refresh().await {
-                    tracing::warn!("could not refresh from the store: {e}");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("could not poll the store: {e}"),
-        }
-        serving.update_gauges(chrono::Utc::now());
-    }
 }
 
 /// Writes last-evaluated times in batches (never a write per request), and once more at shutdown.
@@ -383,8 +366,9 @@ fn git_analysis(
 async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Result<ExitCode> {
     let text = read_flag_file(file)?;
     let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&file.display().to_string())))?;
-    let store =
-        crate::store::open_existing(database).await.with_context(|| format!("cannot open the store {database}"))?;
+    let store = crate::store::open_existing(database)
+        .await
+        .with_context(|| format!("cannot open the store {}", crate::config::redacted(database)))?;
     let releases = store.releases(None).await?;
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()

@@ -107,11 +107,26 @@ impl Config {
     }
 }
 
-/// `sqlite://PATH` (also `sqlite:PATH`); other schemes are refused with a clear message.
+/// `sqlite://PATH` (also `sqlite:PATH`) or `postgres://...`; other schemes are refused with a
+/// clear message (that never repeats a password).
 fn normalise_database(url: &str) -> anyhow::Result<String> {
-    if url.starts_with("sqlite:") {
+    if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(url.to_owned())
     } else {
-        Err(anyhow!("unsupported database URL {url:?}: expected sqlite://PATH"))
+        Err(anyhow!("unsupported database URL {:?}: expected sqlite://PATH or postgres://...", redacted(url)))
+    }
+}
+
+/// A database URL fit for logs: any password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let auth = &url[scheme + 3..at];
+            match auth.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }

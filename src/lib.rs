@@ -37,4 +37,5 @@ pub mod reload;
 pub mod reports;
 pub mod serving;
 pub mod store;
+pub mod sync;
 pub mod tasks;

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub quality_gates: Family<GateLabels, Gauge>,
     pub http_duration: HistogramFamily,
     pub task_restarts: Family<TaskLabels, Counter>,
+    /// 1 while the store answers, 0 while it does not (evaluations go on from memory).
+    pub store_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,6 +121,8 @@ impl Metrics {
         let quality_gates = Family::<GateLabels, Gauge>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
         let task_restarts = Family::<TaskLabels, Counter>::default();
+        let store_up = Gauge::default();
+        registry.register("toggled_store_up", "Whether the store answers (1) or not (0)", store_up.clone());
         registry.register(
             "toggled_task_restarts",
             "Background tasks that failed and were restarted",
@@ -185,6 +189,7 @@ impl Metrics {
             quality_gates,
             http_duration,
             task_restarts,
+            store_up,
         }
     }
 

@@ -208,6 +208,8 @@ pub struct Serving {
     stages: Mutex<HashMap<String, i64>>,
     /// Health of the supervised background tasks, shown on `/ready`.
     pub tasks: crate::tasks::TaskBoard,
+    /// Whether the store answers, shown on `/ready` (written by `sync::poll`).
+    pub store_health: crate::sync::HealthBoard,
 }
 
 impl Serving {
@@ -240,6 +242,7 @@ impl Serving {
             events: crate::events::EventBus::new(),
             stages: Mutex::new(HashMap::new()),
             tasks: crate::tasks::TaskBoard::default(),
+            store_health: crate::sync::HealthBoard::default(),
         })
     }
 

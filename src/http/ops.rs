@@ -74,6 +74,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         "flags": served.snapshot.flags.len(),
         "last_reload": *status,
         "tasks": state.serving.tasks.snapshot(),
+        "store": state.serving.store_health.get(),
     });
     if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
 }

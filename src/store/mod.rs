@@ -6,6 +6,8 @@
 //! sees the change, and an acknowledged change survives a crash.
 
 pub mod change;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use change::{Action, Change, Refusal};
@@ -142,7 +144,7 @@ pub enum StoreError {
         "the database {0} does not exist: this command only reads the store a server keeps (point --database at it)"
     )]
     Missing(String),
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -155,6 +157,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn load(&self) -> Result<PersistedState, StoreError>;
     /// The change counter: bumped by every override or pause change.
     async fn version(&self) -> Result<i64, StoreError>;
+    /// Wakes `wake` whenever another replica may have changed something (PostgreSQL's
+    /// `LISTEN`), and once after every (re)connection; returns only on an error. Backends
+    /// without notifications never return: replicas then rely on polling [`Store::version`].
+    async fn listen(&self, wake: &tokio::sync::Notify) -> Result<(), StoreError> {
+        let _ = wake;
+        std::future::pending().await
+    }
     /// Records `now` as the first-seen time of any of `flags` not seen before.
     async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Applies one change in one transaction: reads the flag's override and pause, decides with
@@ -189,6 +198,8 @@ pub async fn open_existing(url: &str) -> Result<Box<dyn Store>, StoreError> {
 async fn open_as(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Box::new(sqlite::SqliteStore::open(url, create).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PostgresStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

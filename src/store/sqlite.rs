@@ -11,10 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::{
-    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, PersistedState, ReleaseRecord, Store, StoreError,
-    millis_to_time,
-};
+use super::rows::{RELEASE_COLUMNS, override_of, pause_of, release_of};
+use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time};
 
 /// Ordered schema migrations (`migrations/sqlite/`, one file each); each runs once, in a
 /// transaction, recorded in `schema_migrations`.
@@ -90,32 +88,6 @@ impl SqliteStore {
     }
 }
 
-fn override_of(row: &sqlx::sqlite::SqliteRow) -> Result<OverrideRecord, StoreError> {
-    let flag: String = row.try_get("flag")?;
-    let kind_text: String = row.try_get("kind")?;
-    let value: Option<String> = row.try_get("value")?;
-    let kind = OverrideKind::from_parts(&kind_text, value.as_deref()).ok_or_else(|| StoreError::Corrupt {
-        table: "overrides",
-        detail: format!("flag {flag}: kind {kind_text:?} with value {value:?}"),
-    })?;
-    Ok(OverrideRecord {
-        flag,
-        kind,
-        reason: row.try_get("reason")?,
-        actor: row.try_get("actor")?,
-        created_at: millis_to_time(row.try_get("created_at")?),
-    })
-}
-
-fn pause_of(row: &sqlx::sqlite::SqliteRow) -> Result<PauseRecord, StoreError> {
-    let since: Option<i64> = row.try_get("paused_since")?;
-    Ok(PauseRecord {
-        paused_total_ms: row.try_get("paused_total_ms")?,
-        paused_since: since.map(millis_to_time),
-        paused_by: row.try_get("paused_by")?,
-    })
-}
-
 macro_rules! override_columns {
     () => {
         "flag, kind, value, reason, actor, created_at"
@@ -126,28 +98,6 @@ macro_rules! pause_columns {
     () => {
         "flag, paused_total_ms, paused_since, paused_by"
     };
-}
-
-const RELEASE_COLUMNS: &str =
-    "id, service, version, kind, status, scheduled_at, created_at, status_at, deployed_at, first_commit_at, data";
-
-fn release_of(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
-    let data: String = row.try_get("data")?;
-    let id: i64 = row.try_get("id")?;
-    Ok(ReleaseRecord {
-        id,
-        service: row.try_get("service")?,
-        version: row.try_get("version")?,
-        kind: row.try_get("kind")?,
-        status: row.try_get("status")?,
-        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(millis_to_time),
-        created_at: millis_to_time(row.try_get("created_at")?),
-        status_at: millis_to_time(row.try_get("status_at")?),
-        deployed_at: row.try_get::<Option<i64>, _>("deployed_at")?.map(millis_to_time),
-        first_commit_at: millis_to_time(row.try_get("first_commit_at")?),
-        data: serde_json::from_str(&data)
-            .map_err(|e| StoreError::Corrupt { table: "releases", detail: format!("release {id}: {e}") })?,
-    })
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ mod operator;
 mod properties;
 mod releases;
 mod reload;
+mod replicas;
 mod schema;
 mod server;
 mod store;

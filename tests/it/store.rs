@@ -177,3 +177,20 @@ fn sqlite_conforms() {
     let backend = Sqlite(format!("sqlite://{}", dir.path().join("contended.db").display()));
     runtime.block_on(concurrent_writers(&backend));
 }
+
+struct Pg(String);
+
+impl Backend for Pg {
+    fn open(&self) -> Opened {
+        let url = self.0.clone();
+        Box::pin(async move { toggled::store::open(&url).await.expect("the store opens") })
+    }
+}
+
+#[test]
+fn postgres_conforms() {
+    let cluster = crate::support::Postgres::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(conformance(&Pg(cluster.database("conformance"))));
+    runtime.block_on(concurrent_writers(&Pg(cluster.database("contended"))));
+}

@@ -1,0 +1,319 @@
+//! The PostgreSQL store, for several replicas on different hosts. The same tables as SQLite
+//! (times as unix milliseconds, JSON as text); migrations in `migrations/postgres/`, run at start
+//! under an advisory lock so replicas may start at once. Every change takes a transaction-level
+//! advisory lock, reads, decides (`change::decide`), writes state + audit row + version, and
+//! `NOTIFY`s the other replicas in the same transaction (delivered on commit).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::change::{Change, Refusal, Write, decide};
+use super::rows::{RELEASE_COLUMNS, override_of, pause_of, release_of};
+use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time};
+
+/// Ordered schema migrations (`migrations/postgres/`), each run once in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_initial.sql"))];
+
+/// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0074_6f67_676c_6564;
+/// The advisory lock every change takes, so what it read is what it replaces.
+const CHANGE_LOCK: i64 = MIGRATION_LOCK + 1;
+/// The channel replicas `LISTEN` on; the payload is the new change version.
+pub const CHANNEL: &str = "toggled_changes";
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects (lazily: a database that is down at start is retried by every later call) and
+    /// migrates when it can.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool, for `LISTEN`.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Migration(format!("{version}: {e}")))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(Utc::now().timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_audit(tx: &mut Transaction<'_, Postgres>, a: &NewAudit) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, flag, action, before, after, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(a.at.timestamp_millis())
+        .bind(&a.actor)
+        .bind(&a.flag)
+        .bind(&a.action)
+        .bind(a.before.as_ref().map(ToString::to_string))
+        .bind(a.after.as_ref().map(ToString::to_string))
+        .bind(&a.reason)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn load(&self) -> Result<PersistedState, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&mut *tx).await?;
+        let mut overrides = HashMap::new();
+        for row in sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let record = override_of(&row)?;
+            overrides.insert(record.flag.clone(), record);
+        }
+        let mut first_seen = HashMap::new();
+        for row in sqlx::query("SELECT flag, first_seen FROM flag_first_seen").fetch_all(&mut *tx).await? {
+            first_seen.insert(row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("first_seen")?));
+        }
+        let mut pauses = HashMap::new();
+        for row in sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            pauses.insert(row.try_get::<String, _>("flag")?, pause_of(&row)?);
+        }
+        tx.commit().await?;
+        Ok(PersistedState { version, overrides, first_seen, pauses })
+    }
+
+    async fn version(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn listen(&self, wake: &tokio::sync::Notify) -> Result<(), StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        wake.notify_one();
+        loop {
+            // `None`: the connection was lost; the next call reconnects. Either way the
+            // poller checks the version, so a lost notification only costs latency.
+            listener.try_recv().await?;
+            wake.notify_one();
+        }
+    }
+
+    async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO flag_first_seen (flag, first_seen) SELECT unnest($1::TEXT[]), $2 ON CONFLICT (flag) DO NOTHING",
+        )
+        .bind(flags)
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
+        let current = sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides WHERE flag = $1")
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| override_of(&row))
+            .transpose()?;
+        let pause =
+            sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses WHERE flag = $1")
+                .bind(&change.flag)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| pause_of(&row))
+                .transpose()?
+                .unwrap_or_default();
+        let decision = match decide(change, current.as_ref(), &pause) {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        match &decision.write {
+            Write::Override(Some(record)) => {
+                let (kind, value) = record.kind.parts();
+                sqlx::query(
+                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                )
+                .bind(&record.flag)
+                .bind(kind)
+                .bind(value)
+                .bind(&record.reason)
+                .bind(&record.actor)
+                .bind(record.created_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Override(None) => {
+                sqlx::query("DELETE FROM overrides WHERE flag = $1").bind(&change.flag).execute(&mut *tx).await?;
+            }
+            Write::Pause(p) => {
+                sqlx::query(
+                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
+                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
+                )
+                .bind(&change.flag)
+                .bind(p.paused_total_ms)
+                .bind(p.paused_since.map(|t| t.timestamp_millis()))
+                .bind(&p.paused_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::AuditOnly => {}
+        }
+        Self::write_audit(&mut tx, &decision.audit).await?;
+        if decision.write != Write::AuditOnly {
+            let version: i64 =
+                sqlx::query_scalar("UPDATE state_version SET version = version + 1 WHERE id = 1 RETURNING version")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(version.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(decision.audit))
+    }
+
+    async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, flag, action, before, after, reason FROM audit
+             WHERE ($1::TEXT IS NULL OR flag = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(flag)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    entry: NewAudit {
+                        at: millis_to_time(row.try_get("at")?),
+                        actor: row.try_get("actor")?,
+                        flag: row.try_get("flag")?,
+                        action: row.try_get("action")?,
+                        before: json(row.try_get("before")?),
+                        after: json(row.try_get("after")?),
+                        reason: row.try_get("reason")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError> {
+        let (flags, times): (Vec<String>, Vec<i64>) = batch.iter().cloned().unzip();
+        sqlx::query(
+            "INSERT INTO last_evaluated (flag, at) SELECT * FROM unnest($1::TEXT[], $2::BIGINT[])
+             ON CONFLICT (flag) DO UPDATE SET at = GREATEST(last_evaluated.at, excluded.at)",
+        )
+        .bind(&flags)
+        .bind(&times)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query("SELECT flag, at FROM last_evaluated").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| Ok((row.try_get::<String, _>("flag")?, millis_to_time(row.try_get("at")?))))
+            .collect()
+    }
+
+    async fn create_release(&self, r: &ReleaseRecord) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO releases (service, version, kind, status, scheduled_at, created_at, status_at, deployed_at,
+             first_commit_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(&r.service)
+        .bind(&r.version)
+        .bind(&r.kind)
+        .bind(&r.status)
+        .bind(r.scheduled_at.map(|t| t.timestamp_millis()))
+        .bind(r.created_at.timestamp_millis())
+        .bind(r.status_at.timestamp_millis())
+        .bind(r.deployed_at.map(|t| t.timestamp_millis()))
+        .bind(r.first_commit_at.timestamp_millis())
+        .bind(r.data.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError> {
+        let sql =
+            format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE ($1::TEXT IS NULL OR service = $1) ORDER BY id DESC");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(service).fetch_all(&self.pool).await?;
+        rows.iter().map(release_of).collect()
+    }
+
+    async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
+        let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(release_of).transpose()
+    }
+
+    async fn update_release(&self, r: &ReleaseRecord) -> Result<(), StoreError> {
+        sqlx::query("UPDATE releases SET status = $1, status_at = $2, deployed_at = $3, data = $4 WHERE id = $5")
+            .bind(&r.status)
+            .bind(r.status_at.timestamp_millis())
+            .bind(r.deployed_at.map(|t| t.timestamp_millis()))
+            .bind(r.data.to_string())
+            .bind(r.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! Several replicas on one PostgreSQL (a throwaway cluster from Debian's `postgresql`): changes
+//! reach every replica (by NOTIFY, and by polling when a notification is lost), an outage never
+//! fails an evaluation or acknowledges an uncommitted write, and acknowledged overrides survive
+//! `kill -9`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN, Postgres, Server, Workdir, eventually, http};
+
+const SEED: &str = include_str!("../../flags/feature-flags.yaml");
+
+fn replica(url: &str, extra: &[&str]) -> (Workdir, Server) {
+    let dir = Workdir::new(SEED);
+    let mut args = vec!["--database", url];
+    args.extend_from_slice(extra);
+    let server = Server::start(&dir, &args);
+    (dir, server)
+}
+
+fn reason(server: &Server, user: &Value) -> Value {
+    server.evaluate("new_payment_flow", user)["reason"].clone()
+}
+
+#[test]
+fn a_kill_switch_on_one_replica_is_answered_by_the_others_by_notification() {
+    let pg = Postgres::start();
+    let url = pg.database("replicas");
+    // A poll interval of a minute: within the 2 s only a notification can carry the change.
+    let slow = ["--poll-interval", "60s"];
+    let (_a_dir, a) = replica(&url, &slow);
+    let (_b_dir, b) = replica(&url, &slow);
+    let (_c_dir, c) = replica(&url, &slow);
+    let user = json!({"targetingKey": "user-4", "email": "dev@example.com"});
+    let (status, _) =
+        a.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "reason": "drill"})));
+    assert_eq!(status, 200);
+    for other in [&b, &c] {
+        eventually(Duration::from_secs(2), || (reason(other, &user) == json!("DISABLED")).then_some(()));
+    }
+    // The audit log is shared: the change is there once, by the token's name, on every replica.
+    let (_, audit) = c.admin(Method::GET, "/audit?flag=new_payment_flow", None);
+    let rows = audit["entries"].as_array().expect("entries");
+    assert_eq!((rows.len(), &rows[0]["actor"], &rows[0]["reason"]), (1, &json!("ops"), &json!("drill")));
+    // Every replica recorded the same first-seen time.
+    let first_seen =
+        |s: &Server| s.admin(Method::GET, "/flags/new_payment_flow", None).1["state"]["first_seen"].clone();
+    assert_eq!(first_seen(&a), first_seen(&b));
+    assert_eq!(first_seen(&b), first_seen(&c));
+    let ready: Value = http().get(b.url("/ready")).send().expect("ready").json().expect("JSON");
+    assert_eq!(ready["store"]["up"], json!(true), "{ready}");
+}
+
+#[test]
+fn an_outage_fails_no_evaluation_and_acknowledges_no_write() {
+    let pg = Postgres::start();
+    let url = pg.database("outage");
+    let (_a_dir, a) = replica(&url, &[]);
+    let (_b_dir, b) = replica(&url, &[]);
+    let user = json!({"targetingKey": "user-4", "email": "dev@example.com"});
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = [a.url("/evaluate"), b.url("/evaluate")]
+        .into_iter()
+        .map(|url| {
+            let (stop, served, failed, user) = (stop.clone(), served.clone(), failed.clone(), user.clone());
+            std::thread::spawn(move || {
+                let client = http();
+                while !stop.load(Ordering::Relaxed) {
+                    let body = json!({"flag": "new_payment_flow", "context": user});
+                    let ok = client.post(&url).json(&body).send().is_ok_and(|r| r.status() == 200);
+                    if ok { &served } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    pg.stop();
+    // Writes are refused with 503, never acknowledged.
+    let (status, body) = a.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false})));
+    assert_eq!((status, &body["error"]["code"]), (503, &json!("store_unavailable")), "{body}");
+    // Both replicas notice and say so on /ready (still 200: they serve from memory) and /metrics.
+    for s in [&a, &b] {
+        eventually(Duration::from_secs(10), || {
+            let r: Value = http().get(s.url("/ready")).send().ok()?.json().ok()?;
+            (r["store"]["up"] == json!(false)).then_some(())
+        });
+        assert_eq!(s.metric("toggled_store_up"), 0.0);
+    }
+    assert_eq!(reason(&b, &user), json!("TARGETING_MATCH"), "nothing changed");
+
+    pg.restart();
+    // After reconnecting a write goes through and reaches the other replica.
+    eventually(Duration::from_secs(20), || {
+        let (status, _) = a.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false})));
+        (status == 200).then_some(())
+    });
+    eventually(Duration::from_secs(10), || (reason(&b, &user) == json!("DISABLED")).then_some(()));
+    eventually(Duration::from_secs(10), || (b.metric("toggled_store_up") == 1.0).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().expect("load thread");
+    }
+    assert!(served.load(Ordering::Relaxed) > 100, "the load ran: {}", served.load(Ordering::Relaxed));
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no evaluation failed during the outage");
+}
+
+#[test]
+fn acknowledged_overrides_survive_kill_9_of_the_replica_that_took_them() {
+    let pg = Postgres::start();
+    let url = pg.database("durable");
+    let mut flags = String::from("feature_flags:\n");
+    for i in 0..100 {
+        flags.push_str(&format!(
+            "  f{i:03}: {{default_value: false, rollout_strategy: {{type: percentage, percentage: 100}}}}\n"
+        ));
+    }
+    let a_dir = Workdir::new(&flags);
+    let mut a = Server::start(&a_dir, &["--database", &url]);
+    let b_dir = Workdir::new(&flags);
+    let b = Server::start(&b_dir, &["--database", &url]);
+    for i in 0..100 {
+        let (status, _) = a.admin(Method::PUT, &format!("/flags/f{i:03}"), Some(json!({"enabled": false})));
+        assert_eq!(status, 200);
+    }
+    a.kill9();
+    let r = http().get(b.url("/audit?limit=1000")).bearer_auth(ADMIN).send().expect("audit");
+    let audit: Value = r.json().expect("JSON");
+    let sets = audit["entries"].as_array().expect("entries").iter().filter(|e| e["action"] == "override_set").count();
+    assert_eq!(sets, 100);
+    eventually(Duration::from_secs(5), || {
+        (0..100)
+            .all(|i| b.evaluate(&format!("f{i:03}"), &json!({"targetingKey": "u"}))["reason"] == "DISABLED")
+            .then_some(())
+    });
+}
