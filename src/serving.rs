@@ -319,7 +319,12 @@ impl Serving {
         if persisted.version != current.persisted.version
             || persisted.first_seen.len() != current.persisted.first_seen.len()
         {
+            let events = remote_events(&current.persisted, &persisted);
             self.swap(current.snapshot.clone(), persisted, current.ready);
+            // Changes another replica made reach this replica's `/events` too.
+            for (kind, flag, detail) in events {
+                self.publish(kind, Some(&flag), detail);
+            }
         }
         Ok(())
     }
@@ -408,4 +413,35 @@ impl Serving {
             .map(|(k, ms)| (k.clone(), ms))
             .collect()
     }
+}
+
+/// The change-stream events that turn persisted state `old` into `new` (changes another
+/// replica made): overrides set, cleared or rolled back, rollouts paused or resumed.
+fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(&'static str, String, serde_json::Value)> {
+    use crate::store::OverrideKind;
+    use serde_json::json;
+    let mut events = Vec::new();
+    let flags: std::collections::BTreeSet<&String> = old.overrides.keys().chain(new.overrides.keys()).collect();
+    for flag in flags {
+        match (old.overrides.get(flag), new.overrides.get(flag)) {
+            (before, after) if before == after => {}
+            (_, Some(r)) if r.kind == OverrideKind::RolledBack => {
+                events.push(("rollback", flag.clone(), json!({"reason": r.reason, "remote": true})));
+            }
+            (_, after) => events.push(("override", flag.clone(), json!({"override": after, "remote": true}))),
+        }
+    }
+    let flags: std::collections::BTreeSet<&String> = old.pauses.keys().chain(new.pauses.keys()).collect();
+    for flag in flags {
+        let paused = |s: &PersistedState| s.pauses.get(flag).is_some_and(|p| p.paused_since.is_some());
+        match (paused(old), paused(new)) {
+            (false, true) => {
+                let actor = new.pauses.get(flag).and_then(|p| p.paused_by.clone());
+                events.push(("pause", flag.clone(), json!({"actor": actor, "remote": true})));
+            }
+            (true, false) => events.push(("resume", flag.clone(), json!({"remote": true}))),
+            _ => {}
+        }
+    }
+    events
 }

@@ -267,7 +267,7 @@ fn generated_alerting_rules_pass_promtool() {
 }
 
 /// Reads SSE events (`(id, event, data)`) until `n` are collected.
-fn read_events(response: reqwest::blocking::Response, n: usize) -> Vec<(Option<u64>, String, Value)> {
+pub fn read_events(response: reqwest::blocking::Response, n: usize) -> Vec<(Option<u64>, String, Value)> {
     let mut reader = BufReader::new(response);
     let mut events = Vec::new();
     let (mut id, mut name, mut data) = (None, String::new(), String::new());
