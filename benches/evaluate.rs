@@ -83,6 +83,20 @@ fn evaluation(c: &mut Criterion) {
             eval::evaluate(flag, black_box(&ctx), now, &state).reason
         });
     });
+    // Rules in order (the fourth, a CIDR match, decides) and a prerequisite evaluated from the
+    // same snapshot.
+    let targeting = flags::compile(include_str!("../flags/examples/targeting.yaml")).expect("valid");
+    let serde_json::Value::Object(office) = json!({"targetingKey": "user-42", "remoteAddress": "10.1.2.3"}) else {
+        unreachable!("an object literal")
+    };
+    let rules = targeting.get("new_checkout").expect("example flag");
+    let dependent = targeting.get("one_click_pay").expect("example flag");
+    c.bench_function("evaluate/rules_fourth_matches", |b| {
+        b.iter(|| eval::evaluate_in(black_box(rules), black_box(&office), now, &state, &targeting).reason);
+    });
+    c.bench_function("evaluate/prerequisite_then_rules", |b| {
+        b.iter(|| eval::evaluate_in(black_box(dependent), black_box(&office), now, &state, &targeting).reason);
+    });
     c.bench_function("bucket/murmur3_group_key", |b| {
         b.iter(|| eval::bucket::bucket(black_box("new_payment_flow"), black_box("user-42")));
     });

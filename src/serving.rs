@@ -83,6 +83,14 @@ impl RateLimiter {
     }
 }
 
+/// Prerequisites are evaluated from the same served state: the same snapshot, with each flag's
+/// own override, kill switch, first-seen time and pause.
+impl eval::Prerequisites for Served {
+    fn prerequisite(&self, index: usize) -> Option<(&Flag, FlagState<'_>)> {
+        Some((self.snapshot.flags.get(index)?, self.flags.get(index)?.state()))
+    }
+}
+
 /// One immutable serving state.
 #[derive(Debug)]
 pub struct Served {
@@ -116,7 +124,7 @@ impl Served {
     ) -> Evaluation<'a> {
         let flag = &self.snapshot.flags[idx];
         let rt = &self.flags[idx];
-        let mut e = eval::evaluate_traced(flag, ctx, now, &rt.state(), t);
+        let mut e = eval::evaluate_traced(flag, ctx, now, &rt.state(), self, t);
         if let Some(sunset) = e.sunset {
             if let Some(limit) = sunset.rate_limit()
                 && let Some(key) = eval::flag_stickiness(flag, ctx)

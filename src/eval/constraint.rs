@@ -108,6 +108,10 @@ fn test(c: &Constraint, ctx: &Context, now: DateTime<Utc>) -> bool {
         Operator::Num(op, n) => number(value).is_some_and(|v| compare(*op, v.partial_cmp(n))),
         Operator::DateAfter(d) => date(value).is_some_and(|t| t > *d),
         Operator::DateBefore(d) => date(value).is_some_and(|t| t < *d),
+        Operator::InCidr(nets) => value
+            .as_str()
+            .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
         Operator::Semver(op, v) => value
             .as_str()
             .and_then(|s| semver::Version::parse(s.trim()).ok())

@@ -63,6 +63,7 @@ fn operand(op: &Operator) -> Value {
         Operator::Num(_, n) => json!(n),
         Operator::DateAfter(d) | Operator::DateBefore(d) => json!(d),
         Operator::Semver(_, v) => json!(v.to_string()),
+        Operator::InCidr(nets) => json!(nets.iter().map(ToString::to_string).collect::<Vec<_>>()),
     }
 }
 

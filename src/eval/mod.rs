@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use explain::{Silent, Step, Tracer};
 
-use crate::flags::snapshot::{Flag, Stickiness, Strategy, SunsetAction, VariantIdx};
+use crate::flags::snapshot::{Expect, Flag, Rule, RuleAction, Stickiness, Strategy, SunsetAction, VariantIdx};
 pub use constraint::Scalar;
 pub use rollout::{Pause, Progress};
 pub use sunset::{SunsetBody, SunsetStatus};
@@ -42,10 +42,11 @@ pub enum Reason {
     RolledBack,
     Sunset,
     RateLimited,
+    PrerequisiteFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Static,
         Reason::TargetingMatch,
         Reason::Split,
@@ -55,6 +56,7 @@ impl Reason {
         Reason::RolledBack,
         Reason::Sunset,
         Reason::RateLimited,
+        Reason::PrerequisiteFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Reason {
             Reason::RolledBack => "ROLLED_BACK",
             Reason::Sunset => "SUNSET",
             Reason::RateLimited => "RATE_LIMITED",
+            Reason::PrerequisiteFailed => "PREREQUISITE_FAILED",
         }
     }
 }
@@ -109,6 +112,33 @@ pub struct Evaluation<'a> {
     /// 1-based stage of a gradual rollout, once started.
     pub stage: Option<u32>,
     pub sunset: Option<SunsetStatus<'a>>,
+    /// The name of the rule that decided, if one did.
+    pub rule: Option<&'a str>,
+}
+
+/// The other flags of the snapshot a flag's prerequisites name, with their persisted state.
+pub trait Prerequisites {
+    /// Flag `index` of the snapshot and its state; `None` when it is not there.
+    fn prerequisite(&self, index: usize) -> Option<(&Flag, FlagState<'_>)>;
+}
+
+/// For evaluating one flag alone: every prerequisite is missing, so a flag that has any
+/// answers `PREREQUISITE_FAILED`. Evaluate through a snapshot to see them.
+#[derive(Debug, Clone, Copy)]
+pub struct Alone;
+
+impl Prerequisites for Alone {
+    fn prerequisite(&self, _: usize) -> Option<(&Flag, FlagState<'_>)> {
+        None
+    }
+}
+
+/// A snapshot evaluated without persisted state (the CLI, tests): prerequisites as the file
+/// says.
+impl Prerequisites for crate::flags::Snapshot {
+    fn prerequisite(&self, index: usize) -> Option<(&Flag, FlagState<'_>)> {
+        self.flags.get(index).map(|f| (f, FlagState::default()))
+    }
 }
 
 impl<'a> Evaluation<'a> {
@@ -116,7 +146,7 @@ impl<'a> Evaluation<'a> {
     #[must_use]
     pub fn rate_limited(self, flag: &'a Flag) -> Self {
         let v = &flag.variants[flag.default];
-        Self { value: &v.value, variant: &v.name, enabled: false, reason: Reason::RateLimited, ..self }
+        Self { value: &v.value, variant: &v.name, enabled: false, reason: Reason::RateLimited, rule: None, ..self }
     }
 
     /// The JSON body of an evaluation response.
@@ -131,6 +161,7 @@ impl<'a> Evaluation<'a> {
             sunset: self.sunset.map(|s| s.body()),
             notice: self.sunset.and_then(|s| s.notice()),
             redirect: self.sunset.and_then(|s| s.redirect()),
+            rule: self.rule,
             revision,
             explain: None,
         }
@@ -155,6 +186,9 @@ pub struct EvaluationBody<'a> {
     pub notice: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<&'a str>,
+    /// The name of the rule that decided, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'a str>,
     pub revision: &'a str,
     /// The steps the evaluator took, when asked for (`explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,33 +201,47 @@ enum Served<'a> {
     Value(&'a Value),
 }
 
-/// Evaluates `flag` for `ctx` at `now`.
+/// Evaluates `flag` alone for `ctx` at `now` (a flag with prerequisites needs its snapshot:
+/// see [`evaluate_in`]).
 pub fn evaluate<'a>(flag: &'a Flag, ctx: &Context, now: DateTime<Utc>, state: &FlagState<'a>) -> Evaluation<'a> {
-    evaluate_traced(flag, ctx, now, state, &mut Silent)
+    evaluate_traced(flag, ctx, now, state, &Alone, &mut Silent)
 }
 
-/// Evaluates and returns the ordered steps the evaluator took (`explain`).
-pub fn evaluate_explained<'a>(
+/// Evaluates `flag` with its prerequisites looked up in `others` (the snapshot it belongs to).
+pub fn evaluate_in<'a, P: Prerequisites>(
     flag: &'a Flag,
     ctx: &Context,
     now: DateTime<Utc>,
     state: &FlagState<'a>,
+    others: &P,
+) -> Evaluation<'a> {
+    evaluate_traced(flag, ctx, now, state, others, &mut Silent)
+}
+
+/// Evaluates and returns the ordered steps the evaluator took (`explain`).
+pub fn evaluate_explained<'a, P: Prerequisites>(
+    flag: &'a Flag,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+    others: &P,
 ) -> (Evaluation<'a>, Vec<Step>) {
     let mut steps = Vec::new();
-    let e = evaluate_traced(flag, ctx, now, state, &mut steps);
+    let e = evaluate_traced(flag, ctx, now, state, others, &mut steps);
     (e, steps)
 }
 
 /// Evaluates, reporting each step to `t` ([`Silent`] reports nothing and costs nothing).
-pub fn evaluate_traced<'a, T: Tracer>(
+pub fn evaluate_traced<'a, P: Prerequisites, T: Tracer>(
     flag: &'a Flag,
     ctx: &Context,
     now: DateTime<Utc>,
     state: &FlagState<'a>,
+    others: &P,
     t: &mut T,
 ) -> Evaluation<'a> {
     let sunset = flag.sunset.as_ref().map(|plan| SunsetStatus::at(plan, now));
-    let (served, reason, stage) = decide(flag, ctx, now, state, sunset, t);
+    let Decision { served, reason, stage, rule } = decide(flag, ctx, now, state, sunset, others, t);
     let (value, variant) = match served {
         Served::Variant(i) => {
             let v = &flag.variants[i];
@@ -209,16 +257,113 @@ pub fn evaluate_traced<'a, T: Tracer>(
         Reason::Override => *value != flag.variants[flag.default].value,
         _ => false,
     };
-    Evaluation { value, variant, enabled, reason, stage, sunset }
+    Evaluation { value, variant, enabled, reason, stage, sunset, rule }
 }
 
-fn decide<'a, T: Tracer>(
+/// What was decided, and by which rule.
+struct Decision<'a> {
+    served: Served<'a>,
+    reason: Reason,
+    stage: Option<u32>,
+    rule: Option<&'a str>,
+}
+
+/// The evaluator's steps in precedence order (DESIGN.md section 2): override, master switch,
+/// sunset shutdown, prerequisites, constraints, variant pins, rules in order, the rollout
+/// strategy as the fall-through.
+fn decide<'a, P: Prerequisites, T: Tracer>(
     flag: &'a Flag,
     ctx: &Context,
     now: DateTime<Utc>,
     state: &FlagState<'a>,
     sunset: Option<SunsetStatus<'a>>,
+    others: &P,
     t: &mut T,
+) -> Decision<'a> {
+    let mut rule = None;
+    let (served, reason, stage) = decide_inner(flag, ctx, now, state, sunset, others, t, &mut rule);
+    Decision { served, reason, stage, rule }
+}
+
+/// Whether every prerequisite gives what it expects, evaluated for the same context from the
+/// same snapshot (its own overrides and kill switch included).
+fn prerequisites_met<P: Prerequisites, T: Tracer>(
+    flag: &Flag,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    others: &P,
+    t: &mut T,
+) -> bool {
+    flag.requires.iter().all(|r| {
+        let met = others.prerequisite(r.index).is_some_and(|(other, state)| {
+            let e = evaluate_traced(other, ctx, now, &state, others, &mut Silent);
+            match &r.expect {
+                Expect::Enabled(on) => e.enabled == *on,
+                Expect::Variant(name) => e.variant == name,
+                Expect::Value(v) => e.value == v,
+            }
+        });
+        if T::ON {
+            t.push(
+                "prerequisite",
+                if met { "met" } else { "unmet" },
+                json!({ "flag": r.key, "expect": format!("{:?}", r.expect) }),
+            );
+        }
+        met
+    })
+}
+
+/// What a rule decides, or `None` to try the next one.
+fn rule_decision<'a, T: Tracer>(
+    flag: &'a Flag,
+    rule: &'a Rule,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+    t: &mut T,
+) -> Option<(Served<'a>, Reason, Option<u32>)> {
+    let holds = explain::all_hold(&rule.constraints, ctx, now, "rule", t);
+    let decided = if !holds {
+        None
+    } else {
+        match &rule.action {
+            RuleAction::Serve(idx) => Some((Served::Variant(*idx), Reason::TargetingMatch, None)),
+            RuleAction::Percentage { percentage, serve, hash } => {
+                let key = stickiness_value(&hash.stickiness, ctx);
+                let b = key.as_ref().map(|s| bucket::bucket(&hash.group, s.as_str()));
+                let inside = *percentage > 0 && b.is_some_and(|b| b <= *percentage);
+                if T::ON {
+                    t.push(
+                        "rule_percentage",
+                        if inside { "inside" } else { "outside" },
+                        json!({ "percentage": percentage, "bucket": b }),
+                    );
+                }
+                inside.then_some((Served::Variant(*serve), Reason::TargetingMatch, None))
+            }
+            RuleAction::Strategy(strategy) => {
+                let decided = strategy_decision(flag, strategy, ctx, now, state, t);
+                (decided.1 != Reason::Default).then_some(decided)
+            }
+        }
+    };
+    if T::ON {
+        t.push("rule", if decided.is_some() { "matched" } else { "no_match" }, json!({ "name": rule.name }));
+    }
+    decided
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_inner<'a, P: Prerequisites, T: Tracer>(
+    flag: &'a Flag,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+    sunset: Option<SunsetStatus<'a>>,
+    others: &P,
+    t: &mut T,
+    rule_out: &mut Option<&'a str>,
 ) -> (Served<'a>, Reason, Option<u32>) {
     let safe = Served::Variant(flag.default);
     let mut forced_on = false;
@@ -264,6 +409,9 @@ fn decide<'a, T: Tracer>(
     if let Some(phase) = sunset.and_then(|s| s.phase).filter(|p| p.has(SunsetAction::ApiDisabled)) {
         return (Served::Variant(phase.shutdown), Reason::Sunset, None);
     }
+    if !prerequisites_met(flag, ctx, now, others, t) {
+        return (safe, Reason::PrerequisiteFailed, None);
+    }
     if !explain::all_hold(&flag.constraints, ctx, now, "constraints", t) {
         return (safe, Reason::Default, None);
     }
@@ -281,9 +429,15 @@ fn decide<'a, T: Tracer>(
             return (Served::Variant(idx), Reason::TargetingMatch, None);
         }
     }
+    for rule in &flag.rules {
+        if let Some(decided) = rule_decision(flag, rule, ctx, now, state, t) {
+            *rule_out = Some(rule.name.as_str());
+            return decided;
+        }
+    }
     let rollout = Served::Variant(flag.rollout);
     let Some(strategy) = &flag.strategy else {
-        let (served, reason) = if !flag.constraints.is_empty() {
+        let (served, reason) = if !flag.constraints.is_empty() && flag.rules.is_empty() {
             (rollout, Reason::TargetingMatch)
         } else if flag.is_static() {
             (safe, Reason::Static)
@@ -295,6 +449,20 @@ fn decide<'a, T: Tracer>(
         }
         return (served, reason, None);
     };
+    strategy_decision(flag, strategy, ctx, now, state, t)
+}
+
+/// What a rollout strategy (the flag's, or a rule's) decides for a context.
+fn strategy_decision<'a, T: Tracer>(
+    flag: &'a Flag,
+    strategy: &'a Strategy,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    state: &FlagState<'a>,
+    t: &mut T,
+) -> (Served<'a>, Reason, Option<u32>) {
+    let safe = Served::Variant(flag.default);
+    let rollout = Served::Variant(flag.rollout);
     let hash = strategy.hash();
     let key = stickiness_value(&hash.stickiness, ctx);
     explain::stickiness(key.as_ref(), &hash.group, t);

@@ -156,6 +156,39 @@ pub struct FlagEntry {
     pub success_metrics: Option<SuccessMetricsEntry>,
     pub deprecated_in: Option<Spanned<String>>,
     pub introduced_in: Option<Spanned<String>>,
+    /// Ordered targeting rules (the first that matches decides).
+    pub rules: Option<Vec<Spanned<RuleEntry>>>,
+    /// Prerequisite flags.
+    pub requires: Option<Vec<Spanned<RequirementEntry>>>,
+}
+
+/// A targeting rule: `name`, `constraints` or `segment`, then one of `serve`, `variant`,
+/// `percentage` (with `stickiness`, `group_id`; serves `serve`/`variant` or the rollout value)
+/// or `rollout_strategy`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub name: Spanned<String>,
+    pub constraints: Option<Vec<Spanned<ConstraintEntry>>>,
+    pub segment: Option<Spanned<String>>,
+    pub serve: Option<Spanned<Value>>,
+    pub variant: Option<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "percentage")]
+    pub percentage: Option<Spanned<Value>>,
+    pub stickiness: Option<Spanned<String>>,
+    pub group_id: Option<Spanned<String>>,
+    pub rollout_strategy: Option<Spanned<StrategyEntry>>,
+}
+
+/// A prerequisite: `flag` and exactly one of `enabled`, `variant`, `value`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementEntry {
+    pub flag: Spanned<String>,
+    pub enabled: Option<bool>,
+    pub variant: Option<Spanned<String>>,
+    pub value: Option<Spanned<Value>>,
 }
 
 /// `rollout_strategy`: one struct for every `type`; `compile` checks which fields apply.
@@ -312,6 +345,7 @@ fn operator(_: &mut SchemaGenerator) -> Schema {
         "SEMVER_GTE",
         "SEMVER_LT",
         "SEMVER_LTE",
+        "IN_CIDR",
     ])
 }
 

@@ -102,12 +102,58 @@ pub struct Flag {
     pub success_metrics: Option<SuccessMetrics>,
     pub deprecated_in: Option<Version>,
     pub introduced_in: Option<Version>,
+    /// Ordered targeting rules: the first that matches decides (after pins, before the strategy).
+    pub rules: Vec<Rule>,
+    /// Prerequisite flags, all of which must give what they expect.
+    pub requires: Vec<Requirement>,
+}
+
+/// One targeting rule: when its constraints hold (and, for a percentage, the context is inside),
+/// it decides the answer.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub constraints: Vec<Constraint>,
+    pub action: RuleAction,
+}
+
+/// What a matching rule serves.
+#[derive(Debug)]
+pub enum RuleAction {
+    /// This variant to everyone the constraints admit (`serve` / `variant`).
+    Serve(VariantIdx),
+    /// This variant to the share of them inside `percentage` (Unleash's flexible rollout).
+    Percentage { percentage: u32, serve: VariantIdx, hash: HashSpec },
+    /// A rollout strategy of its own; a context it leaves out falls through to the next rule.
+    Strategy(Strategy),
+}
+
+/// A prerequisite: flag `index` (in the snapshot) must give what `expect` says.
+#[derive(Debug)]
+pub struct Requirement {
+    pub key: String,
+    pub index: usize,
+    pub expect: Expect,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Expect {
+    /// Its `enabled` (got the rollout value) is this.
+    Enabled(bool),
+    /// It serves this variant.
+    Variant(String),
+    /// It serves this value.
+    Value(Value),
 }
 
 impl Flag {
     /// True when nothing targets: everyone gets the default value (reason `STATIC`).
     pub fn is_static(&self) -> bool {
-        self.constraints.is_empty() && self.overrides.is_empty() && self.strategy.is_none()
+        self.constraints.is_empty()
+            && self.overrides.is_empty()
+            && self.strategy.is_none()
+            && self.rules.is_empty()
+            && self.requires.is_empty()
     }
 
     pub fn variant_index(&self, name: &str) -> Option<VariantIdx> {
@@ -235,6 +281,7 @@ impl Operator {
             Operator::DateAfter(_) => "DATE_AFTER",
             Operator::DateBefore(_) => "DATE_BEFORE",
             Operator::Semver(op, _) => SEMVER[index(op)],
+            Operator::InCidr(_) => "IN_CIDR",
         }
     }
 }
@@ -251,6 +298,8 @@ pub enum Operator {
     DateAfter(DateTime<Utc>),
     DateBefore(DateTime<Utc>),
     Semver(CmpOp, Version),
+    /// The attribute is an IP address inside one of these networks (IPv4 or IPv6).
+    InCidr(Vec<ipnet::IpNet>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -85,7 +85,7 @@ fn openfeature_reason(reason: Reason) -> (&'static str, bool) {
         Reason::Disabled => ("DISABLED", true),
         Reason::Override => ("STATIC", false),
         Reason::RolledBack | Reason::Sunset => ("DISABLED", false),
-        Reason::RateLimited => ("DEFAULT", false),
+        Reason::RateLimited | Reason::PrerequisiteFailed => ("DEFAULT", false),
     }
 }
 

@@ -30,6 +30,7 @@ fn explaining_never_changes_the_answer() {
         json!({"targetingKey": "user-4", "email": "dev@example.com"}),
         json!({"targetingKey": "user-42", "beta": "true", "plan": "pro", "country": "DE"}),
         json!({"userId": 17, "device": {"os": {"name": "ios"}}, "version": "2.1.0"}),
+        json!({"targetingKey": "u9", "beta": "true", "country": "FR", "theme": "dark", "remoteAddress": "10.0.0.9"}),
     ];
     for file in ["feature-flags.yaml", "examples/strategies.yaml", "examples/constraints.yaml", "examples/sunset.yaml"]
     {
@@ -39,11 +40,11 @@ fn explaining_never_changes_the_answer() {
                 for now in ["2024-04-15T00:00:00Z", "2026-01-02T00:00:00Z", "2031-01-01T00:00:00Z"] {
                     let state = FlagState { first_seen: Some(at("2026-01-01T00:00:00Z")), ..FlagState::default() };
                     let context = ctx(c.clone());
-                    let plain = eval::evaluate(flag, &context, at(now), &state);
-                    let (explained, steps) = eval::evaluate_explained(flag, &context, at(now), &state);
+                    let plain = eval::evaluate_in(flag, &context, at(now), &state, &snapshot);
+                    let (explained, steps) = eval::evaluate_explained(flag, &context, at(now), &state, &snapshot);
                     assert_eq!(
-                        (plain.value, plain.variant, plain.reason, plain.stage),
-                        (explained.value, explained.variant, explained.reason, explained.stage),
+                        (plain.value, plain.variant, plain.reason, plain.stage, plain.rule),
+                        (explained.value, explained.variant, explained.reason, explained.stage, explained.rule),
                         "{file} {} {c} {now}",
                         flag.key
                     );

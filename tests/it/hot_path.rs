@@ -11,11 +11,12 @@ fn evaluating_with_targeting_allocates_nothing() {
     let constraints = example("examples/constraints.yaml");
     let strategies = example("examples/strategies.yaml");
     let sunset = example("examples/sunset.yaml");
+    let targeting = example("examples/targeting.yaml");
     let context = ctx(json!({
         "targetingKey": "user-42", "email": "jane.doe@example.com", "beta": true, "plan": "pro",
         "seats": 12, "appVersion": "2.0.0-rc.2", "signupDate": "2023-01-01T00:00:00Z",
         "userAgent": "Mozilla/5.0 Firefox/120", "device": {"os": {"name": "ios"}}, "account": {"id": 9001},
-        "country": "DE", "path": "/api/v2/x",
+        "country": "DE", "path": "/api/v2/x", "remoteAddress": "2001:db8::7", "theme": "dark",
     }));
     let numeric_key = ctx(json!({"targetingKey": 123_456_789, "email": "a@example.com"}));
     let state = FlagState { first_seen: Some(at("2025-01-01T00:00:00Z")), ..FlagState::default() };
@@ -26,14 +27,15 @@ fn evaluating_with_targeting_allocates_nothing() {
         at("2025-04-15T00:00:00Z"),
         at("2026-01-01T00:00:00Z"),
     ];
-    let files = [&seed, &constraints, &strategies, &sunset];
+    let files = [&seed, &constraints, &strategies, &sunset, &targeting];
     let run_all = || {
         let mut evaluated = 0;
         for now in times {
             for file in files {
                 for flag in &file.flags {
                     for c in [&context, &numeric_key] {
-                        let e = eval::evaluate(flag, c, now, &state);
+                        // Prerequisites from the same snapshot, rules in order: still nothing allocated.
+                        let e = eval::evaluate_in(flag, c, now, &state, file);
                         std::hint::black_box((e.value, e.reason, e.sunset.map(|s| (s.notice(), s.headers().count()))));
                         evaluated += 1;
                     }

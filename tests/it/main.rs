@@ -18,4 +18,5 @@ mod schema;
 mod server;
 mod store;
 mod support;
+mod targeting;
 mod versions;

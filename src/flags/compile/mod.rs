@@ -7,6 +7,7 @@
 
 mod monitoring;
 mod parse;
+mod rules;
 mod strategy;
 mod sunset;
 mod targeting;
@@ -107,10 +108,17 @@ pub fn compile_file(file: &FlagFile, revision: String) -> Result<Snapshot, Compi
     c.collect_metrics(&file.metrics);
     c.collect_segments(&file.segments);
     let mut flags = Vec::with_capacity(file.feature_flags.len());
+    let mut pending = Vec::new();
     for (key, entry) in file.feature_flags.iter() {
-        if let Some(flag) = c.flag(key, entry) {
+        if let Some(mut flag) = c.flag(key, entry) {
+            if let Some(list) = &entry.value.requires {
+                flag.requires = c.requires(&flag.key, flags.len(), list, &mut pending);
+            }
             flags.push(flag);
         }
+    }
+    if c.errors.is_empty() {
+        c.resolve_requires(&mut flags, pending);
     }
     if c.errors.is_empty() {
         let metrics = file
@@ -241,6 +249,10 @@ impl Compiler {
                 secondary: s.secondary.iter().flatten().map(|m| m.value.clone()).collect(),
             }
         });
+        let rules = match &e.rules {
+            Some(list) => self.rules(k, kind, &variants, rollout, list),
+            None => Vec::new(),
+        };
         let deprecated_in = self.version(e.deprecated_in.as_ref(), &format!("{k}.deprecated_in"));
         let introduced_in = self.version(e.introduced_in.as_ref(), &format!("{k}.introduced_in"));
         if self.errors.len() > errors_before {
@@ -266,6 +278,8 @@ impl Compiler {
             success_metrics,
             deprecated_in,
             introduced_in,
+            rules,
+            requires: Vec::new(),
         })
     }
 

@@ -44,8 +44,20 @@ impl Compiler {
         variants: &[VariantDef],
         s: &Spanned<StrategyEntry>,
     ) -> Option<Strategy> {
+        self.strategy_at(k, &format!("{k}.rollout_strategy"), kind, variants, s)
+    }
+
+    /// A rollout strategy written at `path` (a flag's, or a rule's).
+    pub(super) fn strategy_at(
+        &mut self,
+        k: &str,
+        path: &str,
+        kind: FlagKind,
+        variants: &[VariantDef],
+        s: &Spanned<StrategyEntry>,
+    ) -> Option<Strategy> {
         let e = &s.value;
-        let path = format!("{k}.rollout_strategy");
+        let path = path.to_owned();
         let strategy_kind = e.kind.value.as_str();
         let applies: &[&str] = match strategy_kind {
             "percentage" => &["percentage"],
@@ -83,26 +95,11 @@ impl Compiler {
                 ok = false;
             }
         }
-        let stickiness = match &e.stickiness {
-            None => Stickiness::Default,
-            Some(st) if st.value == "default" => Stickiness::Default,
-            Some(st) if st.value.trim().is_empty() => {
-                self.error(st.into(), format!("{path}.stickiness"), "stickiness names a context attribute");
-                ok = false;
-                Stickiness::Default
-            }
-            Some(st) => Stickiness::Attribute(AttrPath::new(st.value.trim())),
-        };
-        let group = match &e.group_id {
-            None => k.to_owned(),
-            Some(g) if g.value.is_empty() => {
-                self.error(g.into(), format!("{path}.group_id"), "group_id cannot be empty");
-                ok = false;
-                k.to_owned()
-            }
-            Some(g) => g.value.clone(),
-        };
-        let hash = HashSpec { stickiness, group };
+        // A bad stickiness or group is reported, and the rest of the strategy still checked.
+        let hash = self.hash_spec(k, &path, e.stickiness.as_ref(), e.group_id.as_ref()).unwrap_or_else(|| {
+            ok = false;
+            HashSpec { stickiness: Stickiness::Default, group: k.to_owned() }
+        });
         let start = match &e.start {
             Some(st) => match parse_timestamp(&st.value) {
                 Ok(t) => Some(t),
@@ -127,6 +124,38 @@ impl Compiler {
             _ => Strategy::Scheduled { steps: self.steps(&path, s)?, hash },
         };
         ok.then_some(strategy)
+    }
+
+    /// How a strategy or rule hashes: its `stickiness` (default: targetingKey, userId,
+    /// sessionId) and `group_id` (default: the flag key).
+    pub(super) fn hash_spec(
+        &mut self,
+        k: &str,
+        path: &str,
+        stickiness: Option<&Spanned<String>>,
+        group_id: Option<&Spanned<String>>,
+    ) -> Option<HashSpec> {
+        let mut ok = true;
+        let stickiness = match stickiness {
+            None => Stickiness::Default,
+            Some(st) if st.value == "default" => Stickiness::Default,
+            Some(st) if st.value.trim().is_empty() => {
+                self.error(st.into(), format!("{path}.stickiness"), "stickiness names a context attribute");
+                ok = false;
+                Stickiness::Default
+            }
+            Some(st) => Stickiness::Attribute(AttrPath::new(st.value.trim())),
+        };
+        let group = match group_id {
+            None => k.to_owned(),
+            Some(g) if g.value.is_empty() => {
+                self.error(g.into(), format!("{path}.group_id"), "group_id cannot be empty");
+                ok = false;
+                k.to_owned()
+            }
+            Some(g) => g.value.clone(),
+        };
+        ok.then_some(HashSpec { stickiness, group })
     }
 
     pub(super) fn stages(&mut self, path: &str, s: &Spanned<StrategyEntry>) -> Option<Vec<Stage>> {

@@ -126,11 +126,34 @@ impl Compiler {
                 }
             }
         }
-        if texts.is_empty() {
+        // The list operators take an empty list with Unleash's meaning (`IN []` holds for
+        // nobody, `NOT_IN []` for everybody); every other operator needs its value.
+        let list_operator = matches!(
+            op.value.as_str(),
+            "IN" | "NOT_IN" | "STR_CONTAINS" | "STR_STARTS_WITH" | "STR_ENDS_WITH" | "IN_CIDR"
+        );
+        if texts.is_empty() && !list_operator {
             self.error(entry.into(), &vpath, "needs at least one value");
             return None;
         }
         let operator = match op.value.as_str() {
+            "IN_CIDR" => {
+                let mut nets = Vec::with_capacity(texts.len());
+                for (text, v) in texts.iter().zip(&raw) {
+                    match parse_network(text) {
+                        Some(net) => nets.push(net),
+                        None => {
+                            self.error(
+                                (*v).into(),
+                                &vpath,
+                                format!("{text:?} is not an IP network (like 10.0.0.0/8 or 2001:db8::/32) or address"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Operator::InCidr(nets)
+            }
             "IN" => Operator::In(texts),
             "NOT_IN" => Operator::NotIn(texts),
             "STR_CONTAINS" => Operator::StrContains(texts),
@@ -203,4 +226,10 @@ pub(super) fn cmp_op(name: &str) -> NumOp {
         Some("LTE") => NumOp::Lte,
         _ => NumOp::Eq,
     }
+}
+
+/// An IPv4 or IPv6 network (`10.0.0.0/8`), or one address (a /32 or /128).
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>().ok().or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
