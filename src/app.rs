@@ -9,7 +9,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, LogFormat, VersionCommand};
+use crate::cli::{Cli, Command, ImportSource, LogFormat, VersionCommand};
 use crate::config::Config;
 use crate::eval::{self, Context, FlagState};
 use crate::flags;
@@ -87,6 +87,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::monitor::alerting_rules(&snapshot));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { source: ImportSource::Unleash { file, output, skip_unsupported } } => {
+            import_unleash(&file, output.as_deref(), skip_unsupported)
+        }
         Command::Schema => {
             use std::io::Write as _;
             let schema = serde_json::to_string_pretty(&flags::file::schema()).context("failed to render the schema")?;
@@ -98,6 +101,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref(), explain)
         }
     }
+}
+
+/// `toggled import unleash`: the flag file on standard output (or `--output`), what could not be
+/// expressed on standard error; exit 1 if anything was left out, unless told to skip it.
+fn import_unleash(file: &Path, output: Option<&Path>, skip_unsupported: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let t = crate::import::unleash::translate(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // The output must load: an importer bug must not reach a server.
+    if let Err(errors) = flags::compile(&t.yaml) {
+        bail!("the translation does not load (a bug in the importer):\n{}", errors.render("import"));
+    }
+    match output {
+        Some(path) => std::fs::write(path, &t.yaml).with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{}", t.yaml),
+    }
+    for note in &t.notes {
+        eprintln!("note: {note}");
+    }
+    for (flag, items) in crate::import::unleash::by_flag(&t.unsupported) {
+        for item in items {
+            eprintln!("unsupported: {flag}: {item}");
+        }
+    }
+    Ok(if t.unsupported.is_empty() || skip_unsupported { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn validate(files: &[std::path::PathBuf]) -> ExitCode {

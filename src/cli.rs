@@ -30,6 +30,11 @@ pub enum Command {
         /// The flag file.
         file: PathBuf,
     },
+    /// Translate another flag server's flags into a toggled flag file (YAML on standard output).
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Print the JSON Schema (2020-12) of the flag file, for editors and CI validators (also
     /// served at `GET /schema/flags.json`).
     Schema,
@@ -82,6 +87,22 @@ pub enum Command {
         /// Add `explain`: the ordered steps the evaluator took.
         #[arg(long)]
         explain: bool,
+    },
+}
+
+/// Where `toggled import` reads from.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// An Unleash client features document (`GET /api/client/features`, JSON).
+    Unleash {
+        /// The document.
+        file: PathBuf,
+        /// Write the flag file here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Exit 0 even when something could not be expressed (it is still listed).
+        #[arg(long)]
+        skip_unsupported: bool,
     },
 }
 

@@ -30,6 +30,7 @@ pub mod eval;
 pub mod events;
 pub mod flags;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod monitor;
 pub mod release;

@@ -6,6 +6,7 @@ mod evaluator;
 mod explain;
 mod file_errors;
 mod hot_path;
+mod import;
 mod monitor;
 mod ofrep;
 mod openapi;

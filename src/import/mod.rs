@@ -1,0 +1,132 @@
+//! Translating a peer's flags into a toggled flag file: `toggled import unleash FILE`. Pure: a
+//! document in, the flag file's YAML and a report of what could not be expressed out.
+
+pub mod unleash;
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+/// What a translation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// The flag file, as YAML.
+    pub yaml: String,
+    /// Per flag, what could not be expressed (and was left out).
+    pub unsupported: Vec<(String, String)>,
+    /// Notes the user should read (differences that are expressed but behave differently).
+    pub notes: Vec<String>,
+}
+
+/// A document the importer could not read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ImportError(pub String);
+
+/// A mapping whose entries must keep their order (a JSON object would sort its keys): written by
+/// [`to_yaml`] as a mapping in this order.
+pub fn ordered(entries: Vec<(String, Value)>) -> Value {
+    let pairs = entries.into_iter().map(|(k, v)| Value::Array(vec![Value::String(k), v])).collect();
+    let mut m = Map::new();
+    m.insert(ORDERED.to_owned(), Value::Array(pairs));
+    Value::Object(m)
+}
+
+const ORDERED: &str = "$ordered";
+
+/// The entries of a mapping, in order: an [`ordered`] one as built, a plain object sorted.
+fn entries(map: &Map<String, Value>) -> Vec<(&str, &Value)> {
+    match (map.len(), map.get(ORDERED)) {
+        (1, Some(Value::Array(pairs))) => pairs
+            .iter()
+            .filter_map(|p| match p.as_array().map(Vec::as_slice) {
+                Some([Value::String(k), v]) => Some((k.as_str(), v)),
+                _ => None,
+            })
+            .collect(),
+        _ => map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+    }
+}
+
+/// Writes `value` as block-style YAML (strings double-quoted, so nothing is reinterpreted).
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, 0, false);
+    out
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+/// A key as YAML writes it: plain when it is a simple name YAML reads back as the same string.
+fn key(k: &str) -> String {
+    let simple = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if simple { k.to_owned() } else { serde_json::to_string(k).unwrap_or_default() }
+}
+
+fn write_map(out: &mut String, map: &Map<String, Value>, indent: usize) {
+    let pad = " ".repeat(indent);
+    for (k, v) in entries(map) {
+        let key = key(k);
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                let _ = writeln!(out, "{pad}{key}:");
+                write_map(out, m, indent + 2);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                let _ = writeln!(out, "{pad}{key}:");
+                write_list(out, a, indent + 2);
+            }
+            Value::Object(_) => {
+                let _ = writeln!(out, "{pad}{key}: {{}}");
+            }
+            Value::Array(_) => {
+                let _ = writeln!(out, "{pad}{key}: []");
+            }
+            other => {
+                let _ = writeln!(out, "{pad}{key}: {}", scalar(other));
+            }
+        }
+    }
+}
+
+fn write_list(out: &mut String, list: &[Value], indent: usize) {
+    let pad = " ".repeat(indent);
+    for v in list {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                // The first entry on the dash's line, the rest indented under it.
+                let mut first = String::new();
+                write_map(&mut first, m, indent + 2);
+                let trimmed = first.trim_start_matches(' ');
+                let _ = write!(out, "{pad}- {trimmed}");
+            }
+            Value::Array(a) if !a.is_empty() => {
+                let _ = writeln!(out, "{pad}-");
+                write_list(out, a, indent + 2);
+            }
+            other => {
+                let _ = writeln!(out, "{pad}- {}", if other.is_object() { "{}".to_owned() } else { scalar(other) });
+            }
+        }
+    }
+}
+
+fn write_value(out: &mut String, value: &Value, indent: usize, _in_list: bool) {
+    match value {
+        Value::Object(m) => write_map(out, m, indent),
+        Value::Array(a) => write_list(out, a, indent),
+        other => {
+            let _ = writeln!(out, "{}", scalar(other));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `toggled import unleash`: a document written from Unleash's documentation and its client
+//! specification's cases, translated, loaded, and evaluated as Unleash would answer.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use toggled::eval::{self, FlagState, Reason};
+
+use crate::support::{at, ctx};
+
+fn import(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["import", "unleash", "tests/import/unleash-features.json"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn an_unleash_document_evaluates_as_unleash_answers() {
+    let out = import(&["--skip-unsupported"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    let snapshot = toggled::flags::compile(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let ask = |flag: &str, context: Value| {
+        let f = snapshot.get(flag).unwrap_or_else(|| panic!("{flag} imported"));
+        let e = eval::evaluate_in(f, &ctx(context), at("2026-01-01T00:00:00Z"), &FlagState::default(), &snapshot);
+        (e.value.clone(), e.reason)
+    };
+    // Unleash's client specification: the same buckets and variant picks.
+    assert_eq!(ask("Feature.flexibleRollout.10", json!({"userId": "174"})).0, json!(true));
+    assert_eq!(ask("Feature.flexibleRollout.10", json!({"userId": "499"})).0, json!(false));
+    for (user, variant) in [("232", "val1"), ("607", "val2"), ("656", "val3")] {
+        assert_eq!(ask("Feature.Variants.C", json!({"userId": user})).0, json!(variant), "user {user}");
+    }
+    // Names keep their spelling; a feature without strategies is on.
+    assert_eq!(ask("Feature.UTF-8.Hellø_Wørld", json!({})).0, json!(true));
+    // Strategies are ORed; segments and constraints hold within one; custom fields are properties.
+    assert_eq!(ask("beta-users", json!({"userId": "456"})).0, json!(true));
+    let pro = json!({"environment": "production", "properties": {"tier": "pro"}});
+    assert_eq!(ask("beta-users", pro).0, json!(true));
+    let free = json!({"environment": "production", "properties": {"tier": "free"}});
+    assert_eq!(ask("beta-users", free).0, json!(false));
+    assert_eq!(ask("office", json!({"remoteAddress": "10.9.8.7"})).0, json!(true));
+    assert_eq!(ask("office", json!({"remoteAddress": "192.0.2.8"})).0, json!(false));
+    assert_eq!(ask("paused", json!({"userId": "1"})), (json!(false), Reason::Disabled));
+    // Dependencies are prerequisites.
+    assert_eq!(ask("checkout.child", json!({"userId": "123"})).0, json!(true));
+    assert_eq!(ask("checkout.child", json!({"userId": "999"})), (json!(false), Reason::PrerequisiteFailed));
+    // Variants behind a strategy with constraints, with an override.
+    assert_eq!(ask("theme", json!({"userId": "1", "properties": {"plan": "PRO"}})).0, json!("dark"));
+    assert_eq!(ask("theme", json!({"userId": "1", "properties": {"plan": "free"}})).0, json!(""), "disabled");
+    let picks: Vec<Value> =
+        (2..40).map(|i| ask("theme", json!({"userId": i.to_string(), "properties": {"plan": "pro"}})).0).collect();
+    assert!(picks.contains(&json!("dark")) && picks.contains(&json!("light")), "{picks:?}");
+}
+
+#[test]
+fn what_cannot_be_expressed_is_listed_and_fails_unless_skipped() {
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unsupported: custom: myOwnStrategy-1: custom strategy \"myOwnStrategy\""), "{stderr}");
+    assert!(stderr.contains("unsupported: custom: applicationHostname-2"), "{stderr}");
+    assert!(stderr.contains("note: Unleash's default stickiness"), "{stderr}");
+    // The output still loads, and `toggled validate` accepts it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("flags.yaml");
+    let written = import(&["--skip-unsupported", "--output", file.to_str().expect("utf-8 path")]);
+    assert!(written.status.success());
+    let validate = Command::new(env!("CARGO_BIN_EXE_toggled")).arg("validate").arg(&file).output().expect("runs");
+    assert!(validate.status.success(), "{}", String::from_utf8_lossy(&validate.stderr));
+    let bad = Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["import", "unleash", "Cargo.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an Unleash client features document"));
+}
