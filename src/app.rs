@@ -88,7 +88,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { source: ImportSource::Unleash { file, output, skip_unsupported } } => {
-            import_unleash(&file, output.as_deref(), skip_unsupported)
+            import(&file, output.as_deref(), skip_unsupported, crate::import::unleash::translate)
+        }
+        Command::Import { source: ImportSource::Flagd { file, output, skip_unsupported } } => {
+            import(&file, output.as_deref(), skip_unsupported, crate::import::flagd::translate)
         }
         Command::Schema => {
             use std::io::Write as _;
@@ -103,11 +106,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `toggled import unleash`: the flag file on standard output (or `--output`), what could not be
-/// expressed on standard error; exit 1 if anything was left out, unless told to skip it.
-fn import_unleash(file: &Path, output: Option<&Path>, skip_unsupported: bool) -> anyhow::Result<ExitCode> {
+/// `toggled import unleash|flagd`: the flag file on standard output (or `--output`), what could
+/// not be expressed on standard error; exit 1 if anything was left out, unless told to skip it.
+fn import(
+    file: &Path,
+    output: Option<&Path>,
+    skip_unsupported: bool,
+    translate: fn(&str) -> Result<crate::import::Translation, crate::import::ImportError>,
+) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let t = crate::import::unleash::translate(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let t = translate(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     // The output must load: an importer bug must not reach a server.
     if let Err(errors) = flags::compile(&t.yaml) {
         bail!("the translation does not load (a bug in the importer):\n{}", errors.render("import"));
@@ -119,7 +127,7 @@ fn import_unleash(file: &Path, output: Option<&Path>, skip_unsupported: bool) ->
     for note in &t.notes {
         eprintln!("note: {note}");
     }
-    for (flag, items) in crate::import::unleash::by_flag(&t.unsupported) {
+    for (flag, items) in t.unsupported_by_flag() {
         for item in items {
             eprintln!("unsupported: {flag}: {item}");
         }

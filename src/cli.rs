@@ -104,6 +104,17 @@ pub enum ImportSource {
         #[arg(long)]
         skip_unsupported: bool,
     },
+    /// A flagd flag definition (JSON: `flags`, `$evaluators`).
+    Flagd {
+        /// The document.
+        file: PathBuf,
+        /// Write the flag file here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Exit 0 even when something could not be expressed (it is still listed).
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! Translating a peer's flags into a toggled flag file: `toggled import unleash FILE`. Pure: a
 //! document in, the flag file's YAML and a report of what could not be expressed out.
 
+pub mod flagd;
 pub mod unleash;
 
 use std::fmt::Write as _;
@@ -16,6 +17,17 @@ pub struct Translation {
     pub unsupported: Vec<(String, String)>,
     /// Notes the user should read (differences that are expressed but behave differently).
     pub notes: Vec<String>,
+}
+
+impl Translation {
+    /// Unsupported items grouped per flag, for the report.
+    pub fn unsupported_by_flag(&self) -> std::collections::BTreeMap<&str, Vec<&str>> {
+        let mut out: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for (flag, what) in &self.unsupported {
+            out.entry(flag.as_str()).or_default().push(what.as_str());
+        }
+        out
+    }
 }
 
 /// A document the importer could not read at all.

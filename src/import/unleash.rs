@@ -13,8 +13,6 @@
 //! - Custom context fields are read from `properties.<name>`, as Unleash's context holds them.
 //! - Dependencies become `requires`.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -431,13 +429,4 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
     }
     let header = "# Imported from an Unleash client features document by `toggled import unleash`.\n";
     Ok(Translation { yaml: format!("{header}{}", to_yaml(&Value::Object(file))), unsupported, notes })
-}
-
-/// Unsupported items grouped per flag, for the report.
-pub fn by_flag(unsupported: &[(String, String)]) -> BTreeMap<&str, Vec<&str>> {
-    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (flag, what) in unsupported {
-        out.entry(flag.as_str()).or_default().push(what.as_str());
-    }
-    out
 }

@@ -79,3 +79,48 @@ fn what_cannot_be_expressed_is_listed_and_fails_unless_skipped() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an Unleash client features document"));
 }
+
+#[test]
+fn a_flagd_definition_evaluates_as_flagd_answers() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .args(["import", "flagd", "tests/import/flagd-flags.json"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("runs")
+    };
+    let strict = run(&[]);
+    assert_eq!(strict.status.code(), Some(1), "the `some` operator cannot be expressed");
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert!(stderr.contains("unsupported: clever: condition"), "{stderr}");
+    assert!(stderr.contains("note: split: rule-1: a fractional split") && stderr.contains("hashes with its own"));
+    let out = run(&["--skip-unsupported"]);
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    let snapshot = toggled::flags::compile(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let ask = |flag: &str, context: Value| {
+        let f = snapshot.get(flag).unwrap_or_else(|| panic!("{flag} imported"));
+        let e = eval::evaluate_in(f, &ctx(context), at("2026-01-01T00:00:00Z"), &FlagState::default(), &snapshot);
+        (e.value.clone(), e.reason)
+    };
+    assert_eq!(ask("new-welcome-banner", json!({"email": "a@example.com"})).0, json!(true));
+    assert_eq!(ask("new-welcome-banner", json!({"email": "a@elsewhere.org"})).0, json!(false));
+    let cases = [
+        (json!({"locale": "de"}), "#0000FF"),
+        (json!({"company": "ACME"}), "#0000FF"),
+        (json!({"email": "x@beta.example"}), "#FFFF00"),
+        (json!({"version": "2.1.0"}), "#FFFF00"),
+        (json!({"version": "1.9.0"}), "#FF0000"),
+        (json!({}), "#FF0000"),
+    ];
+    for (context, color) in cases {
+        assert_eq!(ask("header-color", context.clone()).0, json!(color), "{context}");
+    }
+    assert_eq!(ask("discount", json!({"age": 20, "plan": "premium-plus"})).0, json!(10));
+    assert_eq!(ask("discount", json!({"age": 17, "plan": "premium"})).0, json!(0));
+    let picks: Vec<Value> = (0..40).map(|i| ask("split", json!({"targetingKey": format!("u{i}")})).0).collect();
+    assert!(picks.contains(&json!("A")) && picks.contains(&json!("B")), "{picks:?}");
+    assert_eq!(ask("retired", json!({})), (json!(false), Reason::Disabled));
+    assert_eq!(ask("clever", json!({"items": [1]})).0, json!(false), "left out: the default variant");
+}
