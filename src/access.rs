@@ -57,6 +57,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// A client's rate as written on the command line: `N/s`, `N/m` (or `N/min`), with an optional
+/// `:burst` (default: N).
+pub fn parse_quota(text: &str) -> Result<governor::Quota, String> {
+    let err = || format!("{text:?}: expected a rate like 100/s, 600/m or 100/s:200 (rate:burst)");
+    let (rate, burst) = match text.trim().split_once(':') {
+        Some((r, b)) => (r, Some(b)),
+        None => (text.trim(), None),
+    };
+    let (n, unit) = rate.split_once('/').ok_or_else(err)?;
+    let n: std::num::NonZeroU32 = n.trim().parse().map_err(|_| err())?;
+    let quota = match unit.trim() {
+        "s" | "sec" | "second" => governor::Quota::per_second(n),
+        "m" | "min" | "minute" => governor::Quota::per_minute(n),
+        _ => return Err(err()),
+    };
+    let burst: std::num::NonZeroU32 = match burst {
+        Some(b) => b.trim().parse().map_err(|_| err())?,
+        None => n,
+    };
+    Ok(quota.allow_burst(burst))
+}
+
 impl Tokens {
     pub fn new(admin: Vec<(String, String)>, client: Vec<(String, String)>) -> Self {
         Self { admin, client, receiver: Vec::new() }

@@ -181,6 +181,13 @@ pub struct ServeArgs {
     /// How often the release gauges on `/metrics` (quality, gates, stale flags) are recomputed.
     #[arg(long, default_value = "30s")]
     pub report_interval: String,
+    /// Per-client limit on evaluation routes, `N/s` or `N/m` with an optional `:burst` (a client is
+    /// its token's name, or its address when evaluation is open); over it: 429 with `Retry-After`.
+    #[arg(long, env = "TOGGLED_RATE_LIMIT")]
+    pub rate_limit: Option<String>,
+    /// Per-token limit on admin routes, as `--rate-limit`.
+    #[arg(long, env = "TOGGLED_ADMIN_RATE_LIMIT")]
+    pub admin_rate_limit: Option<String>,
     /// Most `/events` streams open at once; more are answered 503 `too_many_subscribers`.
     #[arg(long, default_value_t = 1_000)]
     pub max_subscribers: usize,

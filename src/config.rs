@@ -22,6 +22,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub max_subscribers: usize,
+    /// Per-client limits on evaluation and admin routes.
+    pub rate_limit: Option<governor::Quota>,
+    pub admin_rate_limit: Option<governor::Quota>,
     pub report_interval: std::time::Duration,
     pub request_timeout: Duration,
     pub recheck_interval: Duration,
@@ -97,6 +100,8 @@ impl Config {
             log_format: args.log_format,
             body_limit: args.body_limit,
             max_subscribers: args.max_subscribers,
+            rate_limit: quota("rate-limit", args.rate_limit.as_deref())?,
+            admin_rate_limit: quota("admin-rate-limit", args.admin_rate_limit.as_deref())?,
             report_interval: duration("report-interval", &args.report_interval)?,
             request_timeout: duration("request-timeout", &args.request_timeout)?,
             recheck_interval: duration("recheck-interval", &args.recheck_interval)?,
@@ -105,6 +110,10 @@ impl Config {
             flush_interval: duration("flush-interval", &args.flush_interval)?,
         })
     }
+}
+
+fn quota(name: &str, text: Option<&str>) -> anyhow::Result<Option<governor::Quota>> {
+    text.map(|t| crate::access::parse_quota(t).map_err(|e| anyhow!("--{name}: {e}"))).transpose()
 }
 
 /// `sqlite://PATH` (also `sqlite:PATH`) or `postgres://...`; other schemes are refused with a

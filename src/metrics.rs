@@ -34,6 +34,12 @@ pub struct FlagLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    pub scope: String,
+    pub client: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: String,
 }
@@ -96,6 +102,7 @@ pub struct Metrics {
     pub task_restarts: Family<TaskLabels, Counter>,
     /// 1 while the store answers, 0 while it does not (evaluations go on from memory).
     pub store_up: Gauge,
+    pub rate_limited: Family<RateLimitLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +129,12 @@ impl Metrics {
         let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
         let task_restarts = Family::<TaskLabels, Counter>::default();
         let store_up = Gauge::default();
+        let rate_limited = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "toggled_rate_limited",
+            "Requests refused over a client's rate limit, by scope and client (token name or anonymous)",
+            rate_limited.clone(),
+        );
         registry.register("toggled_store_up", "Whether the store answers (1) or not (0)", store_up.clone());
         registry.register(
             "toggled_task_restarts",
@@ -190,6 +203,7 @@ impl Metrics {
             http_duration,
             task_restarts,
             store_up,
+            rate_limited,
         }
     }
 

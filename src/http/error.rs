@@ -29,6 +29,7 @@ pub enum Code {
     ReleaseBlocked,
     ReleaseConflicts,
     PayloadTooLarge,
+    RateLimited,
     InvalidAction,
     InvalidApproval,
     InvalidFlagFile,
@@ -70,6 +71,7 @@ const CODES: &[(Code, &str, StatusCode)] = &[
     (Code::ReleaseBlocked, "release_blocked", StatusCode::CONFLICT),
     (Code::ReleaseConflicts, "release_conflicts", StatusCode::CONFLICT),
     (Code::PayloadTooLarge, "payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+    (Code::RateLimited, "rate_limited", StatusCode::TOO_MANY_REQUESTS),
     (Code::InvalidAction, "invalid_action", StatusCode::UNPROCESSABLE_ENTITY),
     (Code::InvalidApproval, "invalid_approval", StatusCode::UNPROCESSABLE_ENTITY),
     (Code::InvalidFlagFile, "invalid_flag_file", StatusCode::UNPROCESSABLE_ENTITY),
@@ -118,12 +120,13 @@ pub struct ApiError {
     code: Code,
     message: String,
     details: Option<serde_json::Value>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with this code and message; the status follows from the code.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: None }
+        Self { code, message: message.into(), details: None, retry_after: None }
     }
 
     pub fn code(&self) -> Code {
@@ -132,6 +135,13 @@ impl ApiError {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Adds `Retry-After: seconds` (429, 503).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     #[must_use]
@@ -204,7 +214,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (_, code, status) = *self.code.row();
         let body = ErrorBody { error: ErrorDetail { code, message: self.message, details: self.details } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod evaluate;
 mod flags;
+mod limits;
 mod ofrep;
 mod ops;
 pub mod releases;
@@ -62,6 +63,9 @@ pub struct Shared {
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Most `/events` streams open at once.
     pub max_subscribers: usize,
+    /// Per-client limits on evaluation and admin routes (none: no middleware).
+    evaluation_limit: Option<Arc<limits::Limiter>>,
+    admin_limit: Option<Arc<limits::Limiter>>,
 }
 
 const ROUTES: &[(&str, &str)] = &[
@@ -115,7 +119,18 @@ impl AppState {
             hot_histograms: Arc::new(hot),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
+            evaluation_limit: None,
+            admin_limit: None,
         }))
+    }
+
+    /// Per-client rate limits on evaluation and admin routes.
+    #[must_use]
+    pub fn with_rate_limits(mut self, evaluation: Option<governor::Quota>, admin: Option<governor::Quota>) -> Self {
+        let shared = Arc::make_mut(&mut self.0);
+        shared.evaluation_limit = evaluation.map(|q| limits::Limiter::new("evaluation", q));
+        shared.admin_limit = admin.map(|q| limits::Limiter::new("admin", q));
+        self
     }
 
     #[must_use]
@@ -184,6 +199,10 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
     if state.tokens.has_client_tokens() {
         evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
     }
+    // The rate limit wraps authentication: a flood of bad tokens is limited by address too.
+    if let Some(limiter) = &state.evaluation_limit {
+        evaluation = evaluation.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit));
+    }
     let admin = OpenApiRouter::new()
         .routes(routes!(flags::list))
         .routes(routes!(flags::show, flags::put_override))
@@ -201,6 +220,10 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(releases::approve))
         .routes(routes!(releases::stale_flags))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    let admin = match &state.admin_limit {
+        Some(limiter) => admin.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit)),
+        None => admin,
+    };
     let receiver = OpenApiRouter::new()
         .routes(routes!(alerts::receive))
         .route_layer(from_fn_with_state(state.clone(), auth::require_receiver));

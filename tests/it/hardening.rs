@@ -1,0 +1,79 @@
+//! One misbehaving client must not take the server down: per-client rate limits.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{CLIENT, Server, Workdir, http};
+
+const SEED: &str = include_str!("../../flags/feature-flags.yaml");
+
+fn evaluate(server: &Server, token: Option<&str>) -> reqwest::blocking::Response {
+    let mut req = http()
+        .post(server.url("/evaluate"))
+        .json(&json!({"flag": "enhanced_search", "context": {"targetingKey": "u"}}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().expect("request")
+}
+
+#[test]
+fn a_flooding_client_is_limited_while_another_is_served() {
+    let dir = Workdir::new(SEED);
+    let tokens = format!("web:{CLIENT},mobile:mobile-secret-1");
+    let server = Server::start(&dir, &["--client-tokens", &tokens, "--rate-limit", "20/m:20"]);
+    let (mut refused, mut served_other) = (0, 0);
+    for i in 0..60 {
+        let r = evaluate(&server, Some(CLIENT));
+        if r.status() == 429 {
+            refused += 1;
+            let retry: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            let body: Value = r.json().expect("JSON");
+            assert_eq!(body["error"]["code"], json!("rate_limited"));
+        } else {
+            assert_eq!(r.status(), 200);
+        }
+        if i % 6 == 0 {
+            served_other += usize::from(evaluate(&server, Some("mobile-secret-1")).status() == 200);
+        }
+    }
+    assert_eq!(refused, 40, "20 allowed (the burst), the rest refused");
+    assert_eq!(served_other, 10, "the other client was never refused");
+    // OFREP is limited the same way (a provider backs off on 429 + Retry-After).
+    let r = http()
+        .post(server.url("/ofrep/v1/evaluate/flags/enhanced_search"))
+        .bearer_auth(CLIENT)
+        .json(&json!({"context": {}}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(server.metric(r#"toggled_rate_limited_total{scope="evaluation",client="web"}"#), 41.0);
+    assert_eq!(server.metric(r#"toggled_rate_limited_total{scope="evaluation",client="mobile"}"#), 0.0);
+    let metrics = http().get(server.url("/metrics")).send().expect("metrics").text().expect("text");
+    assert!(!metrics.contains(CLIENT), "never a secret on /metrics");
+}
+
+#[test]
+fn open_evaluation_is_limited_by_address_and_admin_routes_by_token() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--rate-limit", "5/m", "--admin-rate-limit", "3/m"]);
+    let statuses: Vec<u16> = (0..7).map(|_| evaluate(&server, None).status().as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    assert_eq!(server.metric(r#"toggled_rate_limited_total{scope="evaluation",client="anonymous"}"#), 2.0);
+    let admin: Vec<u16> = (0..4).map(|_| server.admin(Method::GET, "/flags", None).0).collect();
+    assert_eq!(admin, [200, 200, 200, 429]);
+    // Open routes are never limited.
+    assert_eq!(http().get(server.url("/ready")).send().expect("ready").status(), 200);
+}
+
+#[test]
+fn a_bad_rate_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["serve", "--rate-limit", "fast"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate-limit: \"fast\": expected a rate like 100/s"));
+}
