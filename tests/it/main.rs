@@ -5,6 +5,7 @@ mod cli;
 mod evaluator;
 mod explain;
 mod file_errors;
+mod fuzz;
 mod hardening;
 mod hot_path;
 mod import;
