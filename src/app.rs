@@ -292,6 +292,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board)
         .with_releases(config.releases)
         .with_max_subscribers(config.max_subscribers)
+        .with_max_concurrent_requests(config.max_concurrent_requests)
         .with_rate_limits(config.rate_limit, config.admin_rate_limit);
     let rate_limited = config.rate_limit.is_some() || config.admin_rate_limit.is_some();
     let router = app(state, config.request_timeout, &config.cors_origins);

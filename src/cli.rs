@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// Per-token limit on admin routes, as `--rate-limit`.
     #[arg(long, env = "TOGGLED_ADMIN_RATE_LIMIT")]
     pub admin_rate_limit: Option<String>,
+    /// Most requests in flight at once; beyond it requests are shed at once with 503 `overloaded`
+    /// and `Retry-After` instead of queueing (0: no bound).
+    #[arg(long, env = "TOGGLED_MAX_CONCURRENT_REQUESTS", default_value_t = 0)]
+    pub max_concurrent_requests: usize,
     /// Most `/events` streams open at once; more are answered 503 `too_many_subscribers`.
     #[arg(long, default_value_t = 1_000)]
     pub max_subscribers: usize,

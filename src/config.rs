@@ -22,6 +22,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub max_subscribers: usize,
+    pub max_concurrent_requests: usize,
     /// Per-client limits on evaluation and admin routes.
     pub rate_limit: Option<governor::Quota>,
     pub admin_rate_limit: Option<governor::Quota>,
@@ -100,6 +101,7 @@ impl Config {
             log_format: args.log_format,
             body_limit: args.body_limit,
             max_subscribers: args.max_subscribers,
+            max_concurrent_requests: args.max_concurrent_requests,
             rate_limit: quota("rate-limit", args.rate_limit.as_deref())?,
             admin_rate_limit: quota("admin-rate-limit", args.admin_rate_limit.as_deref())?,
             report_interval: duration("report-interval", &args.report_interval)?,

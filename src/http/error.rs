@@ -48,6 +48,7 @@ pub enum Code {
     UnknownVariant,
     VersionNotNewer,
     NotReady,
+    Overloaded,
     StoreUnavailable,
     TooManySubscribers,
 }
@@ -90,6 +91,7 @@ const CODES: &[(Code, &str, StatusCode)] = &[
     (Code::UnknownVariant, "unknown_variant", StatusCode::UNPROCESSABLE_ENTITY),
     (Code::VersionNotNewer, "version_not_newer", StatusCode::UNPROCESSABLE_ENTITY),
     (Code::NotReady, "not_ready", StatusCode::SERVICE_UNAVAILABLE),
+    (Code::Overloaded, "overloaded", StatusCode::SERVICE_UNAVAILABLE),
     (Code::StoreUnavailable, "store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
     (Code::TooManySubscribers, "too_many_subscribers", StatusCode::SERVICE_UNAVAILABLE),
 ];

@@ -63,6 +63,8 @@ pub struct Shared {
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Most `/events` streams open at once.
     pub max_subscribers: usize,
+    /// Most requests in flight (0: no bound).
+    pub max_concurrent_requests: usize,
     /// Per-client limits on evaluation and admin routes (none: no middleware).
     evaluation_limit: Option<Arc<limits::Limiter>>,
     admin_limit: Option<Arc<limits::Limiter>>,
@@ -119,6 +121,7 @@ impl AppState {
             hot_histograms: Arc::new(hot),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
+            max_concurrent_requests: 0,
             evaluation_limit: None,
             admin_limit: None,
         }))
@@ -130,6 +133,13 @@ impl AppState {
         let shared = Arc::make_mut(&mut self.0);
         shared.evaluation_limit = evaluation.map(|q| limits::Limiter::new("evaluation", q));
         shared.admin_limit = admin.map(|q| limits::Limiter::new("admin", q));
+        self
+    }
+
+    /// Sheds requests beyond `max` in flight (0: no bound, no layer).
+    #[must_use]
+    pub fn with_max_concurrent_requests(mut self, max: usize) -> Self {
+        Arc::make_mut(&mut self.0).max_concurrent_requests = max;
         self
     }
 
@@ -241,6 +251,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .split_for_parts();
     let _ = state.openapi.set(document.to_json().expect("the OpenAPI document serialises"));
     let body_limit = state.body_limit;
+    let max_in_flight = state.max_concurrent_requests;
     let router = routes
         .route_layer(from_fn_with_state(state.clone(), observe))
         .fallback(not_found)
@@ -248,7 +259,24 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .with_state(state);
+    let router = if max_in_flight == 0 {
+        router
+    } else {
+        router.layer(from_fn_with_state(Arc::new(tokio::sync::Semaphore::new(max_in_flight)), shed))
+    };
     if cors_origins.is_empty() { router } else { router.layer(cors(cors_origins)) }
+}
+
+/// Load shedding: at most `max` requests in flight over all routes (one semaphore, taken without
+/// waiting); the next is answered at once with 503 `overloaded` and `Retry-After: 1` rather than
+/// queued behind them.
+async fn shed(State(slots): State<Arc<tokio::sync::Semaphore>>, req: Request, next: Next) -> Response {
+    match slots.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => axum::response::IntoResponse::into_response(
+            ApiError::new(Code::Overloaded, "too many requests in flight; retry shortly").with_retry_after(1),
+        ),
+    }
 }
 
 /// CORS for browser OpenFeature providers: allows the configured origins, the OFREP headers,

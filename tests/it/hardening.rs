@@ -77,3 +77,44 @@ fn a_bad_rate_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rate-limit: \"fast\": expected a rate like 100/s"));
 }
+
+/// Requests beyond `--max-concurrent-requests` in flight are shed at once (503 `overloaded`,
+/// `Retry-After`), not queued; once the slow ones finish, requests are served again.
+#[test]
+fn requests_beyond_the_bound_are_shed_at_once() {
+    use std::io::{Read, Write};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--max-concurrent-requests", "2"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // Two requests that promise a body and send half of it: in flight until they finish.
+    let (head, rest) = (r#"{"flag":"#, r#""enhanced_search","context":{}}"#);
+    let mut slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            let len = head.len() + rest.len();
+            write!(s, "POST /evaluate HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n{head}").expect("write");
+            s
+        })
+        .collect();
+    let shed = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let r = evaluate(&server, None);
+        (r.status() == 503).then_some(r)
+    });
+    assert!(shed.headers().contains_key("retry-after"));
+    let body: Value = shed.json().expect("JSON");
+    assert_eq!(body["error"]["code"], json!("overloaded"));
+    // The bound is over all routes, not per route.
+    let other = http().post(server.url("/evaluate/all")).json(&json!({"context": {}})).send().expect("request");
+    assert_eq!(other.status(), 503);
+    // Finish the slow ones: both are answered, and the server serves again.
+    for s in &mut slow {
+        s.write_all(rest.as_bytes()).expect("write");
+        let mut answer = [0u8; 12];
+        s.read_exact(&mut answer).expect("an answer");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+    }
+    drop(slow);
+    crate::support::eventually(std::time::Duration::from_secs(10), || {
+        (evaluate(&server, None).status() == 200).then_some(())
+    });
+}
