@@ -76,12 +76,14 @@ pub struct Decision {
 /// Decides a change against the flag's current override and pause (read in the same
 /// transaction that will write the decision).
 pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRecord) -> Result<Decision, Refusal> {
+    // Times are stored in milliseconds: the audit row says exactly what the state holds.
+    let at = DateTime::from_timestamp_millis(change.at.timestamp_millis()).unwrap_or(change.at);
     let record = |kind: OverrideKind| OverrideRecord {
         flag: change.flag.clone(),
         kind,
         reason: change.reason.clone(),
         actor: change.actor.clone(),
-        created_at: change.at,
+        created_at: at,
     };
     let (write, action, before, after) = match &change.action {
         Action::SetOverride(kind) => {
@@ -105,8 +107,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
             if pause.paused_since.is_some() {
                 return Err(Refusal::AlreadyPaused);
             }
-            let next =
-                PauseRecord { paused_since: Some(change.at), paused_by: Some(change.actor.clone()), ..pause.clone() };
+            let next = PauseRecord { paused_since: Some(at), paused_by: Some(change.actor.clone()), ..pause.clone() };
             let after = json!(next);
             (Write::Pause(next), "rollout_paused", Some(json!(pause)), Some(after))
         }
@@ -115,7 +116,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
             if only_paused_by.as_ref().is_some_and(|who| pause.paused_by.as_ref() != Some(who)) {
                 return Err(Refusal::PausedBySomeoneElse);
             }
-            let paused = change.at.signed_duration_since(since).num_milliseconds().max(0);
+            let paused = at.signed_duration_since(since).num_milliseconds().max(0);
             let next = PauseRecord {
                 paused_total_ms: pause.paused_total_ms.saturating_add(paused),
                 paused_since: None,
@@ -131,7 +132,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
         Action::AlertTeam(payload) => (Write::AuditOnly, "alert_team", None, Some(payload.clone())),
     };
     let audit = NewAudit {
-        at: change.at,
+        at,
         actor: change.actor.clone(),
         flag: change.flag.clone(),
         action: action.to_owned(),

@@ -19,6 +19,7 @@ mod reload;
 mod replicas;
 mod schema;
 mod server;
+mod soak;
 mod store;
 mod support;
 mod targeting;
