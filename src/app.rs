@@ -294,7 +294,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_max_subscribers(config.max_subscribers)
         .with_max_concurrent_requests(config.max_concurrent_requests)
         .with_rate_limits(config.rate_limit, config.admin_rate_limit);
-    let rate_limited = config.rate_limit.is_some() || config.admin_rate_limit.is_some();
     let router = app(state, config.request_timeout, &config.cors_origins);
     // The signal also ends event streams, so graceful shutdown does not wait on them.
     let graceful = async move {
@@ -302,14 +301,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
-    // Connection info gives the rate limiter each open client's address; without a limit, the
-    // requests carry nothing extra.
-    if rate_limited {
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service).with_graceful_shutdown(graceful).await.context("server failed")?;
-    } else {
-        axum::serve(listener, router).with_graceful_shutdown(graceful).await.context("server failed")?;
-    }
+    let limits = crate::http::listen::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
+    };
+    crate::http::listen::serve(listener, router, limits, graceful).await;
     let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor);
     Ok(ExitCode::SUCCESS)
 }

@@ -188,6 +188,13 @@ pub struct ServeArgs {
     /// Per-token limit on admin routes, as `--rate-limit`.
     #[arg(long, env = "TOGGLED_ADMIN_RATE_LIMIT")]
     pub admin_rate_limit: Option<String>,
+    /// A client must send a request's headers within this time, or its connection is closed
+    /// (slowloris).
+    #[arg(long, default_value = "10s")]
+    pub header_read_timeout: String,
+    /// Most connections open at once; more are closed as they are accepted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Most requests in flight at once; beyond it requests are shed at once with 503 `overloaded`
     /// and `Retry-After` instead of queueing (0: no bound).
     #[arg(long, env = "TOGGLED_MAX_CONCURRENT_REQUESTS", default_value_t = 0)]

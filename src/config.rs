@@ -23,6 +23,8 @@ pub struct Config {
     pub body_limit: usize,
     pub max_subscribers: usize,
     pub max_concurrent_requests: usize,
+    pub header_read_timeout: std::time::Duration,
+    pub max_connections: usize,
     /// Per-client limits on evaluation and admin routes.
     pub rate_limit: Option<governor::Quota>,
     pub admin_rate_limit: Option<governor::Quota>,
@@ -102,6 +104,8 @@ impl Config {
             body_limit: args.body_limit,
             max_subscribers: args.max_subscribers,
             max_concurrent_requests: args.max_concurrent_requests,
+            header_read_timeout: duration("header-read-timeout", &args.header_read_timeout)?,
+            max_connections: args.max_connections.max(1),
             rate_limit: quota("rate-limit", args.rate_limit.as_deref())?,
             admin_rate_limit: quota("admin-rate-limit", args.admin_rate_limit.as_deref())?,
             report_interval: duration("report-interval", &args.report_interval)?,

@@ -7,6 +7,7 @@ pub mod error;
 mod evaluate;
 mod flags;
 mod limits;
+pub mod listen;
 mod ofrep;
 mod ops;
 pub mod releases;

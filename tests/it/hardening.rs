@@ -118,3 +118,70 @@ fn requests_beyond_the_bound_are_shed_at_once() {
         (evaluate(&server, None).status() == 200).then_some(())
     });
 }
+
+/// 500 idle connections and 50 slowloris ones (headers trickling in) do not keep a fresh client
+/// from being answered, and the server closes what does not send its headers in time.
+#[test]
+fn slow_and_idle_connections_do_not_hold_the_server() {
+    use std::io::{Read, Write};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--header-read-timeout", "1s"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let idle: Vec<std::net::TcpStream> =
+        (0..500).map(|_| std::net::TcpStream::connect(&addr).expect("connect")).collect();
+    let mut slow: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"POST /evaluate HTTP/1.1\r\nHost: x\r\n").expect("write");
+            s
+        })
+        .collect();
+    // A fresh client is answered while all of them are open.
+    assert_eq!(evaluate(&server, None).status(), 200);
+    // The slowloris connections keep trickling, but get closed once their headers are late.
+    let started = std::time::Instant::now();
+    let mut closed = 0;
+    for s in &mut slow {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+        let _ = s.write_all(b"X-Slow: 1\r\n");
+        let mut buf = [0u8; 64];
+        // The server closes the connection (EOF or reset), possibly after a 408.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        closed += 1;
+    }
+    assert_eq!(closed, 50);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "closed by the header timeout, not by ours");
+    assert_eq!(evaluate(&server, None).status(), 200);
+    // Connections that never send anything are closed by the same timeout.
+    for s in idle.iter().take(5) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+        let mut buf = [0u8; 16];
+        assert!(matches!((&*s).read(&mut buf), Ok(0) | Err(_)));
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// Beyond `--max-connections`, a new connection is closed as it is accepted.
+#[test]
+fn connections_beyond_the_bound_are_closed() {
+    use std::io::{Read, Write};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--max-connections", "3"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let held: Vec<std::net::TcpStream> =
+        (0..3).map(|_| std::net::TcpStream::connect(&addr).expect("connect")).collect();
+    let mut extra = std::net::TcpStream::connect(&addr).expect("the kernel accepts");
+    let _ = extra.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    extra.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    let mut buf = [0u8; 32];
+    assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)), "closed without an answer");
+    drop(held);
+    crate::support::eventually(std::time::Duration::from_secs(10), || {
+        (http().get(server.url("/health")).send().ok()?.status() == 200).then_some(())
+    });
+}
