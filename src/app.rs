@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "minor" => crate::release::PreMajor::Minor,
                 other => bail!("--pre-major {other:?}: expected major or minor"),
             };
-            let analysis = git_analysis(&repo, pre_major, pre_release.as_deref())?;
+            let analysis = crate::repo::analysis(&repo, pre_major, pre_release.as_deref())?;
             println!("{}", analysis.next);
             println!();
             print!("{}", crate::release::notes::markdown(&analysis, &format!("Release {}", analysis.next)));
@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Changelog { repo, release, write } => {
-            let analysis = git_analysis(&repo, crate::release::PreMajor::Major, None)?;
+            let analysis = crate::repo::analysis(&repo, crate::release::PreMajor::Major, None)?;
             let today = Utc::now().format("%Y-%m-%d").to_string();
             let section = if release {
                 crate::release::notes::keep_a_changelog(&analysis, Some(&analysis.next), Some(&today))
@@ -62,15 +62,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::release::notes::keep_a_changelog(&analysis, None, None)
             };
             if write {
-                let path = repo.join("CHANGELOG.md");
-                let old = std::fs::read_to_string(&path).unwrap_or_default();
-                let header = "# Changelog\n\nAll notable changes to this project are documented here (Keep a Changelog, SemVer).\n\n";
-                let rest = old.strip_prefix(header).unwrap_or(&old);
-                std::fs::write(&path, format!("{header}{section}\n{rest}"))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let path = crate::repo::prepend_changelog(&repo, &section)?;
                 println!("wrote {}", path.display());
             } else {
                 print!("{section}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Release { repo, dry_run, json, no_tag, version_file } => {
+            let options = crate::repo::CutOptions { dry_run, tag: !no_tag, extra_files: version_file };
+            let cut = crate::repo::cut(&repo, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cut).context("failed to render the release")?);
+            } else if !cut.released {
+                println!("no release: no commit since {} bumps the version", cut.previous);
+            } else {
+                let verb = if dry_run { "would release" } else { "released" };
+                println!("{verb} {} (from {}): {}", cut.version, cut.previous, cut.files.join(", "));
+                if let Some(tag) = &cut.tag {
+                    println!("tag {tag}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -362,45 +373,6 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Runs `git` in `repo` and returns its standard output.
-fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .context("cannot run git (is it installed?)")?;
-    if !out.status.success() {
-        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The latest SemVer tag reachable from HEAD (by precedence) and the commits since it.
-fn git_analysis(
-    repo: &Path,
-    pre_major: crate::release::PreMajor,
-    pre_release: Option<&str>,
-) -> anyhow::Result<crate::release::Analysis> {
-    use crate::release::version::{CommitInput, split_tag};
-    let tags = git(repo, &["tag", "--merged", "HEAD"])?;
-    let latest = tags
-        .lines()
-        .filter_map(|t| split_tag(t).ok().map(|(_, v)| (t.trim().to_owned(), v)))
-        .max_by(|a, b| a.1.cmp_precedence(&b.1));
-    let range = latest.as_ref().map_or_else(|| "HEAD".to_owned(), |(t, _)| format!("{t}..HEAD"));
-    let log = git(repo, &["log", &range, "--format=%H%x1f%B%x1e"])?;
-    let commits: Vec<CommitInput> = log
-        .split('\u{1e}')
-        .filter_map(|entry| {
-            let (sha, message) = entry.trim_start_matches('\n').split_once('\u{1f}')?;
-            Some(CommitInput { message: message.trim().to_owned(), sha: Some(sha.trim().to_owned()) })
-        })
-        .collect();
-    let current = latest.map_or_else(|| "0.0.0".to_owned(), |(t, _)| t);
-    crate::release::next_version(&current, &commits, pre_major, pre_release).map_err(|e| anyhow!("{e}"))
 }
 
 /// `toggled lint`: stale flags from the flag file and the store.

@@ -68,6 +68,26 @@ pub enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Cut the next release from git: version files, CHANGELOG.md, a `chore(release)` commit and
+    /// an annotated tag (never pushes). No commit that bumps the version: no release, exit 0.
+    Release {
+        /// The git repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Change nothing; print what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print `{released, version, previous, tag, notes, files}` as JSON (for CI pipelines).
+        #[arg(long)]
+        json: bool,
+        /// Do not create the tag.
+        #[arg(long)]
+        no_tag: bool,
+        /// Another file whose version to set (besides Cargo.toml, package.json, pyproject.toml,
+        /// VERSION); repeatable.
+        #[arg(long)]
+        version_file: Vec<PathBuf>,
+    },
     /// Evaluate one flag for one context and print the result as JSON.
     Evaluate {
         /// The flag file.

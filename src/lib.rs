@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod release;
 pub mod reload;
+pub mod repo;
 pub mod reports;
 pub mod serving;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Releases and versions: Conventional Commits -> the next SemVer version ([`version`]) and
 //! release notes ([`notes`]). Pure; HTTP and the CLI (which reads git) call these.
 
+pub mod files;
 pub mod notes;
 pub mod plan;
 pub mod quality;

@@ -254,3 +254,79 @@ fn versions_next_over_http() {
         .expect("request");
     assert_eq!(r.status(), 401, "releases need an admin token");
 }
+
+/// `toggled release` in a real repository: version files, CHANGELOG.md, the release commit and
+/// an annotated tag; then nothing to release; a dirty tree refused.
+#[test]
+fn release_cuts_a_version_from_git() {
+    use serde_json::{Value, json};
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"shop\"\nversion = \"1.0.0\" # kept\n").expect("write");
+    std::fs::write(dir.join("package.json"), "{\n  \"name\": \"shop\",\n  \"version\": \"1.0.0\"\n}\n").expect("write");
+    std::fs::write(dir.join("VERSION"), "1.0.0\n").expect("write");
+    std::fs::write(dir.join("chart.yaml"), "name: shop\nversion = \"1.0.0\"\n").expect("write");
+    git(dir, &["add", "."]);
+    commit(dir, "feat: first");
+    git(dir, &["tag", "v1.0.0"]);
+    commit(dir, "feat(cart): saved carts (#41)");
+    commit(dir, "fix: rounding");
+    let toggled = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .arg("release")
+            .arg("--repo")
+            .arg(dir)
+            .args(args)
+            .envs([
+                ("GIT_AUTHOR_NAME", "Release"),
+                ("GIT_AUTHOR_EMAIL", "release@example.com"),
+                ("GIT_COMMITTER_NAME", "Release"),
+                ("GIT_COMMITTER_EMAIL", "release@example.com"),
+            ])
+            .output()
+            .expect("runs")
+    };
+    let dry = toggled(&["--dry-run", "--json"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    let plan: Value = serde_json::from_slice(&dry.stdout).expect("JSON");
+    assert_eq!((&plan["released"], &plan["version"], &plan["tag"]), (&json!(true), &json!("1.1.0"), &json!("v1.1.0")));
+    assert_eq!(std::fs::read_to_string(dir.join("VERSION")).expect("read"), "1.0.0\n", "a dry run changes nothing");
+
+    let out = toggled(&["--json", "--version-file", "chart.yaml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cut: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((&cut["previous"], &cut["version"]), (&json!("1.0.0"), &json!("1.1.0")));
+    assert!(cut["notes"].as_str().is_some_and(|n| n.contains("**cart:** saved carts")), "{cut}");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("read");
+    assert_eq!(
+        read("Cargo.toml"),
+        "[package]\nname = \"shop\"\nversion = \"1.1.0\" # kept\n",
+        "{}",
+        read("Cargo.toml")
+    );
+    assert!(read("package.json").contains("\"version\": \"1.1.0\""));
+    assert_eq!(read("VERSION"), "1.1.0\n");
+    assert!(read("chart.yaml").contains("version = \"1.1.0\""));
+    assert!(read("CHANGELOG.md").contains("## [1.1.0] - "), "{}", read("CHANGELOG.md"));
+    let log =
+        std::process::Command::new("git").arg("-C").arg(dir).args(["log", "-1", "--format=%s"]).output().expect("git");
+    assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "chore(release): version 1.1.0");
+    let tag =
+        std::process::Command::new("git").arg("-C").arg(dir).args(["cat-file", "-t", "v1.1.0"]).output().expect("git");
+    assert_eq!(String::from_utf8_lossy(&tag.stdout).trim(), "tag", "an annotated tag");
+
+    // Nothing since: no release, and it says so.
+    let none = toggled(&["--json"]);
+    assert!(none.status.success());
+    let none: Value = serde_json::from_slice(&none.stdout).expect("JSON");
+    assert_eq!(none["released"], json!(false));
+    let plain = toggled(&[]);
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with("no release"));
+
+    // A dirty tree is refused.
+    std::fs::write(dir.join("VERSION"), "9.9.9\n").expect("write");
+    let dirty = toggled(&[]);
+    assert_eq!(dirty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dirty.stderr).contains("uncommitted changes"));
+}
