@@ -187,6 +187,11 @@ fn param(p: &Map<String, Value>, name: &str) -> Option<String> {
     })
 }
 
+/// A comma-separated parameter (`userIds`, `IPs`) as a list.
+fn list_param(p: &Map<String, Value>, name: &str) -> Vec<Value> {
+    param(p, name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| json!(s)).collect()
+}
+
 fn percentage(p: &Map<String, Value>, name: &str) -> Option<u64> {
     param(p, name)?.parse::<f64>().ok().map(|n| n.clamp(0.0, 100.0).round() as u64)
 }
@@ -235,14 +240,7 @@ fn rule(index: usize, s: &StrategyIn, known: &[i64], report: &mut Report<'_>) ->
     let mut r = match s.name.as_str() {
         "default" => json!({"name": name, "serve": true}),
         "userWithId" => {
-            let ids: Vec<Value> = param(p, "userIds")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| json!(s))
-                .collect();
-            constraints.push(json!({"attribute": "userId", "operator": "IN", "values": ids}));
+            constraints.push(json!({"attribute": "userId", "operator": "IN", "values": list_param(p, "userIds")}));
             json!({"name": name, "serve": true})
         }
         "flexibleRollout" => rollout(
@@ -255,14 +253,8 @@ fn rule(index: usize, s: &StrategyIn, known: &[i64], report: &mut Report<'_>) ->
         "gradualRolloutSessionId" => rollout(percentage(p, "percentage"), "sessionId", param(p, "groupId"), report)?,
         "gradualRolloutRandom" => rollout(percentage(p, "percentage"), "random", None, report)?,
         "remoteAddress" => {
-            let ips: Vec<Value> = param(p, "IPs")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| json!(s))
-                .collect();
-            constraints.push(json!({"attribute": "remoteAddress", "operator": "IN_CIDR", "values": ips}));
+            constraints
+                .push(json!({"attribute": "remoteAddress", "operator": "IN_CIDR", "values": list_param(p, "IPs")}));
             json!({"name": name, "serve": true})
         }
         "applicationHostname" => {
