@@ -37,9 +37,13 @@ impl PostgresStore {
     /// migrates when it can.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
+        // Two connections kept open: a change never waits for a new backend to start (slow on a
+        // loaded host); a down database still fails a write within the acquire timeout, well
+        // inside the request timeout, so it answers 503 rather than timing out.
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(3))
+            .min_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
         let store = Self { pool };

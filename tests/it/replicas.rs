@@ -123,15 +123,16 @@ fn acknowledged_overrides_survive_kill_9_of_the_replica_that_took_them() {
     let mut a = Server::start(&a_dir, &["--database", &url]);
     let b_dir = Workdir::new(&flags);
     let b = Server::start(&b_dir, &["--database", &url]);
-    for i in 0..100 {
-        let (status, _) = a.admin(Method::PUT, &format!("/flags/f{i:03}"), Some(json!({"enabled": false})));
-        assert_eq!(status, 200);
-    }
+    // A client retries what was not acknowledged (a 503 from a pool that could not connect in
+    // time on a loaded machine); only a 200 is an acknowledgement, and every one must survive.
+    let put = |f: &str| a.admin(Method::PUT, &format!("/flags/{f}"), Some(json!({"enabled": false}))).0 == 200;
+    let acknowledged: Vec<String> = (0..100).map(|i| format!("f{i:03}")).filter(|f| (0..5).any(|_| put(f))).collect();
+    assert_eq!(acknowledged.len(), 100, "every override was acknowledged within five attempts");
     a.kill9();
     let r = http().get(b.url("/audit?limit=1000")).bearer_auth(ADMIN).send().expect("audit");
     let audit: Value = r.json().expect("JSON");
     let sets = audit["entries"].as_array().expect("entries").iter().filter(|e| e["action"] == "override_set").count();
-    assert_eq!(sets, 100);
+    assert!(sets >= 100, "every acknowledged change is audited (a retried one may be twice): {sets}");
     eventually(Duration::from_secs(5), || {
         (0..100)
             .all(|i| b.evaluate(&format!("f{i:03}"), &json!({"targetingKey": "u"}))["reason"] == "DISABLED")
