@@ -75,11 +75,19 @@ fn state_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc>
         let start = crate::eval::rollout::schedule_start(*start, rt.first_seen, now);
         let progress = gradual_progress(stages, start, now, rt.pause);
         v["stage"] = json!(progress.map(|p| p.stage + 1));
+        v["stages"] = json!(stages.len());
         v["stage_percentage"] = json!(progress.map(|p| stages[p.stage].percentage));
         v["next_stage_at"] = json!(progress.and_then(|p| p.next_stage_at));
         v["paused"] = json!(rt.pause.paused_since.is_some());
         v["paused_since"] = json!(rt.pause.paused_since);
         v["paused_seconds"] = json!(rt.pause.paused_total.num_seconds());
+    }
+    if let Some(Strategy::AbTest { start, duration, winner, .. }) = &flag.strategy {
+        let start = crate::eval::rollout::schedule_start(*start, rt.first_seen, now);
+        v["window_start"] = json!(start);
+        v["window_ends_at"] = json!(duration.and_then(|d| start.checked_add_signed(d)));
+        v["window_over"] = json!(crate::eval::rollout::window_over(start, *duration, now));
+        v["winner"] = json!(winner.map(|i| flag.variants[i].name.as_str()));
     }
     if let Some(plan) = &flag.sunset {
         v["sunset_phase"] = json!(plan.phase_at(now).map(|p| p.kind.as_str()));

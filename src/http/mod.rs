@@ -3,6 +3,7 @@
 
 mod alerts;
 pub mod auth;
+mod console;
 pub mod error;
 mod evaluate;
 mod flags;
@@ -168,6 +169,7 @@ impl AppState {
         (name = "flags", description = "live state, kill switch, overrides, rollouts (admin)"),
         (name = "releases", description = "versions, release plans, quality (admin)"),
         (name = "operations", description = "health, readiness, metrics, audit, reload, self-description"),
+        (name = "console", description = "the web console's files (the page signs in with an admin token)"),
     )
 )]
 struct ApiDoc;
@@ -243,7 +245,9 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::flag_schema))
-        .routes(routes!(ops::openapi));
+        .routes(routes!(ops::openapi))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset));
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(evaluation)
         .merge(admin)

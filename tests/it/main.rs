@@ -2,6 +2,7 @@
 //! the flag file's diagnostics, the evaluator's tables and properties, then the command line.
 
 mod cli;
+mod console;
 mod evaluator;
 mod explain;
 mod file_errors;

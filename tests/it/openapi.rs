@@ -53,7 +53,7 @@ fn every_documented_operation_is_routed_and_every_route_documented() {
     let paths = doc["paths"].as_object().expect("paths");
     let mut operations = 0;
     for (path, item) in paths {
-        let concrete = path.replace("{key}", "new_payment_flow").replace("{id}", "1");
+        let concrete = path.replace("{key}", "new_payment_flow").replace("{id}", "1").replace("{asset}", "app.js");
         for method in item.as_object().expect("methods").keys() {
             operations += 1;
             if path == "/events" {

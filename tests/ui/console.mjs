@@ -1,0 +1,148 @@
+// The console in a real browser (Debian's Chromium driven by playwright-core), against a running
+// toggled. Run by tests/it/console.rs, which starts the server and checks the API afterwards.
+//
+// Environment: TOGGLED_URL, TOGGLED_TOKEN (an admin token), TOGGLED_FLAG_FILE (the served file,
+// rewritten to prove a file edit shows up live), TOGGLED_FLAG (the flag to kill),
+// TOGGLED_XSS_FLAG (a flag whose description is HTML), TOGGLED_SCREENSHOTS (optional: a
+// directory for the README's screenshots). With `--measure` it only times the first paint of the
+// flag list (benches/console.sh). Prints one JSON line of what it saw; exits 1 on a failed check.
+import { chromium } from 'playwright-core';
+import { appendFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+
+const base = process.env.TOGGLED_URL;
+const token = process.env.TOGGLED_TOKEN;
+const flag = process.env.TOGGLED_FLAG;
+const seen = {};
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+});
+
+/** A new tab (its own session storage), failing the run on any script error or alert. */
+async function tab() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => { throw new Error('script error in the console: ' + e.message); });
+  page.on('dialog', (d) => { throw new Error('an alert opened (script injection?): ' + d.message()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) seen.consoleErrors = [...(seen.consoleErrors || []), m.text()]; });
+  return page;
+}
+
+async function signIn(page) {
+  await page.goto(base + '/ui');
+  await page.getByTestId('token-input').fill(token);
+  await page.getByTestId('sign-in').click();
+  await page.getByTestId('flag-list').waitFor();
+}
+
+const statusOf = (page, key) => page.getByTestId('flag-row-' + key).getByTestId('status');
+
+try {
+  if (process.argv.includes('--measure')) {
+    const page = await tab();
+    await signIn(page);
+    const runs = [];
+    for (let i = 0; i < 7; i++) {
+      await page.reload();
+      await page.waitForSelector('main[data-ready="true"] [data-testid^="flag-row-"]');
+      runs.push(await page.evaluate(() => {
+        const paint = performance.getEntriesByName('first-contentful-paint')[0];
+        return { first_paint_ms: paint ? paint.startTime : null, list_ms: performance.now(), rows: document.querySelectorAll('[data-testid^="flag-row-"]').length };
+      }));
+    }
+    console.log(JSON.stringify({ runs }));
+    process.exit(0);
+  }
+
+  // A wrong token is refused, with the server's reason, and never lands in the URL.
+  const a = await tab();
+  await a.goto(base + '/ui');
+  await a.getByTestId('token-input').fill('not-the-token');
+  await a.getByTestId('sign-in').click();
+  await a.getByTestId('sign-in-error').filter({ hasText: 'refused' }).waitFor();
+  seen.wrongToken = await a.getByTestId('sign-in-error').textContent();
+  assert.ok(!a.url().includes('not-the-token'));
+
+  await signIn(a);
+  assert.ok(!a.url().includes(token), 'the token is not in the URL');
+  seen.rows = await a.locator('[data-testid^="flag-row-"]').count();
+  seen.counts = await a.getByTestId('flag-row-' + flag).locator('td').nth(2).textContent();
+
+  // Search narrows the list to the flag.
+  await a.getByTestId('search').fill(flag);
+  await a.waitForFunction((key) => {
+    const rows = document.querySelectorAll('[data-testid^="flag-row-"]');
+    return rows.length === 1 && rows[0].dataset.testid === 'flag-row-' + key;
+  }, flag);
+  await a.getByTestId('search').fill('');
+
+  // The XSS case: the description renders as text, no element is made from it.
+  const xss = process.env.TOGGLED_XSS_FLAG;
+  const cell = a.getByTestId('flag-row-' + xss).locator('td').nth(3);
+  seen.xssText = await cell.textContent();
+  assert.equal(await a.locator('main img').count(), 0, 'no <img> was created from flag data');
+  assert.equal(await a.evaluate(() => window.__xss), undefined);
+
+  // A second tab, signed in separately, watching the list.
+  const b = await tab();
+  await signIn(b);
+  seen.beforeKill = await statusOf(b, flag).textContent();
+
+  // Kill with a reason, through the confirmation dialog.
+  await a.getByTestId('kill-' + flag).click();
+  await a.getByTestId('confirm').click();
+  await a.getByText('A reason is required').waitFor(); // an empty reason is refused in the dialog
+  await a.getByTestId('reason-input').fill('browser test: incident 42');
+  const killedAt = Date.now();
+  await a.getByTestId('confirm').click();
+  await statusOf(a, flag).filter({ hasText: 'killed' }).waitFor({ timeout: 5000 });
+  await statusOf(b, flag).filter({ hasText: 'killed' }).waitFor({ timeout: 2000 });
+  seen.secondTabMs = Date.now() - killedAt;
+  seen.afterKill = await statusOf(b, flag).textContent();
+
+  // A file edit shows up live in the second tab.
+  appendFileSync(process.env.TOGGLED_FLAG_FILE, '\n  added_live:\n    description: added while the console was open\n    default_value: false\n');
+  const editedAt = Date.now();
+  await b.getByTestId('flag-row-added_live').waitFor({ timeout: 10000 });
+  seen.fileEditMs = Date.now() - editedAt;
+
+  // The flag page: the override, the audit trail, explain, and clearing the override.
+  await a.goto(base + '/ui#/flags/' + encodeURIComponent(flag));
+  await a.getByTestId('override').waitFor();
+  await a.getByTestId('audit-row').filter({ hasText: 'browser test: incident 42' }).waitFor();
+  await a.getByTestId('explain').click();
+  await a.getByTestId('explain-result').filter({ hasText: 'kill switch' }).waitFor();
+  seen.explain = await a.getByTestId('explain-result').locator('p').first().textContent();
+  if (process.env.TOGGLED_SCREENSHOTS) {
+    for (const page of [a, b]) await page.evaluate(() => { document.getElementById('toasts').replaceChildren(); window.scrollTo(0, 0); });
+    await a.screenshot({ path: process.env.TOGGLED_SCREENSHOTS + '/console-flag.png', fullPage: false });
+    await b.screenshot({ path: process.env.TOGGLED_SCREENSHOTS + '/console-flags.png', fullPage: false });
+  }
+  await a.getByTestId('clear-' + flag).click();
+  await a.getByTestId('reason-input').fill('browser test: resolved');
+  await a.getByTestId('confirm').click();
+  await a.getByTestId('override').waitFor({ state: 'detached' });
+  await statusOf(b, flag).filter({ hasNotText: 'killed' }).waitFor({ timeout: 2000 });
+
+  // The audit log filtered by actor, and the releases page with its gates.
+  await a.goto(base + '/ui#/audit');
+  await a.getByTestId('audit-actor').fill('reload');
+  await a.getByTestId('audit-actor').press('Enter');
+  await a.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="audit-row"]')];
+    return rows.length > 0 && rows.every((r) => r.children[1].textContent.startsWith('reload'));
+  });
+  await a.goto(base + '/ui#/releases');
+  await a.getByTestId('gate-release_success_rate').waitFor();
+
+  // Signing out forgets the token.
+  await a.getByTestId('sign-out').click();
+  assert.equal(await a.evaluate(() => sessionStorage.length), 0);
+  await a.getByTestId('token-input').waitFor();
+  console.log(JSON.stringify(seen));
+} finally {
+  await browser.close();
+}
