@@ -72,6 +72,9 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     for user in ["u1", "u2", "u3"] {
         server.evaluate("new_payment_flow", &json!({"targetingKey": user}));
     }
+    let release = json!({"service": "checkout", "commits": ["feat(api): render <b>bold</b> safely #7"]});
+    let (status, created) = server.admin(Method::POST, "/releases", Some(release));
+    assert_eq!(status, 201, "{created}");
     let mut browser = std::process::Command::new("node");
     browser
         .arg("console.mjs")
@@ -80,7 +83,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         .env("TOGGLED_TOKEN", ADMIN)
         .env("TOGGLED_FLAG", "new_payment_flow")
         .env("TOGGLED_XSS_FLAG", "html_description")
-        .env("TOGGLED_FLAG_FILE", &server.flags);
+        .env("TOGGLED_FLAG_FILE", &server.flags)
+        .env("TOGGLED_RELEASE", created["id"].to_string());
     if let Ok(shots) = std::env::var("TOGGLED_SCREENSHOTS") {
         browser.env("TOGGLED_SCREENSHOTS", shots);
     }
@@ -95,6 +99,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     assert!(seen["secondTabMs"].as_u64().is_some_and(|ms| ms <= 2_000), "{seen}");
     assert!(seen["explain"].as_str().is_some_and(|s| s.contains("reason DISABLED")), "{seen}");
     assert!(seen.get("consoleErrors").is_none(), "the browser logged errors: {seen}");
+    assert_eq!(seen["darkBackground"], "rgb(15, 20, 25)", "the dark scheme applies: {seen}");
+    assert!(seen["zoomOverflow"].as_i64().is_some_and(|px| px <= 0), "at 400% zoom the page reflows: {seen}");
 
     // What the console did went through the API: the kill and the clear, each with its reason.
     let (status, audit) = server.admin(Method::GET, "/audit?flag=new_payment_flow", None);
@@ -112,6 +118,9 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
             (json!("override_set"), json!("ops"), json!("browser test: incident 42")),
         ]
     );
+    assert_eq!(seen["releaseHtml"], 0, "release notes are text: {seen}");
+    let (_, shown) = server.admin(Method::GET, &format!("/releases/{}", created["id"]), None);
+    assert_eq!(shown["approvals"][0]["approver"], "pat", "{shown}");
     let (_, flags) = server.admin(Method::GET, "/flags", None);
     let keys: Vec<&str> = flags["flags"].as_array().expect("flags").iter().filter_map(|f| f["key"].as_str()).collect();
     assert!(keys.contains(&"added_live"), "the file edit was applied: {keys:?}");

@@ -22,8 +22,8 @@ const browser = await chromium.launch({
 });
 
 /** A new tab (its own session storage), failing the run on any script error or alert. */
-async function tab() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+async function tab(options) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
   const page = await context.newPage();
   page.on('pageerror', (e) => { throw new Error('script error in the console: ' + e.message); });
   page.on('dialog', (d) => { throw new Error('an alert opened (script injection?): ' + d.message()); });
@@ -47,10 +47,12 @@ try {
     const runs = [];
     for (let i = 0; i < 7; i++) {
       await page.reload();
-      await page.waitForSelector('main[data-ready="true"] [data-testid^="flag-row-"]');
+      await page.waitForFunction(() => performance.getEntriesByName('toggled:flags-painted').length > 0);
       runs.push(await page.evaluate(() => {
         const paint = performance.getEntriesByName('first-contentful-paint')[0];
-        return { first_paint_ms: paint ? paint.startTime : null, list_ms: performance.now(), rows: document.querySelectorAll('[data-testid^="flag-row-"]').length };
+        const fetches = Object.fromEntries(performance.getEntriesByType('resource').map((e) => [new URL(e.name).pathname, Math.round(e.responseEnd - e.startTime)]));
+        const rendered = performance.getEntriesByName('toggled:flags-rendered')[0];
+        return { first_paint_ms: paint ? paint.startTime : null, list_ms: rendered.startTime, painted_ms: performance.getEntriesByName('toggled:flags-painted')[0].startTime, rows: document.querySelectorAll('[data-testid^="flag-row-"]').length, fetches };
       }));
     }
     console.log(JSON.stringify({ runs }));
@@ -137,6 +139,30 @@ try {
   });
   await a.goto(base + '/ui#/releases');
   await a.getByTestId('gate-release_success_rate').waitFor();
+  if (process.env.TOGGLED_RELEASE) {
+    // A release: notes rendered as text, an approval recorded from the page.
+    await a.getByTestId('release-row-' + process.env.TOGGLED_RELEASE).getByRole('link').click();
+    await a.getByTestId('release-title').waitFor();
+    await a.getByTestId('approver').fill('pat');
+    await a.getByTestId('approve').click();
+    await a.getByTestId('confirm').click();
+    await a.getByRole('cell', { name: 'pat', exact: true }).waitFor();
+    seen.releaseHtml = await a.locator('.markdown b').count();
+  }
+
+  // Keyboard: the kill button opens the dialog with Enter, Escape closes it, nothing changes.
+  await b.getByTestId('kill-' + flag).focus();
+  await b.keyboard.press('Enter');
+  await b.getByTestId('reason-input').waitFor();
+  assert.equal(await b.evaluate(() => document.activeElement.dataset.testid), 'reason-input');
+  await b.keyboard.press('Escape');
+  await b.waitForFunction(() => !document.getElementById('confirm-dialog').open, null, { timeout: 2000 });
+
+  // Dark scheme, and 400% zoom (a 1280 px window at 400% is 320 CSS px): no page-wide sideways scroll.
+  const dark = await tab({ colorScheme: 'dark', viewport: { width: 320, height: 200 } });
+  await signIn(dark);
+  seen.darkBackground = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  seen.zoomOverflow = await dark.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
   // Signing out forgets the token.
   await a.getByTestId('sign-out').click();
