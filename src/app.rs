@@ -239,6 +239,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // A rejected or missing file is logged once by the reload itself; the server is not ready
     // until a valid file appears.
     crate::reload::reload(&serving, "startup").await;
+    if let Some(n) = &config.notify
+        && let Err(e) = crate::notify::init_cursors(&serving, n).await
+    {
+        tracing::warn!("notification cursors not set yet ({e}); delivery starts when the store answers");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -289,6 +294,22 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         move || crate::reports::run(serving.clone(), settings.clone(), every, stopped.clone())
     });
 
+    let links = supervise.spawn("release_links", {
+        let (serving, stopped) = (serving.clone(), stopped.clone());
+        let strategy = Arc::new(config.releases.strategy.clone());
+        move || crate::releasing::follow_rollbacks(serving.clone(), strategy.clone(), stopped.clone())
+    });
+    let notifier = match config.notify.clone() {
+        Some(n) => {
+            tracing::info!(urls = n.urls.len(), "notifications on");
+            let n = Arc::new(n);
+            supervise.spawn("notify", {
+                let (serving, stopped) = (serving.clone(), stopped.clone());
+                move || crate::notify::run(serving.clone(), n.clone(), stopped.clone())
+            })
+        }
+        None => tokio::spawn(async {}),
+    };
     let board = crate::monitor::AlertBoard::default();
     let monitor = match config.monitor.clone() {
         Some(m) => {
@@ -317,7 +338,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         max_connections: config.max_connections,
     };
     crate::http::listen::serve(listener, router, limits, graceful).await;
-    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor);
+    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -172,6 +172,19 @@ pub struct ServeArgs {
     /// Signs webhook bodies: `X-Signature-256: sha256=<hex HMAC-SHA256>`.
     #[arg(long, env = "TOGGLED_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Where release and flag-change notifications are POSTed (repeatable; the environment
+    /// variable takes a comma-separated list). Delivered at least once from the store.
+    #[arg(long = "notify-url", env = "TOGGLED_NOTIFY_URLS", value_delimiter = ',')]
+    pub notify_urls: Vec<String>,
+    /// Signs notification bodies: `X-Signature-256: sha256=<hex HMAC-SHA256>`.
+    #[arg(long, env = "TOGGLED_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<String>,
+    /// `json` (the event itself) or `slack` (`{"text": ...}`).
+    #[arg(long, value_enum, default_value = "json", env = "TOGGLED_NOTIFY_FORMAT")]
+    pub notify_format: crate::notify::NotifyFormat,
+    /// How often the notification outbox is read.
+    #[arg(long, default_value = "1s")]
+    pub notify_interval: String,
     /// Watch the alerts of every flag, not only of flags under rollout.
     #[arg(long)]
     pub monitor_all: bool,

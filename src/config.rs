@@ -18,6 +18,7 @@ pub struct Config {
     pub tokens: Tokens,
     pub cors_origins: Vec<String>,
     pub monitor: Option<crate::monitor::MonitorConfig>,
+    pub notify: Option<crate::notify::NotifyConfig>,
     pub releases: crate::release::ReleaseSettings,
     pub log_format: LogFormat,
     pub body_limit: usize,
@@ -66,6 +67,21 @@ impl Config {
             webhook_secret: args.webhook_secret.clone(),
             all_flags: args.monitor_all,
         });
+        let urls: Vec<String> =
+            args.notify_urls.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        if let Some(url) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(anyhow!("--notify-url must be an http(s) URL, not {url:?}"));
+        }
+        let notify = if urls.is_empty() {
+            None
+        } else {
+            Some(crate::notify::NotifyConfig {
+                urls,
+                secret: args.notify_secret.clone(),
+                format: args.notify_format,
+                interval: duration("notify-interval", &args.notify_interval)?,
+            })
+        };
         let strategy = match &args.release_strategy {
             None => crate::release::plan::default_strategy(),
             Some(path) => {
@@ -98,6 +114,7 @@ impl Config {
             database: normalise_database(&args.database).context("--database")?,
             tokens: Tokens::new(admin, client).with_receivers(receivers),
             monitor,
+            notify,
             releases,
             cors_origins: args.cors_origin.into_iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
             log_format: args.log_format,

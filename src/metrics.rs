@@ -103,6 +103,8 @@ pub struct Metrics {
     /// 1 while the store answers, 0 while it does not (evaluations go on from memory).
     pub store_up: Gauge,
     pub rate_limited: Family<RateLimitLabels, Counter>,
+    /// Notification deliveries by outcome (`delivered`, `failed`).
+    pub notifications: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -130,6 +132,12 @@ impl Metrics {
         let task_restarts = Family::<TaskLabels, Counter>::default();
         let store_up = Gauge::default();
         let rate_limited = Family::<RateLimitLabels, Counter>::default();
+        let notifications = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "toggled_notifications",
+            "Notification deliveries (--notify-url) by outcome",
+            notifications.clone(),
+        );
         registry.register(
             "toggled_rate_limited",
             "Requests refused over a client's rate limit, by scope and client (token name or anonymous)",
@@ -204,6 +212,7 @@ impl Metrics {
             task_restarts,
             store_up,
             rate_limited,
+            notifications,
         }
     }
 

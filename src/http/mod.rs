@@ -13,6 +13,7 @@ mod ofrep;
 mod ops;
 pub mod releases;
 mod stream;
+mod train;
 mod versions;
 
 use std::collections::HashMap;
@@ -226,6 +227,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(versions::next))
         .routes(routes!(releases::create, releases::list))
         .routes(routes!(releases::metrics))
+        .routes(routes!(train::order_of))
         .routes(routes!(releases::show))
         .routes(routes!(releases::notes_of))
         .routes(routes!(releases::plan_of))

@@ -17,6 +17,7 @@ use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
+use crate::releasing;
 use crate::reports;
 use crate::store::ReleaseRecord;
 
@@ -43,6 +44,8 @@ pub struct CreateRelease {
     scheduled_at: Option<DateTime<Utc>>,
     #[serde(default)]
     flags: Vec<String>,
+    #[serde(default)]
+    timeline: plan::Timeline,
 }
 
 fn store_err(e: &crate::store::StoreError) -> ApiError {
@@ -93,7 +96,19 @@ fn view(state: &AppState, r: &ReleaseRecord) -> Value {
     let (approval, tests) = required(state, r);
     let mut v = json!(r);
     let data = v.as_object_mut().and_then(|o| o.remove("data")).unwrap_or(Value::Null);
-    for key in ["dependencies", "dependents", "flags", "approvals", "tests", "analysis"] {
+    for key in [
+        "dependencies",
+        "dependents",
+        "flags",
+        "approvals",
+        "tests",
+        "analysis",
+        "flags_killed",
+        "rollback_awaits_approval",
+        "rollback_recommended",
+        "rolled_back_by",
+        "reminders_sent",
+    ] {
         v[key] = data[key].clone();
     }
     v["breaking"] = json!(data["analysis"]["breaking"].as_array().is_some_and(|b| !b.is_empty()));
@@ -102,7 +117,7 @@ fn view(state: &AppState, r: &ReleaseRecord) -> Value {
     v
 }
 
-async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
+pub(super) async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
     state
         .serving
         .store
@@ -129,7 +144,11 @@ async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
         (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateRelease>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<super::auth::Identity>,
+    ApiJson(req): ApiJson<CreateRelease>,
+) -> Result<Response, ApiError> {
     let service = req.service.trim().to_owned();
     if service.is_empty() {
         return Err(ApiError::new(Code::InvalidRelease, "`service` is required"));
@@ -199,6 +218,9 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateR
     let when = req.scheduled_at.unwrap_or_else(Utc::now);
     let found = plan::conflicts(&service, when, &req.dependencies, &others, &state.releases.windows);
     if !found.is_empty() {
+        releasing::refused(&state.serving, &service, &version, &json!(found), &who.name)
+            .await
+            .map_err(|e| store_err(&e))?;
         return Err(ApiError::new(
             Code::ReleaseConflicts,
             format!("{} conflict(s) with this release plan", found.len()),
@@ -255,12 +277,16 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<CreateR
             "dependents": dependents,
             "flags": req.flags,
             "notes": notes::markdown(&analysis, &format!("Release {title}")),
-            "plan": plan::plan_markdown(&service, &version, &kind, req.scheduled_at, &analysis, &req.dependencies, &dependents, &state.releases.strategy, &req.flags),
+            "plan": plan::plan_markdown(&plan::PlanInput {
+                service: &service, version: &version, kind: &kind, target: req.scheduled_at, analysis: &analysis,
+                dependencies: &req.dependencies, dependents: &dependents, strategy: &state.releases.strategy,
+                flags: &req.flags, timeline: &req.timeline,
+            }),
             "approvals": [],
             "tests": {},
         }),
     };
-    let id = state.serving.store.create_release(&record).await.map_err(|e| store_err(&e))?;
+    let id = releasing::create(&state.serving, &record, &who.name).await.map_err(|e| store_err(&e))?;
     let record = ReleaseRecord { id, ..record };
     Ok((StatusCode::CREATED, Json(view(&state, &record))).into_response())
 }
@@ -357,6 +383,8 @@ pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     status: String,
+    /// Why (audited and notified).
+    reason: Option<String>,
 }
 
 #[utoipa::path(
@@ -379,6 +407,7 @@ pub struct StatusRequest {
 )]
 pub async fn set_status(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<super::auth::Identity>,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<Value>, ApiError> {
@@ -406,12 +435,17 @@ pub async fn set_status(
         }
     }
     let now = Utc::now();
-    r.status = req.status.clone();
+    let before = std::mem::replace(&mut r.status, req.status.clone());
     r.status_at = now;
     if r.status == "deployed" {
         r.deployed_at = Some(now);
     }
-    state.serving.store.update_release(&r).await.map_err(|e| store_err(&e))?;
+    // The flags go first: a failure here leaves the release as it was, and a retry kills the rest.
+    releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r).await.map_err(|e| store_err(&e))?;
+    let reason = req.reason.unwrap_or_else(|| format!("{before} -> {}", r.status));
+    releasing::update(&state.serving, &r, &before, &who.name, "release_status", reason)
+        .await
+        .map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
 }
 
@@ -450,22 +484,33 @@ pub async fn approve(
     ApiJson(req): ApiJson<ApprovalRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let mut r = load(&state, id).await?;
-    if !plan::accepts_approvals(&r.status) {
+    // A rollback approval is for a release that shipped; the others close once it did.
+    let rollback = req.role.as_deref() == Some(releasing::ROLLBACK_ROLE);
+    let open = if rollback {
+        matches!(r.status.as_str(), "in_progress" | "deployed" | "rolled_back")
+    } else {
+        plan::accepts_approvals(&r.status)
+    };
+    if !open {
         return Err(ApiError::new(
             Code::InvalidTransition,
             format!("release #{id} is {}; approvals are closed", r.status),
         ));
     }
     let now = Utc::now();
-    match (req.role, req.test, req.passed) {
+    let (action, reason) = match (req.role, req.test, req.passed) {
         (Some(role), None, None) => {
             let approver = req.approver.unwrap_or_else(|| who.name.clone());
+            let reason = format!("approved as {role} by {approver}");
             if let Some(a) = r.data["approvals"].as_array_mut() {
                 a.push(json!({"role": role, "approver": approver, "at": now}));
             }
+            ("release_approved", reason)
         }
         (None, Some(test), Some(passed)) => {
+            let reason = format!("{test} {}", if passed { "passed" } else { "failed" });
             r.data["tests"][&test] = json!({"passed": passed, "by": who.name, "at": now});
+            ("release_test_reported", reason)
         }
         _ => {
             return Err(ApiError::new(
@@ -473,8 +518,14 @@ pub async fn approve(
                 "give {\"role\": \"team_lead\", \"approver\"?: \"name\"} or {\"test\": \"smoke_tests\", \"passed\": true}",
             ));
         }
+    };
+    if rollback {
+        releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r)
+            .await
+            .map_err(|e| store_err(&e))?;
     }
-    state.serving.store.update_release(&r).await.map_err(|e| store_err(&e))?;
+    let status = r.status.clone();
+    releasing::update(&state.serving, &r, &status, &who.name, action, reason).await.map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod notes;
+pub mod order;
 pub mod plan;
 pub mod quality;
 pub mod version;

@@ -267,20 +267,44 @@ pub fn conflicts(
     out
 }
 
+/// A release's milestones (the standards' "Timeline"), each optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    pub code_freeze: Option<DateTime<Utc>>,
+    pub qa_start: Option<DateTime<Utc>>,
+    pub qa_end: Option<DateTime<Utc>>,
+    pub staging: Option<DateTime<Utc>>,
+    pub production: Option<DateTime<Utc>>,
+    pub go_live: Option<DateTime<Utc>>,
+}
+
+impl Timeline {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What the plan document is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub service: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub target: Option<DateTime<Utc>>,
+    pub analysis: &'a Analysis,
+    pub dependencies: &'a [Dependency],
+    pub dependents: &'a [Dependency],
+    pub strategy: &'a ReleaseStrategy,
+    pub flags: &'a [String],
+    pub timeline: &'a Timeline,
+}
+
 /// The release-plan template of the standards, filled in.
-#[allow(clippy::too_many_arguments)]
-pub fn plan_markdown(
-    service: &str,
-    version: &str,
-    kind: &str,
-    target: Option<DateTime<Utc>>,
-    analysis: &Analysis,
-    dependencies: &[Dependency],
-    dependents: &[Dependency],
-    strategy: &ReleaseStrategy,
-    flags: &[String],
-) -> String {
+pub fn plan_markdown(input: &PlanInput<'_>) -> String {
     use std::fmt::Write as _;
+    let PlanInput { service, version, kind, target, analysis, dependencies, dependents, strategy, flags, timeline } =
+        *input;
     let t = strategy.types.get(kind);
     let mut out =
         format!("# Release Plan: {service} v{}\n\n## 📋 Release Information\n", version.trim_start_matches('v'));
@@ -331,6 +355,24 @@ pub fn plan_markdown(
     out += "\n## 🚨 Rollback Plan\n";
     let _ = writeln!(out, "- **Rollback**: {}", t.map_or("-", |t| t.rollback_plan.as_str()).replace('_', " "));
     out += "- **Manual Rollback**: `POST /releases/{id}/status {\"status\": \"rolled_back\"}`; flags: `PUT /flags/{key} {\"enabled\": false}`\n";
+    if !timeline.is_empty() {
+        let day = |d: Option<DateTime<Utc>>| d.map_or_else(|| "-".to_owned(), |d| d.format("%Y-%m-%d").to_string());
+        out += "\n## 📅 Timeline\n";
+        let _ = writeln!(out, "- **Code Freeze**: {}", day(timeline.code_freeze));
+        let _ = writeln!(out, "- **QA Testing**: {} to {}", day(timeline.qa_start), day(timeline.qa_end));
+        let _ = writeln!(out, "- **Staging Deployment**: {}", day(timeline.staging));
+        let _ = writeln!(out, "- **Production Deployment**: {}", day(timeline.production));
+        let _ = writeln!(out, "- **Go-Live**: {}", day(timeline.go_live));
+    }
+    if let Some(at) = target {
+        let before = |days: i64| {
+            at.checked_sub_signed(Duration::days(days)).map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string())
+        };
+        out += "\n## 🔔 Communication Plan\n";
+        let _ = writeln!(out, "- [ ] Engineering team notification (1 week prior: {})", before(7));
+        let _ = writeln!(out, "- [ ] Stakeholder notification (3 days prior: {})", before(3));
+        out += "- [ ] Customer communication (if user-facing changes)\n- [ ] Post-release summary\n";
+    }
     out += "\n## ✅ Release Checklist\n- [ ] All tests passing\n- [ ] Security scans completed\n- [ ] Documentation updated\n- [ ] Release notes prepared\n- [ ] Rollback plan tested\n- [ ] Feature flags configured\n- [ ] Monitoring dashboards updated\n";
     out
 }
@@ -343,7 +385,7 @@ pub fn transition_allowed(from: &str, to: &str) -> bool {
     matches!(
         (from, to),
         ("planned" | "scheduled", "in_progress" | "deployed" | "failed" | "cancelled")
-            | ("in_progress", "deployed" | "failed")
+            | ("in_progress", "deployed" | "failed" | "rolled_back")
             | ("deployed", "rolled_back")
     )
 }

@@ -175,13 +175,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Batched last-evaluated times (unix milliseconds), keeping the later of old and new.
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError>;
     async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
-    /// Stores a new release (its `id` is assigned) and returns the id.
-    async fn create_release(&self, release: &ReleaseRecord) -> Result<i64, StoreError>;
+    /// Stores a new release (its `id` is assigned) and its audit row (whose subject becomes
+    /// [`release_subject`] of that id) in one transaction; returns the id.
+    async fn create_release(&self, release: &ReleaseRecord, audit: &NewAudit) -> Result<i64, StoreError>;
     /// Releases, newest first, of one service or all.
     async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError>;
     async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError>;
-    /// Writes a release's status, times and data.
-    async fn update_release(&self, release: &ReleaseRecord) -> Result<(), StoreError>;
+    /// Writes a release's status, times and data with its audit row, in one transaction.
+    async fn update_release(&self, release: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError>;
+    /// Writes an audit row that changes no state (a refused release plan, a reminder).
+    async fn record(&self, audit: &NewAudit) -> Result<(), StoreError>;
+    /// Audit rows after `id`, oldest first: the notification outbox reads these.
+    async fn audit_after(&self, id: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The newest audit row's id (0 when there is none).
+    async fn last_audit_id(&self) -> Result<i64, StoreError>;
+    /// The last audit row delivered to a notification URL, if it was ever set.
+    async fn notify_cursor(&self, url: &str) -> Result<Option<i64>, StoreError>;
+    async fn set_notify_cursor(&self, url: &str, id: i64) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names, creating and migrating it when needed.
@@ -203,6 +213,11 @@ async fn open_as(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError> 
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// The audit subject of a release: `release:<id>` (flag keys cannot contain `:`).
+pub fn release_subject(id: i64) -> String {
+    format!("release:{id}")
 }
 
 pub(crate) fn millis_to_time(ms: i64) -> DateTime<Utc> {

@@ -14,11 +14,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::rows::{RELEASE_COLUMNS, override_of, pause_of, release_of};
-use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time};
+use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, override_of, pause_of, release_of};
+use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time, release_subject};
 
 /// Ordered schema migrations (`migrations/postgres/`), each run once in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, include_str!("../../migrations/postgres/0002_notify.sql")),
+];
 
 /// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0074_6f67_676c_6564;
@@ -229,31 +232,49 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, flag, action, before, after, reason FROM audit
-             WHERE ($1::TEXT IS NULL OR flag = $1) ORDER BY id DESC LIMIT $2",
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE ($1::TEXT IS NULL OR flag = $1) ORDER BY id DESC LIMIT $2"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flag).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    async fn record(&self, audit: &NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_after(&self, id: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0)::BIGINT FROM audit").fetch_one(&self.pool).await?)
+    }
+
+    async fn notify_cursor(&self, url: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT last_id FROM notify_cursors WHERE url = $1")
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_notify_cursor(&self, url: &str, id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notify_cursors (url, last_id) VALUES ($1, $2)
+             ON CONFLICT (url) DO UPDATE SET last_id = GREATEST(notify_cursors.last_id, excluded.last_id)",
         )
-        .bind(flag)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(url)
+        .bind(id)
+        .execute(&self.pool)
         .await?;
-        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
-        rows.into_iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    entry: NewAudit {
-                        at: millis_to_time(row.try_get("at")?),
-                        actor: row.try_get("actor")?,
-                        flag: row.try_get("flag")?,
-                        action: row.try_get("action")?,
-                        before: json(row.try_get("before")?),
-                        after: json(row.try_get("after")?),
-                        reason: row.try_get("reason")?,
-                    },
-                })
-            })
-            .collect()
+        Ok(())
     }
 
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError> {
@@ -276,7 +297,9 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn create_release(&self, r: &ReleaseRecord) -> Result<i64, StoreError> {
+    async fn create_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO releases (service, version, kind, status, scheduled_at, created_at, status_at, deployed_at,
              first_commit_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -291,8 +314,10 @@ impl Store for PostgresStore {
         .bind(r.deployed_at.map(|t| t.timestamp_millis()))
         .bind(r.first_commit_at.timestamp_millis())
         .bind(r.data.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        Self::write_audit(&mut tx, &NewAudit { flag: release_subject(id), ..audit.clone() }).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -309,15 +334,19 @@ impl Store for PostgresStore {
         row.as_ref().map(release_of).transpose()
     }
 
-    async fn update_release(&self, r: &ReleaseRecord) -> Result<(), StoreError> {
+    async fn update_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
         sqlx::query("UPDATE releases SET status = $1, status_at = $2, deployed_at = $3, data = $4 WHERE id = $5")
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())
             .bind(r.deployed_at.map(|t| t.timestamp_millis()))
             .bind(r.data.to_string())
             .bind(r.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
-use super::{OverrideKind, OverrideRecord, PauseRecord, ReleaseRecord, StoreError, millis_to_time};
+use super::{
+    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, ReleaseRecord, StoreError, millis_to_time,
+};
 
 /// A column type both backends decode.
 pub(super) trait Decodes<DB: Database>: for<'r> Decode<'r, DB> + Type<DB> {}
@@ -73,5 +75,29 @@ where
         first_commit_at: millis_to_time(row.try_get("first_commit_at")?),
         data: serde_json::from_str(&data)
             .map_err(|e| StoreError::Corrupt { table: "releases", detail: format!("release {id}: {e}") })?,
+    })
+}
+
+pub(super) const AUDIT_COLUMNS: &str = "id, at, actor, flag, action, before, after, reason";
+
+pub(super) fn audit_of<R: Row>(row: &R) -> Result<AuditEntry, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+    i64: Decodes<R::Database>,
+{
+    let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        entry: NewAudit {
+            at: millis_to_time(row.try_get("at")?),
+            actor: row.try_get("actor")?,
+            flag: row.try_get("flag")?,
+            action: row.try_get("action")?,
+            before: json(row.try_get("before")?),
+            after: json(row.try_get("after")?),
+            reason: row.try_get("reason")?,
+        },
     })
 }

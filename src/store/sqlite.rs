@@ -11,8 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::rows::{RELEASE_COLUMNS, override_of, pause_of, release_of};
-use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time};
+use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, override_of, pause_of, release_of};
+use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time, release_subject};
 
 /// Ordered schema migrations (`migrations/sqlite/`, one file each); each runs once, in a
 /// transaction, recorded in `schema_migrations`.
@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/0002_pause_owner.sql")),
     (3, include_str!("../../migrations/sqlite/0003_releases.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_notify.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -102,7 +103,8 @@ macro_rules! pause_columns {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_release(&self, r: &ReleaseRecord) -> Result<i64, StoreError> {
+    async fn create_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "INSERT INTO releases (service, version, kind, status, scheduled_at, created_at, status_at, deployed_at,
              first_commit_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -117,9 +119,12 @@ impl Store for SqliteStore {
         .bind(r.deployed_at.map(|t| t.timestamp_millis()))
         .bind(r.first_commit_at.timestamp_millis())
         .bind(r.data.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.last_insert_rowid())
+        let id = result.last_insert_rowid();
+        Self::write_audit(&mut tx, &NewAudit { flag: release_subject(id), ..audit.clone() }).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError> {
@@ -134,15 +139,54 @@ impl Store for SqliteStore {
         row.as_ref().map(release_of).transpose()
     }
 
-    async fn update_release(&self, r: &ReleaseRecord) -> Result<(), StoreError> {
+    async fn update_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE releases SET status = ?, status_at = ?, deployed_at = ?, data = ? WHERE id = ?")
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())
             .bind(r.deployed_at.map(|t| t.timestamp_millis()))
             .bind(r.data.to_string())
             .bind(r.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record(&self, audit: &NewAudit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::write_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_after(&self, id: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit").fetch_one(&self.pool).await?)
+    }
+
+    async fn notify_cursor(&self, url: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT last_id FROM notify_cursors WHERE url = ?")
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_notify_cursor(&self, url: &str, id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notify_cursors (url, last_id) VALUES (?1, ?2)
+             ON CONFLICT (url) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+        )
+        .bind(url)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -253,31 +297,11 @@ impl Store for SqliteStore {
     }
 
     async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, flag, action, before, after, reason FROM audit
-             WHERE (?1 IS NULL OR flag = ?1) ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(flag)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
-        rows.into_iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    entry: NewAudit {
-                        at: millis_to_time(row.try_get("at")?),
-                        actor: row.try_get("actor")?,
-                        flag: row.try_get("flag")?,
-                        action: row.try_get("action")?,
-                        before: json(row.try_get("before")?),
-                        after: json(row.try_get("after")?),
-                        reason: row.try_get("reason")?,
-                    },
-                })
-            })
-            .collect()
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE (?1 IS NULL OR flag = ?1) ORDER BY id DESC LIMIT ?2");
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flag).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_of).collect()
     }
 
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError> {

@@ -23,7 +23,7 @@ fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// Creates and deploys a release, reporting every requirement first.
-fn ship(server: &Server, service: &str, version: &str, kind: &str, commits: Value) -> Value {
+pub fn ship(server: &Server, service: &str, version: &str, kind: &str, commits: Value) -> Value {
     let (status, r) =
         post(server, "/releases", json!({"service": service, "version": version, "type": kind, "commits": commits}));
     assert_eq!(status, 201, "{r}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use toggled::store::{Action, Change, OverrideKind, Refusal, ReleaseRecord, Store};
+use toggled::store::{Action, Change, NewAudit, OverrideKind, Refusal, ReleaseRecord, Store, release_subject};
 
 type Opened = Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>>;
 
@@ -115,10 +115,21 @@ async fn conformance(backend: &dyn Backend) {
     let last = store.last_evaluated().await.expect("last");
     assert_eq!((last["a"], last["b"]), (at(100), at(60)));
 
-    // Releases: ids assigned, newest first, per service, updated in place.
-    let one = store.create_release(&release("shop", "1.0.0", 200)).await.expect("create");
-    let two = store.create_release(&release("shop", "1.1.0", 300)).await.expect("create");
-    store.create_release(&release("cart", "0.1.0", 400)).await.expect("create");
+    // Releases: ids assigned, newest first, per service, updated in place; each write carries
+    // its audit row (the release's subject is filled in on creation).
+    let planned = NewAudit {
+        at: at(200),
+        actor: "ops".into(),
+        flag: String::new(),
+        action: "release_planned".into(),
+        before: None,
+        after: None,
+        reason: "planned".into(),
+    };
+    let last = store.last_audit_id().await.expect("last id");
+    let one = store.create_release(&release("shop", "1.0.0", 200), &planned).await.expect("create");
+    let two = store.create_release(&release("shop", "1.1.0", 300), &planned).await.expect("create");
+    store.create_release(&release("cart", "0.1.0", 400), &planned).await.expect("create");
     assert!(two > one);
     let shop = store.releases(Some("shop")).await.expect("releases");
     assert_eq!(shop.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.1.0", "1.0.0"]);
@@ -126,7 +137,31 @@ async fn conformance(backend: &dyn Backend) {
     assert_eq!(r.data, json!({"notes": "1.0.0"}));
     r.status = "deployed".into();
     r.deployed_at = Some(at(500));
-    store.update_release(&r).await.expect("update");
+    let deployed = NewAudit { flag: release_subject(one), action: "release_status".into(), ..planned.clone() };
+    store.update_release(&r, &deployed).await.expect("update");
+    store
+        .record(&NewAudit { flag: "release:web@1.0.0".into(), action: "release_conflict".into(), ..planned })
+        .await
+        .expect("record");
+    // The outbox view: rows after an id, oldest first; cursors only move forward.
+    let outbox = store.audit_after(last, 100).await.expect("audit after");
+    let subjects: Vec<(&str, &str)> = outbox.iter().map(|e| (e.entry.flag.as_str(), e.entry.action.as_str())).collect();
+    let (s1, s2, s3) = (release_subject(one), release_subject(two), release_subject(two + 1));
+    assert_eq!(
+        subjects,
+        [
+            (s1.as_str(), "release_planned"),
+            (s2.as_str(), "release_planned"),
+            (s3.as_str(), "release_planned"),
+            (s1.as_str(), "release_status"),
+            ("release:web@1.0.0", "release_conflict")
+        ]
+    );
+    assert_eq!(store.last_audit_id().await.expect("last"), outbox[4].id);
+    assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), None);
+    store.set_notify_cursor("http://a", outbox[3].id).await.expect("set");
+    store.set_notify_cursor("http://a", outbox[1].id).await.expect("set");
+    assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), Some(outbox[3].id));
     assert_eq!(store.release(one).await.expect("release").expect("found").deployed_at, Some(at(500)));
     assert!(store.release(9_999).await.expect("release").is_none());
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
@@ -137,7 +172,8 @@ async fn conformance(backend: &dyn Backend) {
     let state = store.load().await.expect("load");
     assert_eq!((state.version, state.overrides.len(), state.first_seen.len()), (version, 0, 3));
     assert_eq!(state.pauses["g"].paused_total_ms, 30_000);
-    assert_eq!(store.audit(None, 100).await.expect("audit").len(), 6);
+    assert_eq!(store.audit(None, 100).await.expect("audit").len(), 11);
+    assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), Some(outbox[3].id));
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
 }
 

@@ -1,0 +1,284 @@
+//! Cross-team notifications (`--notify-url`): every audited change — release planned, approved,
+//! status changed, refused for conflicts, rollback recommended, reminded; flag override set or
+//! cleared, rolled back, paused, resumed; flag file reloaded — is POSTed to each URL as
+//! `{id, type, at, actor, subject, detail}` (or Slack's `{"text"}`), signed
+//! `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>` when a secret is set.
+//!
+//! The audit log is the outbox: a change and its audit row commit in one transaction, and each
+//! URL keeps a cursor in the store (the last row it acknowledged with a 2xx). Delivery is at
+//! least once, in order, retried with exponential backoff (1 s doubling to 5 min), and survives
+//! restarts; `id` is the audit row's, the same on every retry, for de-duplication. A URL seen for
+//! the first time starts at the newest row (no flood of history).
+//!
+//! Scheduled releases are reminded one week and three days before `scheduled_at` (the
+//! standards' communication plan): a `release_reminder` audit row, so it is delivered the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::metrics::OutcomeLabels;
+use crate::serving::Serving;
+use crate::store::{AuditEntry, StoreError};
+
+/// Where and how to notify.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub urls: Vec<String>,
+    pub secret: Option<String>,
+    pub format: NotifyFormat,
+    /// How often the outbox is read (default 1 s).
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifyFormat {
+    Json,
+    Slack,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const REMINDER_EVERY: Duration = Duration::from_secs(60);
+/// Days before `scheduled_at` at which a release is reminded, latest first.
+const REMINDERS: [i64; 2] = [3, 7];
+
+/// The event type of an audit row's action; `None` for rows that are not notified.
+fn event_type(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "release_planned" => "release.planned",
+        "release_approved" => "release.approved",
+        "release_test_reported" => "release.test_reported",
+        "release_status" => "release.status_changed",
+        "release_conflict" => "release.conflict",
+        "release_rollback_recommended" => "release.rollback_recommended",
+        "release_reminder" => "release.reminder",
+        "override_set" => "flag.override_set",
+        "override_cleared" => "flag.override_cleared",
+        "auto_rollback" => "flag.rolled_back",
+        "rollout_paused" => "flag.paused",
+        "rollout_resumed" => "flag.resumed",
+        "reload" => "flag_file.reloaded",
+        "alert_team" => "flag.alert",
+        _ => return None,
+    })
+}
+
+/// The event for an audit row, if it is one that is notified.
+pub fn event(row: &AuditEntry) -> Option<Value> {
+    let a = &row.entry;
+    Some(json!({
+        "id": format!("toggled-{}", row.id),
+        "type": event_type(&a.action)?,
+        "at": a.at,
+        "actor": a.actor,
+        "subject": a.flag,
+        "detail": {"reason": a.reason, "before": a.before, "after": a.after},
+    }))
+}
+
+/// The bytes sent for an event in `format`.
+pub fn body(event: &Value, format: NotifyFormat) -> Vec<u8> {
+    let value = match format {
+        NotifyFormat::Json => event.clone(),
+        NotifyFormat::Slack => {
+            let text = format!(
+                "[toggled] {} {} by {}: {}",
+                event["type"].as_str().unwrap_or_default(),
+                event["subject"].as_str().unwrap_or_default(),
+                event["actor"].as_str().unwrap_or_default(),
+                event["detail"]["reason"].as_str().unwrap_or_default()
+            );
+            json!({"text": text})
+        }
+    };
+    serde_json::to_vec(&value).expect("JSON values serialise")
+}
+
+/// One URL's delivery state (the cursor itself lives in the store).
+struct Destination {
+    url: String,
+    cursor: Option<i64>,
+    failures: u32,
+    retry_at: tokio::time::Instant,
+}
+
+/// The supervised delivery loop.
+pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client with default TLS settings builds");
+    let now = tokio::time::Instant::now();
+    let mut destinations: Vec<Destination> = config
+        .urls
+        .iter()
+        .map(|url| Destination { url: url.clone(), cursor: None, failures: 0, retry_at: now })
+        .collect();
+    let mut next_reminders = now;
+    loop {
+        if tokio::time::Instant::now() >= next_reminders {
+            match remind(&serving).await {
+                Ok(()) => next_reminders = tokio::time::Instant::now() + REMINDER_EVERY,
+                Err(e) => tracing::warn!("could not check release reminders: {e}"),
+            }
+        }
+        for d in &mut destinations {
+            // A release was planned or changed: its reminders may be due now, not in a minute.
+            if tokio::time::Instant::now() >= d.retry_at && deliver(&serving, &client, &config, d).await {
+                next_reminders = tokio::time::Instant::now();
+            }
+        }
+        tokio::select! {
+            _ = stopped.changed() => return,
+            () = tokio::time::sleep(config.interval) => {}
+        }
+    }
+}
+
+/// Sets the cursor of every URL seen for the first time to the newest audit row, before the
+/// server takes requests (so no change made after start is skipped).
+pub async fn init_cursors(serving: &Serving, config: &NotifyConfig) -> Result<(), StoreError> {
+    for url in &config.urls {
+        start_cursor(serving, url).await?;
+    }
+    Ok(())
+}
+
+/// Delivers what is pending for one URL, in order, until a failure (then backs off). Whether a
+/// release row went by.
+async fn deliver(serving: &Serving, client: &reqwest::Client, config: &NotifyConfig, d: &mut Destination) -> bool {
+    let mut releases = false;
+    let store = &serving.store;
+    let failed = |d: &mut Destination, what: String| {
+        d.failures = d.failures.saturating_add(1);
+        let backoff = Duration::from_secs(1u64 << d.failures.min(9).saturating_sub(1)).min(MAX_BACKOFF);
+        d.retry_at = tokio::time::Instant::now() + backoff;
+        tracing::warn!(url = %d.url, failures = d.failures, retry_in = ?backoff, "notification not delivered: {what}");
+    };
+    let cursor = match d.cursor {
+        Some(c) => c,
+        None => match start_cursor(serving, &d.url).await {
+            Ok(c) => *d.cursor.insert(c),
+            Err(e) => {
+                failed(d, format!("store: {e}"));
+                return false;
+            }
+        },
+    };
+    let rows = match store.audit_after(cursor, 100).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            failed(d, format!("store: {e}"));
+            return false;
+        }
+    };
+    for row in rows {
+        releases |= row.entry.flag.starts_with("release:");
+        if let Some(event) = event(&row) {
+            let bytes = body(&event, config.format);
+            let mut request = client.post(&d.url).header("content-type", "application/json");
+            if let Some(secret) = &config.secret {
+                request = request.header("X-Signature-256", crate::monitor::signature(secret, &bytes));
+            }
+            let outcome = match request.body(bytes).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("HTTP {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            let label = if outcome.is_ok() { "delivered" } else { "failed" };
+            serving.metrics.notifications.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
+            if let Err(what) = outcome {
+                failed(d, what);
+                return releases;
+            }
+        }
+        if let Err(e) = store.set_notify_cursor(&d.url, row.id).await {
+            failed(d, format!("store: {e}"));
+            return releases;
+        }
+        d.cursor = Some(row.id);
+        d.failures = 0;
+    }
+    releases
+}
+
+/// Where a URL resumes: its stored cursor, or (first time) the newest audit row.
+async fn start_cursor(serving: &Serving, url: &str) -> Result<i64, StoreError> {
+    if let Some(c) = serving.store.notify_cursor(url).await? {
+        return Ok(c);
+    }
+    let last = serving.store.last_audit_id().await?;
+    serving.store.set_notify_cursor(url, last).await?;
+    Ok(last)
+}
+
+/// Writes a `release_reminder` for each planned or scheduled release whose reminder day has
+/// come (one per threshold, the nearest if several passed at once).
+async fn remind(serving: &Serving) -> Result<(), StoreError> {
+    let now = Utc::now();
+    for mut r in serving.store.releases(None).await? {
+        let Some(at) = r.scheduled_at else { continue };
+        if !matches!(r.status.as_str(), "planned" | "scheduled") || at <= now {
+            continue;
+        }
+        let sent: Vec<i64> = r.data["reminders_sent"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let due: Vec<i64> = REMINDERS
+            .iter()
+            .copied()
+            .filter(|days| !sent.contains(days))
+            .filter(|days| at.checked_sub_signed(chrono::Duration::days(*days)).is_some_and(|when| now >= when))
+            .collect();
+        let Some(nearest) = due.first().copied() else { continue };
+        let mut all = sent;
+        all.extend(&due);
+        r.data["reminders_sent"] = json!(all);
+        let hours = at.signed_duration_since(now).num_hours();
+        let reason = format!(
+            "{} {} is scheduled for {} (in {hours} h; the {nearest}-day reminder)",
+            r.service,
+            r.version,
+            at.to_rfc3339()
+        );
+        let status = r.status.clone();
+        crate::releasing::update(serving, &r, &status, "toggled", "release_reminder", reason).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewAudit;
+
+    fn row(action: &str) -> AuditEntry {
+        AuditEntry {
+            id: 42,
+            entry: NewAudit {
+                at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+                actor: "ops".into(),
+                flag: "checkout".into(),
+                action: action.into(),
+                before: None,
+                after: Some(json!({"kind": "kill"})),
+                reason: "incident 7".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn audit_rows_become_events_with_a_stable_id() {
+        let e = event(&row("override_set")).expect("notified");
+        assert_eq!(e["id"], "toggled-42");
+        assert_eq!(e["type"], "flag.override_set");
+        assert_eq!(e["subject"], "checkout");
+        assert_eq!(e["detail"]["reason"], "incident 7");
+        assert!(event(&row("something_else")).is_none());
+        let slack: Value = serde_json::from_slice(&body(&e, NotifyFormat::Slack)).expect("JSON");
+        assert_eq!(slack, json!({"text": "[toggled] flag.override_set checkout by ops: incident 7"}));
+    }
+}

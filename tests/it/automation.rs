@@ -1,0 +1,171 @@
+//! Release automation over HTTP: the order of a release train, a rolled-back release killing the
+//! flags it ships, a rolled-back flag marking its release, and notifications from the outbox.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Server, Workdir};
+
+const FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
+
+fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    server.admin(Method::POST, path, Some(body))
+}
+
+/// Dependencies first, independent services together; stored releases by id; a cycle is a 409
+/// naming it; a planned version that misses a requirement is a 409 too.
+#[test]
+fn a_release_train_is_ordered_dependencies_first() {
+    let dir = Workdir::new(FLAGS);
+    let server = Server::start(&dir, &[]);
+    let train = json!({"releases": [
+        {"service": "web", "version": "3.0.0", "dependencies": [{"service": "api", "requirement": ">=2.1.0"}, {"service": "auth", "requirement": "^1.4"}]},
+        {"service": "api", "version": "2.1.0", "dependencies": [{"service": "db-schema", "requirement": ">=7.0.0"}]},
+        {"service": "auth", "version": "1.4.2", "dependencies": [{"service": "db-schema", "requirement": ">=7"}]},
+        {"service": "db-schema", "version": "7.0.0"}
+    ]});
+    let (status, got) = post(&server, "/releases/order", train);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got,
+        json!({"order": ["db-schema", "api", "auth", "web"], "stages": [["db-schema"], ["api", "auth"], ["web"]]})
+    );
+
+    // Stored releases by id, mixed with a planned one (web's plan needs api >= 2 deployed).
+    crate::releases::ship(&server, "api", "2.0.0", "major", json!(["feat!: v2"]));
+    let (status, api) =
+        post(&server, "/releases", json!({"service": "api", "version": "2.1.0", "commits": ["feat: more"]}));
+    assert_eq!(status, 201, "{api}");
+    let web = json!({"service": "web", "version": "3.0.0", "commits": ["feat: x"], "dependencies": [{"service": "api", "requirement": ">=2.0.0"}]});
+    let (status, web) = post(&server, "/releases", web);
+    assert_eq!(status, 201, "{web}");
+    let (status, got) = post(
+        &server,
+        "/releases/order",
+        json!({"releases": [web["id"], api["id"], {"service": "docs", "version": "1.0.0"}]}),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["stages"], json!([["api", "docs"], ["web"]]));
+
+    let cycle = json!({"releases": [
+        {"service": "a", "version": "1.0.0", "dependencies": [{"service": "b", "requirement": "*"}]},
+        {"service": "b", "version": "1.0.0", "dependencies": [{"service": "a", "requirement": "*"}]}
+    ]});
+    let (status, err) = post(&server, "/releases/order", cycle);
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "dependency_cycle");
+    assert_eq!(err["error"]["message"], "dependency cycle: a -> b -> a");
+    let short = json!({"releases": [
+        {"service": "a", "version": "1.0.0", "dependencies": [{"service": "b", "requirement": ">=2.0.0"}]},
+        {"service": "b", "version": "1.9.0"}
+    ]});
+    let (status, err) = post(&server, "/releases/order", short);
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("requirement_unsatisfied")), "{err}");
+    let (status, err) = post(&server, "/releases/order", json!({"releases": [999]}));
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("release_not_found")), "{err}");
+}
+
+const TWO_FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n  smart_search:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
+
+/// Plans, approves, tests and deploys a release of `kind` shipping `flags`; returns its id.
+fn deploy(server: &Server, service: &str, kind: &str, commit: &str, flags: &[&str]) -> i64 {
+    let plan = json!({"service": service, "type": kind, "commits": [commit], "flags": flags});
+    let (status, r) = post(server, "/releases", plan);
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_i64().expect("id");
+    post(server, &format!("/releases/{id}/approvals"), json!({"role": r["requires"]["approval"], "approver": "lead"}));
+    for t in r["requires"]["tests"].as_array().expect("tests") {
+        post(server, &format!("/releases/{id}/approvals"), json!({"test": t, "passed": true}));
+    }
+    let (status, done) = post(server, &format!("/releases/{id}/status"), json!({"status": "deployed"}));
+    assert_eq!(status, 200, "{done}");
+    id
+}
+
+fn override_of(server: &Server, flag: &str) -> Value {
+    let (status, f) = server.admin(Method::GET, &format!("/flags/{flag}"), None);
+    assert_eq!(status, 200, "{f}");
+    f["state"]["override"].clone()
+}
+
+/// An Alertmanager notification that rolls `flag` back.
+fn firing_rollback(flag: &str) -> Value {
+    json!({
+        "version": "4", "status": "firing", "receiver": "toggled", "groupKey": "g", "truncatedAlerts": 0,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{"status": "firing", "labels": {"alertname": "ErrorRate", "flag": flag, "action": "rollback"},
+                    "annotations": {}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://p", "fingerprint": "f"}]
+    })
+}
+
+/// A patch release (rollback plan `automatic`) kills its flags the moment it is rolled back; a
+/// minor release (`manual_approval`) waits for a recorded rollback approval.
+#[test]
+fn a_rolled_back_release_kills_the_flags_it_ships() {
+    let dir = Workdir::new(TWO_FLAGS);
+    let server = Server::start(&dir, &[]);
+    let patch = deploy(&server, "shop", "patch", "fix: totals", &["new_checkout"]);
+    let (status, r) =
+        post(&server, &format!("/releases/{patch}/status"), json!({"status": "rolled_back", "reason": "bad totals"}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["flags_killed"], json!(["new_checkout"]));
+    let o = override_of(&server, "new_checkout");
+    assert_eq!((&o["kind"], &o["actor"]), (&json!("kill"), &json!(format!("release-rollback:{patch}"))), "{o}");
+    assert_eq!(server.evaluate("new_checkout", &json!({"targetingKey": "u1"}))["value"], json!(false));
+
+    let minor = deploy(&server, "search", "minor", "feat: smarter", &["smart_search"]);
+    let (status, r) = post(&server, &format!("/releases/{minor}/status"), json!({"status": "rolled_back"}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((&r["rollback_awaits_approval"], &r["flags_killed"]), (&json!(true), &Value::Null), "{r}");
+    assert_eq!(override_of(&server, "smart_search"), Value::Null, "not before the approval");
+    let (status, r) =
+        post(&server, &format!("/releases/{minor}/approvals"), json!({"role": "rollback", "approver": "pm"}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["flags_killed"], json!(["smart_search"]));
+    assert_eq!(override_of(&server, "smart_search")["actor"], json!(format!("release-rollback:{minor}")));
+    // Both are audited under the release's subject and the flag's.
+    let (_, audit) = server.admin(Method::GET, &format!("/audit?flag=release:{minor}"), None);
+    let actions: Vec<&str> =
+        audit["entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions[..3], ["release_approved", "release_status", "release_status"], "{actions:?}");
+}
+
+/// A flag rolled back by Alertmanager marks the deployed release that ships it: `rolled_back`
+/// (and its other flags killed) for an automatic type, `rollback_recommended` for a manual one;
+/// the rollback rate counts it.
+#[test]
+fn a_rolled_back_flag_marks_the_release_that_ships_it() {
+    let dir = Workdir::new(TWO_FLAGS);
+    let server = Server::start(&dir, &[]);
+    let patch = deploy(&server, "shop", "patch", "fix: totals", &["new_checkout", "smart_search"]);
+    let minor = deploy(&server, "search", "minor", "feat: smarter", &["smart_search"]);
+    let (status, body) = post(&server, "/alerts", firing_rollback("new_checkout"));
+    assert_eq!(status, 200, "{body}");
+    let shop = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let (_, r) = server.admin(Method::GET, &format!("/releases/{patch}"), None);
+        (r["status"] == "rolled_back").then_some(r)
+    });
+    assert_eq!(shop["rolled_back_by"]["flag"], "new_checkout");
+    assert_eq!(
+        shop["flags_killed"],
+        json!(["smart_search"]),
+        "the release's other flag is killed; the rolled-back one stays rolled back"
+    );
+    assert_eq!(override_of(&server, "new_checkout")["kind"], "rolled_back");
+    let (_, search) = server.admin(Method::GET, &format!("/releases/{minor}"), None);
+    assert_eq!(search["status"], "deployed", "smart_search was killed, not rolled back by the monitor");
+    let (_, metrics) = server.admin(Method::GET, "/releases/metrics?service=shop", None);
+    assert_eq!(metrics["rolled_back"], 1, "{metrics}");
+
+    // A manual release is only flagged.
+    let dir = Workdir::new(TWO_FLAGS);
+    let server = Server::start(&dir, &[]);
+    let minor = deploy(&server, "search", "minor", "feat: smarter", &["smart_search"]);
+    post(&server, "/alerts", firing_rollback("smart_search"));
+    let r = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let (_, r) = server.admin(Method::GET, &format!("/releases/{minor}"), None);
+        r["rollback_recommended"].is_object().then_some(r)
+    });
+    assert_eq!((&r["status"], &r["rollback_recommended"]["flag"]), (&json!("deployed"), &json!("smart_search")));
+}
