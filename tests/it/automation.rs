@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir};
+use crate::support::{Server, WebhookSink, Workdir};
 
 const FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
 
@@ -168,4 +168,120 @@ fn a_rolled_back_flag_marks_the_release_that_ships_it() {
         r["rollback_recommended"].is_object().then_some(r)
     });
     assert_eq!((&r["status"], &r["rollback_recommended"]["flag"]), (&json!("deployed"), &json!("smart_search")));
+}
+
+/// What the sink received: (signature header, parsed body) per request, failed ones included.
+fn deliveries(sink: &WebhookSink) -> Vec<(String, Value)> {
+    sink.received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(headers, body)| {
+            (
+                headers.get("x-signature-256").cloned().unwrap_or_default(),
+                serde_json::from_str(body).expect("JSON body"),
+            )
+        })
+        .collect()
+}
+
+fn signed(secret: &str, body: &Value) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(&serde_json::to_vec(body).expect("bytes"));
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// The whole path, notified: a release planned, approved, tested, deployed; its flag rolled back
+/// by Alertmanager; the release rolled back with it. The sink refuses the first two deliveries:
+/// they are retried with the same id, every body is signed, nothing is lost or reordered.
+#[test]
+fn every_release_and_flag_change_is_notified_signed_and_retried() {
+    let sink = WebhookSink::failing_first(2);
+    let dir = Workdir::new(TWO_FLAGS);
+    let server = Server::start(
+        &dir,
+        &["--notify-url", &sink.url, "--notify-secret", "hook-secret-1", "--notify-interval", "100ms"],
+    );
+    let patch = deploy(&server, "shop", "patch", "fix: totals", &["new_checkout"]);
+    post(&server, "/alerts", firing_rollback("new_checkout"));
+    let wanted = [
+        "release.planned",
+        "release.approved",
+        "release.test_reported",
+        "release.test_reported",
+        "release.test_reported",
+        "release.status_changed",
+        "flag.rolled_back",
+        "release.status_changed",
+    ];
+    let got = crate::support::eventually(std::time::Duration::from_secs(15), || {
+        let got = deliveries(&sink);
+        (got.len() >= wanted.len() + 2).then_some(got)
+    });
+    for (signature, body) in &got {
+        assert_eq!(signature, &signed("hook-secret-1", body), "{body}");
+    }
+    // The two refused attempts carried the first event, with the id it was delivered with.
+    assert_eq!(got[0].1, got[2].1);
+    assert_eq!(got[1].1, got[2].1);
+    let delivered: Vec<&Value> = got[2..].iter().map(|(_, b)| b).collect();
+    let types: Vec<&str> = delivered.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, wanted, "in order: {delivered:#?}");
+    let ids: std::collections::BTreeSet<&str> = delivered.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), wanted.len(), "one id per event");
+    let last = delivered[wanted.len() - 1];
+    assert_eq!(last["subject"], format!("release:{patch}"));
+    assert_eq!(last["actor"], "flag-rollback:new_checkout");
+    assert_eq!(last["detail"]["after"]["status"], "rolled_back");
+    assert_eq!(server.metric("toggled_notifications_total{outcome=\"failed\"}"), 2.0);
+    assert_eq!(server.metric("toggled_notifications_total{outcome=\"delivered\"}"), wanted.len() as f64);
+}
+
+/// An event refused before a crash is delivered after the restart, with the same id; a release
+/// scheduled two days out is reminded (the three-day reminder) once.
+#[test]
+fn undelivered_events_survive_a_crash_and_scheduled_releases_are_reminded() {
+    let sink = WebhookSink::failing_first(1);
+    let dir = Workdir::new(TWO_FLAGS);
+    let mut server =
+        Server::start(&dir, &["--notify-url", &sink.url, "--notify-format", "json", "--notify-interval", "100ms"]);
+    let (status, _) =
+        server.admin(Method::PUT, "/flags/new_checkout", Some(json!({"enabled": false, "reason": "incident 9"})));
+    assert_eq!(status, 200);
+    crate::support::eventually(std::time::Duration::from_secs(5), || (!deliveries(&sink).is_empty()).then_some(()));
+    server.kill9();
+    server.restart();
+    let got = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let got = deliveries(&sink);
+        (got.len() >= 2).then_some(got)
+    });
+    assert_eq!(got[0].1, got[1].1, "the same event, the same id, after the restart");
+    assert_eq!(got[1].1["type"], "flag.override_set");
+    assert_eq!(got[1].1["detail"]["reason"], "incident 9");
+
+    let at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let plan = json!({"service": "shop", "commits": ["feat: later"], "scheduled_at": at,
+                      "timeline": {"code_freeze": at, "go_live": at}});
+    let (status, r) = post(&server, "/releases", plan);
+    assert_eq!(status, 201, "{r}");
+    let got = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let got = deliveries(&sink);
+        got.iter().any(|(_, e)| e["type"] == "release.reminder").then_some(got)
+    });
+    let reminders: Vec<&Value> = got.iter().map(|(_, e)| e).filter(|e| e["type"] == "release.reminder").collect();
+    assert_eq!(reminders.len(), 1, "{reminders:#?}");
+    assert!(reminders[0]["detail"]["reason"].as_str().is_some_and(|r| r.contains("3-day reminder")), "{reminders:#?}");
+    let (_, shown) = server.admin(Method::GET, &format!("/releases/{}", r["id"]), None);
+    assert_eq!(shown["reminders_sent"], json!([3, 7]));
+    let plan = crate::support::http()
+        .get(server.url(&format!("/releases/{}/plan", r["id"])))
+        .bearer_auth(crate::support::ADMIN)
+        .send()
+        .expect("plan")
+        .text()
+        .expect("markdown");
+    assert!(plan.contains("## 📅 Timeline\n- **Code Freeze**: "), "{plan}");
+    assert!(plan.contains("## 🔔 Communication Plan\n- [ ] Engineering team notification (1 week prior: "), "{plan}");
 }
