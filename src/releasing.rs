@@ -155,6 +155,7 @@ pub async fn flag_rolled_back(
             r.data["rolled_back_by"] = cause;
             kill_flags_if_due(serving, strategy, &mut r).await?;
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback plan is automatic");
+            r.data["status_reason"] = json!(reason);
             update(serving, &r, &before, &actor, "release_status", reason).await?;
             tracing::warn!(release = r.id, flag, "release rolled back with its flag");
         } else if r.data["rollback_recommended"].is_null() {

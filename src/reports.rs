@@ -22,19 +22,7 @@ pub async fn quality(
     window: chrono::Duration,
 ) -> Result<(quality::Quality, Vec<quality::StaleFlag>), StoreError> {
     let releases = serving.store.releases(None).await?;
-    let facts: Vec<ReleaseFacts> = releases
-        .iter()
-        .filter_map(|r| {
-            Some(ReleaseFacts {
-                service: r.service.clone(),
-                version: split_tag(&r.version).ok()?.1,
-                status: r.status.clone(),
-                status_at: r.status_at,
-                deployed_at: r.deployed_at,
-                first_commit_at: r.first_commit_at,
-            })
-        })
-        .collect();
+    let facts: Vec<ReleaseFacts> = releases.iter().filter_map(facts_of).collect();
     let stale = stale(serving, settings, &releases).await?;
     let served = serving.load_full();
     let deprecated = served
@@ -49,7 +37,33 @@ pub async fn quality(
         .filter(|s| s.reasons.iter().any(|r| r.starts_with("deprecated")))
         .filter(|s| service.is_none_or(|x| s.service.as_deref() == Some(x)))
         .count();
-    Ok((quality::quality(&settings.gates, &facts, service, window, Utc::now(), deprecated, overdue), stale))
+    let now = Utc::now();
+    let since = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    let prefix = service.map_or_else(|| "release:".to_owned(), |s| format!("release:{s}@"));
+    let conflicts = serving.store.count_audit("release_conflict", &prefix, since).await?;
+    let counts =
+        quality::Counts { deprecated, overdue, planning_conflicts: usize::try_from(conflicts).unwrap_or_default() };
+    Ok((quality::quality(&settings.gates, &facts, service, window, now, counts), stale))
+}
+
+/// What the quality report reads from a stored release.
+fn facts_of(r: &ReleaseRecord) -> Option<ReleaseFacts> {
+    let messages = r.data["commits"].as_array().into_iter().flatten().filter_map(|c| c["message"].as_str());
+    let lists_flags = r.data["flags"].as_array().is_some_and(|f| !f.is_empty());
+    let (features, flagged_features) = quality::flag_coverage(messages, lists_flags);
+    let failed = matches!(r.status.as_str(), "failed" | "rolled_back");
+    let reason = r.data["status_reason"].as_str().unwrap_or_default().to_lowercase();
+    Some(ReleaseFacts {
+        service: r.service.clone(),
+        version: split_tag(&r.version).ok()?.1,
+        status: r.status.clone(),
+        status_at: r.status_at,
+        deployed_at: r.deployed_at,
+        first_commit_at: r.first_commit_at,
+        features,
+        flagged_features,
+        dependency_failure: failed && reason.contains("dependenc"),
+    })
 }
 
 /// Stale flags: deprecated ones whose service has moved on, and ones nobody evaluates.
@@ -92,6 +106,10 @@ pub async fn refresh_gauges(serving: &Serving, settings: &ReleaseSettings) -> Re
         ("median_lead_time_hours", q.median_lead_time_hours),
         ("releases_per_week", Some(q.releases_per_week)),
         ("flag_cleanup", q.flag_cleanup),
+        ("change_failure_rate", q.change_failure_rate),
+        ("median_time_to_restore_hours", q.median_time_to_restore_hours),
+        ("feature_flag_coverage", q.feature_flag_coverage),
+        ("release_coordination", Some(q.release_coordination as f64)),
     ] {
         let labels = QualityLabels { metric: name.to_owned() };
         match value {

@@ -443,6 +443,7 @@ pub async fn set_status(
     // The flags go first: a failure here leaves the release as it was, and a retry kills the rest.
     releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r).await.map_err(|e| store_err(&e))?;
     let reason = req.reason.unwrap_or_else(|| format!("{before} -> {}", r.status));
+    r.data["status_reason"] = json!(reason);
     releasing::update(&state.serving, &r, &before, &who.name, "release_status", reason)
         .await
         .map_err(|e| store_err(&e))?;

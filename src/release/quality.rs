@@ -19,6 +19,43 @@ pub struct ReleaseFacts {
     pub deployed_at: Option<DateTime<Utc>>,
     /// The earliest commit time given for it (else its creation time).
     pub first_commit_at: DateTime<Utc>,
+    /// Its `feat` commits, and how many of them ship behind a flag ([`flag_coverage`]).
+    pub features: usize,
+    pub flagged_features: usize,
+    /// Failed or rolled back for a dependency (its status reason names one).
+    pub dependency_failure: bool,
+}
+
+/// `(feat commits, those behind a flag)` of a release: a `feat` commit is behind a flag when
+/// the release lists at least one flag or the commit names one in a `Flag: <key>` footer.
+pub fn flag_coverage<'a>(messages: impl IntoIterator<Item = &'a str>, release_lists_flags: bool) -> (usize, usize) {
+    let mut features = 0;
+    let mut flagged = 0;
+    for message in messages {
+        let Ok(commit) = git_conventional::Commit::parse(message.trim()) else { continue };
+        if commit.type_() != git_conventional::Type::FEAT {
+            continue;
+        }
+        features += 1;
+        let footer = commit
+            .footers()
+            .iter()
+            .any(|f| f.token().as_str().eq_ignore_ascii_case("flag") && !f.value().trim().is_empty());
+        if release_lists_flags || footer {
+            flagged += 1;
+        }
+    }
+    (features, flagged)
+}
+
+/// Counts the quality report needs besides the releases.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Deprecated flags, and the overdue ones among them.
+    pub deprecated: usize,
+    pub overdue: usize,
+    /// Release plans refused for conflicts in the window.
+    pub planning_conflicts: usize,
 }
 
 /// The standards' quality gates (`release_quality_gates:`), used without `--quality-gates`.
@@ -67,13 +104,43 @@ pub struct GateConfig {
     pub blocking: bool,
 }
 
+/// The Four Keys' other two and the standards' success metrics, added to the defaults (the
+/// shipped `flags/examples/quality-gates.yaml` lists them too).
+pub const FOUR_KEYS_GATES: &str = r#"
+release_quality_gates:
+  change_failure_rate:
+    description: "Percentage of deployments that failed or were rolled back"
+    metric: "(failed + rolled_back) / finished_releases * 100"
+    threshold: 15
+    blocking: false
+  time_to_restore:
+    description: "Median hours from a failed or rolled-back deployment to the next successful one of the same service"
+    metric: "next_successful_deployment_time - failure_time"
+    threshold: 24  # hours
+    blocking: false
+  feature_flag_coverage:
+    description: "Percentage of feat commits in deployed releases that ship behind a flag"
+    metric: "flagged_features / features * 100"
+    threshold: 100
+    blocking: false
+  release_coordination:
+    description: "Conflicts found at planning plus deployments failed or rolled back for a dependency"
+    metric: "planning_conflicts + dependency_failures"
+    threshold: 0
+    blocking: false
+"#;
+
 /// The gates toggled can compute, each with its comparison.
-const KNOWN_GATES: [(&str, &str); 5] = [
+const KNOWN_GATES: [(&str, &str); 9] = [
     ("release_success_rate", ">="),
     ("release_lead_time", "<="),
     ("feature_flag_cleanup", ">="),
     ("release_frequency", ">="),
     ("rollback_frequency", "<="),
+    ("change_failure_rate", "<="),
+    ("time_to_restore", "<="),
+    ("feature_flag_coverage", ">="),
+    ("release_coordination", "<="),
 ];
 
 /// Parses quality gates in the standards' format. Every gate must be one toggled computes.
@@ -92,8 +159,11 @@ pub fn parse_gates(text: &str) -> Result<Vec<(String, GateConfig)>, String> {
     Ok(gates)
 }
 
+/// The standards' gates, then the Four Keys' and success metrics' gates.
 pub fn default_gates() -> Vec<(String, GateConfig)> {
-    parse_gates(DEFAULT_GATES).expect("the built-in quality gates parse")
+    let mut gates = parse_gates(DEFAULT_GATES).expect("the built-in quality gates parse");
+    gates.extend(parse_gates(FOUR_KEYS_GATES).expect("the built-in Four Keys gates parse"));
+    gates
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -123,6 +193,17 @@ pub struct Quality {
     pub median_lead_time_hours: Option<f64>,
     pub releases_per_week: f64,
     pub flag_cleanup: Option<f64>,
+    /// The Four Keys: deployment frequency is `releases_per_week`, lead time for changes
+    /// `median_lead_time_hours`; these are the other two (percent, hours).
+    pub change_failure_rate: Option<f64>,
+    pub median_time_to_restore_hours: Option<f64>,
+    /// The standards' success metrics: feat commits behind a flag (percent of `features`), and
+    /// coordination issues (planning conflicts + dependency failures; goal zero).
+    pub features: usize,
+    pub feature_flag_coverage: Option<f64>,
+    pub planning_conflicts: usize,
+    pub dependency_failures: usize,
+    pub release_coordination: usize,
     pub gates: Vec<Gate>,
     /// False when a blocking gate fails.
     pub passing: bool,
@@ -160,9 +241,9 @@ pub fn quality(
     service: Option<&str>,
     window: Duration,
     now: DateTime<Utc>,
-    deprecated: usize,
-    overdue: usize,
+    counts: Counts,
 ) -> Quality {
+    let Counts { deprecated, overdue, planning_conflicts } = counts;
     let since = now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mine: Vec<&ReleaseFacts> = releases
         .iter()
@@ -184,6 +265,28 @@ pub fn quality(
     let releases_per_week = ever_deployed as f64 / weeks;
     let flag_cleanup =
         (deprecated > 0).then(|| (deprecated - overdue.min(deprecated)) as f64 * 100.0 / deprecated as f64);
+    let change_failure_rate = pct(failed + rolled_back);
+    // Time to restore: from each failure in the window to the service's next deployment after it.
+    let restores: Vec<f64> = mine
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "failed" | "rolled_back"))
+        .filter_map(|f| {
+            releases
+                .iter()
+                .filter(|r| r.service == f.service && r.status == "deployed")
+                .filter_map(|r| r.deployed_at)
+                .filter(|d| *d > f.status_at)
+                .min()
+                .map(|d| (d - f.status_at).num_seconds() as f64 / 3600.0)
+        })
+        .collect();
+    let median_time_to_restore_hours = median(restores);
+    let shipped: Vec<&&ReleaseFacts> = mine.iter().filter(|r| r.deployed_at.is_some()).collect();
+    let features: usize = shipped.iter().map(|r| r.features).sum();
+    let flagged: usize = shipped.iter().map(|r| r.flagged_features).sum();
+    let feature_flag_coverage = (features > 0).then(|| flagged as f64 * 100.0 / features as f64);
+    let dependency_failures = mine.iter().filter(|r| r.dependency_failure).count();
+    let release_coordination = planning_conflicts + dependency_failures;
     let gates: Vec<Gate> = gates
         .iter()
         .map(|(name, config)| {
@@ -192,6 +295,10 @@ pub fn quality(
                 "release_lead_time" => median_lead_time_hours,
                 "feature_flag_cleanup" => flag_cleanup,
                 "release_frequency" => Some(releases_per_week),
+                "change_failure_rate" => change_failure_rate,
+                "time_to_restore" => median_time_to_restore_hours,
+                "feature_flag_coverage" => feature_flag_coverage,
+                "release_coordination" => Some(release_coordination as f64),
                 _ => rollback_rate,
             };
             gate(name, config, value)
@@ -210,6 +317,13 @@ pub fn quality(
         median_lead_time_hours,
         releases_per_week,
         flag_cleanup,
+        change_failure_rate,
+        median_time_to_restore_hours,
+        features,
+        feature_flag_coverage,
+        planning_conflicts,
+        dependency_failures,
+        release_coordination,
         gates,
         passing,
     }
@@ -267,4 +381,60 @@ pub fn stale_flags(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + h * 3600, 0).expect("time")
+    }
+
+    fn facts(service: &str, status: &str, status_h: i64, deployed_h: Option<i64>) -> ReleaseFacts {
+        ReleaseFacts {
+            service: service.into(),
+            version: Version::new(1, 0, 0),
+            status: status.into(),
+            status_at: at(status_h),
+            deployed_at: deployed_h.map(at),
+            first_commit_at: at(0),
+            features: 0,
+            flagged_features: 0,
+            dependency_failure: false,
+        }
+    }
+
+    #[test]
+    fn feat_commits_are_behind_a_flag_by_footer_or_by_the_release() {
+        let commits = ["feat: a\n\nFlag: new_checkout", "feat(ui): b", "fix: c\n\nFlag: x", "not conventional"];
+        assert_eq!(flag_coverage(commits, false), (2, 1));
+        assert_eq!(flag_coverage(commits, true), (2, 2));
+    }
+
+    #[test]
+    fn the_four_keys_and_the_success_metrics() {
+        let mut shipped = facts("shop", "deployed", 10, Some(10));
+        (shipped.features, shipped.flagged_features) = (4, 3);
+        // A rollback at hour 20 restored by the deployment at hour 26; a failure for a
+        // dependency at hour 30 restored at hour 32; another service's deployment does not count.
+        let rolled = facts("shop", "rolled_back", 20, Some(12));
+        let restored = facts("shop", "deployed", 26, Some(26));
+        let mut failed = facts("shop", "failed", 30, None);
+        failed.dependency_failure = true;
+        let again = facts("shop", "deployed", 32, Some(32));
+        let other = facts("cart", "deployed", 21, Some(21));
+        let releases = [shipped, rolled, restored, failed, again, other];
+        let counts = Counts { planning_conflicts: 2, ..Counts::default() };
+        let q = quality(&default_gates(), &releases, Some("shop"), Duration::days(30), at(40), counts);
+        assert_eq!(q.change_failure_rate, Some(40.0));
+        assert_eq!(q.median_time_to_restore_hours, Some(4.0));
+        assert_eq!((q.features, q.feature_flag_coverage), (4, Some(75.0)));
+        assert_eq!((q.planning_conflicts, q.dependency_failures, q.release_coordination), (2, 1, 3));
+        let gate = |name: &str| q.gates.iter().find(|g| g.name == name).and_then(|g| g.passed);
+        assert_eq!(gate("change_failure_rate"), Some(false));
+        assert_eq!(gate("time_to_restore"), Some(true));
+        assert_eq!(gate("feature_flag_coverage"), Some(false));
+        assert_eq!(gate("release_coordination"), Some(false));
+    }
 }

@@ -187,6 +187,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record(&self, audit: &NewAudit) -> Result<(), StoreError>;
     /// Audit rows after `id`, oldest first: the notification outbox reads these.
     async fn audit_after(&self, id: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// How many audit rows of `action` whose subject starts with `prefix` were written at or
+    /// after `since` (refused release plans for the quality report).
+    async fn count_audit(&self, action: &str, prefix: &str, since: DateTime<Utc>) -> Result<i64, StoreError>;
     /// The newest audit row's id (0 when there is none).
     async fn last_audit_id(&self) -> Result<i64, StoreError>;
     /// The last audit row delivered to a notification URL, if it was ever set.

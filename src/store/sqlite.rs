@@ -167,6 +167,17 @@ impl Store for SqliteStore {
         rows.iter().map(audit_of).collect()
     }
 
+    async fn count_audit(&self, action: &str, prefix: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit WHERE action = ?1 AND substr(flag, 1, length(?2)) = ?2 AND at >= ?3",
+        )
+        .bind(action)
+        .bind(prefix)
+        .bind(since.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn last_audit_id(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit").fetch_one(&self.pool).await?)
     }

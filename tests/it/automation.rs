@@ -285,3 +285,55 @@ fn undelivered_events_survive_a_crash_and_scheduled_releases_are_reminded() {
     assert!(plan.contains("## 📅 Timeline\n- **Code Freeze**: "), "{plan}");
     assert!(plan.contains("## 🔔 Communication Plan\n- [ ] Engineering team notification (1 week prior: "), "{plan}");
 }
+
+/// The quality report names change failure rate and adds time to restore, feature flag
+/// coverage (a `Flag:` footer or a listed flag) and release coordination (a refused plan, a
+/// failure for a dependency), each with a gate and a gauge.
+#[test]
+fn the_quality_report_has_the_four_keys_and_the_success_metrics() {
+    let dir = Workdir::new(TWO_FLAGS);
+    let server = Server::start(&dir, &["--report-interval", "100ms"]);
+    // Two feat commits, one behind a flag by its footer.
+    let plan = json!({"service": "shop", "type": "minor", "commits": ["feat: a\n\nFlag: new_checkout", "feat: b"]});
+    let (status, r) = post(&server, "/releases", plan);
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_i64().expect("id");
+    post(&server, &format!("/releases/{id}/approvals"), json!({"role": "product_manager"}));
+    for t in r["requires"]["tests"].as_array().expect("tests") {
+        post(&server, &format!("/releases/{id}/approvals"), json!({"test": t, "passed": true}));
+    }
+    let (status, _) = post(&server, &format!("/releases/{id}/status"), json!({"status": "deployed"}));
+    assert_eq!(status, 200);
+    // A failure for a dependency, then the service deploys again.
+    let (_, f) = post(&server, "/releases", json!({"service": "shop", "commits": ["fix: c"]}));
+    let failed = f["id"].as_i64().expect("id");
+    let reason = "the payments dependency was not ready";
+    let (status, _) =
+        post(&server, &format!("/releases/{failed}/status"), json!({"status": "failed", "reason": reason}));
+    assert_eq!(status, 200);
+    deploy(&server, "shop", "patch", "fix: d", &[]);
+    // A plan refused for a conflict (its dependency has no deployed release).
+    let refused =
+        json!({"service": "web", "commits": ["feat: e"], "dependencies": [{"service": "api", "requirement": ">=1"}]});
+    assert_eq!(post(&server, "/releases", refused).0, 409);
+
+    let (status, q) = server.admin(Method::GET, "/releases/metrics", None);
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["change_failure_rate"].as_f64().map(|v| v.round()), Some(33.0), "{q}");
+    assert!(q["median_time_to_restore_hours"].as_f64().is_some_and(|h| (0.0..0.1).contains(&h)), "{q}");
+    assert_eq!((&q["features"], &q["feature_flag_coverage"]), (&json!(2), &json!(50.0)), "{q}");
+    assert_eq!((&q["planning_conflicts"], &q["dependency_failures"]), (&json!(1), &json!(1)), "{q}");
+    let gates: Vec<&str> = q["gates"].as_array().expect("gates").iter().filter_map(|g| g["name"].as_str()).collect();
+    assert!(gates.ends_with(&[
+        "change_failure_rate",
+        "time_to_restore",
+        "feature_flag_coverage",
+        "release_coordination"
+    ]));
+    // The gauges follow within a refresh (every 100 ms here).
+    crate::support::eventually(std::time::Duration::from_secs(5), || {
+        (server.metric("toggled_release_quality{metric=\"release_coordination\"}") == 2.0).then_some(())
+    });
+    assert_eq!(server.metric("toggled_release_quality{metric=\"feature_flag_coverage\"}"), 50.0);
+    assert_eq!(server.metric("toggled_quality_gate_passing{gate=\"release_coordination\"}"), 0.0);
+}

@@ -53,7 +53,7 @@ fn the_standards_release_strategy_and_quality_gates_load_as_written() {
     let block = &seed[start + 8..];
     let block = &block[..block.find("```").expect("closing fence")];
     let gates = toggled::release::quality::parse_gates(block).expect("loads as written");
-    assert_eq!(gates, toggled::release::quality::default_gates());
+    assert_eq!(gates, toggled::release::quality::default_gates()[..5], "the defaults start with the standards' gates");
     assert!(
         toggled::release::quality::parse_gates(
             "release_quality_gates:\n  happiness: {description: x, metric: y, threshold: 1, blocking: true}\n"

@@ -158,6 +158,9 @@ async fn conformance(backend: &dyn Backend) {
         ]
     );
     assert_eq!(store.last_audit_id().await.expect("last"), outbox[4].id);
+    assert_eq!(store.count_audit("release_conflict", "release:web@", at(0)).await.expect("count"), 1);
+    assert_eq!(store.count_audit("release_conflict", "release:shop@", at(0)).await.expect("count"), 0);
+    assert_eq!(store.count_audit("release_planned", "release:", at(201)).await.expect("count"), 0);
     assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), None);
     store.set_notify_cursor("http://a", outbox[3].id).await.expect("set");
     store.set_notify_cursor("http://a", outbox[1].id).await.expect("set");
