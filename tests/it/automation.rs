@@ -319,7 +319,7 @@ fn the_quality_report_has_the_four_keys_and_the_success_metrics() {
 
     let (status, q) = server.admin(Method::GET, "/releases/metrics", None);
     assert_eq!(status, 200, "{q}");
-    assert_eq!(q["change_failure_rate"].as_f64().map(|v| v.round()), Some(33.0), "{q}");
+    assert_eq!(q["change_failure_rate"].as_f64().map(f64::round), Some(33.0), "{q}");
     assert!(q["median_time_to_restore_hours"].as_f64().is_some_and(|h| (0.0..0.1).contains(&h)), "{q}");
     assert_eq!((&q["features"], &q["feature_flag_coverage"]), (&json!(2), &json!(50.0)), "{q}");
     assert_eq!((&q["planning_conflicts"], &q["dependency_failures"]), (&json!(1), &json!(1)), "{q}");
