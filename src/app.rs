@@ -69,11 +69,34 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Release { repo, dry_run, json, no_tag, version_file } => {
+        Command::Release { repo, dry_run, json, no_tag, version_file, server, token, service } => {
             let options = crate::repo::CutOptions { dry_run, tag: !no_tag, extra_files: version_file };
+            // The commits are read before the release commit and tag hide them.
+            let commits = match &server {
+                Some(_) => crate::repo::commits_since_last_tag(&repo)?.1,
+                None => Vec::new(),
+            };
             let cut = crate::repo::cut(&repo, &options)?;
+            let registered = match (&server, cut.released && !dry_run) {
+                (Some(url), true) => {
+                    let service = match service {
+                        Some(s) => s,
+                        None => std::fs::canonicalize(&repo)
+                            .ok()
+                            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .ok_or_else(|| anyhow!("give --service: the repository directory has no name"))?,
+                    };
+                    let registration = Registration { service: &service, version: &cut.version, commits: &commits };
+                    Some(register(url, token.as_deref().unwrap_or_default(), &registration).with_context(|| {
+                        format!("release {} was cut locally but not registered with {url}", cut.version)
+                    })?)
+                }
+                _ => None,
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&cut).context("failed to render the release")?);
+                let mut out = serde_json::to_value(&cut).context("failed to render the release")?;
+                out["registered"] = registered.unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::to_string_pretty(&out).context("failed to render the release")?);
             } else if !cut.released {
                 println!("no release: no commit since {} bumps the version", cut.previous);
             } else {
@@ -81,6 +104,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{verb} {} (from {}): {}", cut.version, cut.previous, cut.files.join(", "));
                 if let Some(tag) = &cut.tag {
                     println!("tag {tag}");
+                }
+                if let Some(r) = &registered {
+                    println!("registered as release #{} ({})", r["id"], r["status"].as_str().unwrap_or_default());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -421,4 +447,35 @@ async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Res
         println!("{}: {}: {}", file.display(), s.flag, s.reasons.join("; "));
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// What `toggled release --server` sends.
+struct Registration<'a> {
+    service: &'a str,
+    version: &'a str,
+    commits: &'a [crate::release::CommitInput],
+}
+
+/// Registers a cut release with a running toggled (`POST /releases`); the release as stored.
+fn register(server: &str, token: &str, r: &Registration<'_>) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/releases", server.trim_end_matches('/'));
+    let commits: Vec<serde_json::Value> =
+        r.commits.iter().map(|c| serde_json::json!({"message": c.message, "sha": c.sha})).collect();
+    let body = serde_json::json!({"service": r.service, "version": r.version, "commits": commits});
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("HTTP client")?;
+        let response =
+            client.post(&url).bearer_auth(token).json(&body).send().await.with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            Ok(serde_json::json!({"id": answer["id"], "status": answer["status"], "type": answer["type"]}))
+        } else {
+            let code = answer["error"]["code"].as_str().unwrap_or("error");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            Err(anyhow!("{url} answered {status}: {code}: {message}"))
+        }
+    })
 }

@@ -87,6 +87,15 @@ pub enum Command {
         /// VERSION); repeatable.
         #[arg(long)]
         version_file: Vec<PathBuf>,
+        /// Register the release with a running toggled (`POST /releases`) after cutting it.
+        #[arg(long, requires = "token")]
+        server: Option<String>,
+        /// An admin token of that server.
+        #[arg(long, env = "TOGGLED_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The service the release is of (default: the repository directory's name).
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Evaluate one flag for one context and print the result as JSON.
     Evaluate {

@@ -30,6 +30,12 @@ pub fn analysis(
     pre_major: crate::release::PreMajor,
     pre_release: Option<&str>,
 ) -> anyhow::Result<crate::release::Analysis> {
+    let (current, commits) = commits_since_last_tag(repo)?;
+    crate::release::next_version(&current, &commits, pre_major, pre_release).map_err(|e| anyhow!("{e}"))
+}
+
+/// The last SemVer tag reachable from HEAD (`0.0.0` without one) and the commits since it.
+pub fn commits_since_last_tag(repo: &Path) -> anyhow::Result<(String, Vec<crate::release::CommitInput>)> {
     use crate::release::version::{CommitInput, split_tag};
     let tags = git(repo, &["tag", "--merged", "HEAD"])?;
     let latest = tags
@@ -46,7 +52,7 @@ pub fn analysis(
         })
         .collect();
     let current = latest.map_or_else(|| "0.0.0".to_owned(), |(t, _)| t);
-    crate::release::next_version(&current, &commits, pre_major, pre_release).map_err(|e| anyhow!("{e}"))
+    Ok((current, commits))
 }
 
 /// The Keep a Changelog file's header.

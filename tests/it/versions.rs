@@ -324,6 +324,32 @@ fn release_cuts_a_version_from_git() {
     let plain = toggled(&[]);
     assert!(String::from_utf8_lossy(&plain.stdout).starts_with("no release"));
 
+    // Cut and registered with a running server; a refused registration is an error that says
+    // the release was cut locally.
+    let workdir = crate::support::Workdir::new("feature_flags: {}\n");
+    let server = crate::support::Server::start(&workdir, &[]);
+    commit(dir, "feat: gift cards\n\nFlag: gift_cards");
+    let out = toggled(&["--json", "--server", &server.base, "--token", crate::support::ADMIN, "--service", "shop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cut: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((&cut["version"], &cut["registered"]["status"]), (&json!("1.2.0"), &json!("planned")), "{cut}");
+    let id = cut["registered"]["id"].as_i64().expect("an id");
+    let (status, stored) = server.admin(reqwest::Method::GET, &format!("/releases/{id}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&stored["service"], &stored["version"], &stored["type"]),
+        (&json!("shop"), &json!("1.2.0"), &json!("minor"))
+    );
+    assert_eq!(stored["analysis"]["features"][0]["description"], "gift cards");
+    commit(dir, "fix: wrapping");
+    let refused = toggled(&["--server", &server.base, "--token", "not-a-token", "--service", "shop"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("release 1.2.1 was cut locally but not registered") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+
     // A dirty tree is refused.
     std::fs::write(dir.join("VERSION"), "9.9.9\n").expect("write");
     let dirty = toggled(&[]);
