@@ -68,7 +68,7 @@ fn a_release_train_is_ordered_dependencies_first() {
 const TWO_FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n  smart_search:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
 
 /// Plans, approves, tests and deploys a release of `kind` shipping `flags`; returns its id.
-fn deploy(server: &Server, service: &str, kind: &str, commit: &str, flags: &[&str]) -> i64 {
+pub fn deploy(server: &Server, service: &str, kind: &str, commit: &str, flags: &[&str]) -> i64 {
     let plan = json!({"service": service, "type": kind, "commits": [commit], "flags": flags});
     let (status, r) = post(server, "/releases", plan);
     assert_eq!(status, 201, "{r}");

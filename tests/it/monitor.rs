@@ -73,6 +73,8 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
         (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
     });
     assert!(audit(&server, "checkout").is_empty());
+    // A patch release (rollback plan: automatic) ships the flag.
+    let release = crate::automation::deploy(&server, "shop", "patch", "fix: totals", &["checkout"]);
 
     // Break it: rolled back within a scrape plus `for` monitor intervals.
     let breach = Instant::now();
@@ -92,6 +94,15 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     assert!(metrics(&server).contains(r#"toggled_rollbacks_total{flag="checkout",trigger="monitor"} 1"#));
     let (_, detail) = server.admin(Method::GET, "/flags/checkout", None);
     assert_eq!(detail["state"]["effective"], json!("rolled_back"));
+    // The release that ships it is rolled back with it.
+    let shipped = eventually(Duration::from_secs(5), || {
+        let (_, r) = server.admin(Method::GET, &format!("/releases/{release}"), None);
+        (r["status"] == "rolled_back").then_some(r)
+    });
+    assert_eq!(
+        (&shipped["rolled_back_by"]["flag"], &shipped["rolled_back_by"]["trigger"]),
+        (&json!("checkout"), &json!("monitor"))
+    );
 
     // Still breaching: no second rollback (idempotent); the empty metric never acted.
     let seen = detail["state"]["alerts"][0]["at"].clone();
