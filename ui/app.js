@@ -310,13 +310,21 @@ async function viewFlags(main) {
   return refresh;
 }
 
+/** An audit subject as a link: a flag, a release (`release:<id>`), or plain text. */
+function subjectLink(subject) {
+  const release = /^release:(\d+)$/.exec(subject || '');
+  if (release) return link('#/releases/' + release[1], subject);
+  if (!subject || subject === '*' || subject.startsWith('release:')) return subject;
+  return link(flagHref(subject), subject);
+}
+
 function auditTable(entries) {
   return table(['When', 'Actor', 'Action', 'Flag', 'Reason', 'Before', 'After'], entries.map((e) =>
     h('tr', { 'data-testid': 'audit-row' },
       h('td', { class: 'nowrap' }, when(e.at)),
       h('td', {}, e.actor),
       h('td', {}, e.action),
-      h('td', {}, e.flag && e.flag !== '*' ? link(flagHref(e.flag), e.flag) : e.flag),
+      h('td', {}, subjectLink(e.flag)),
       h('td', {}, e.reason || ''),
       h('td', { class: 'json' }, compact(e.before)),
       h('td', { class: 'json' }, compact(e.after)))), { 'data-testid': 'audit' });
@@ -423,7 +431,7 @@ function gatesTable(metrics) {
 /** Records an approval (`{role, approver}`) or a test report (`{test, passed}`). */
 function recordForm(path, release) {
   const role = h('select', { id: 'approve-role', 'data-testid': 'approve-role' },
-    [release.requires && release.requires.approval, 'product_manager', 'tech_lead', 'qa', 'security'].filter((x, i, all) => x && all.indexOf(x) === i).map((x) => h('option', { value: x }, x)));
+    [release.requires && release.requires.approval, 'rollback', 'product_manager', 'tech_lead', 'qa', 'security'].filter((x, i, all) => x && all.indexOf(x) === i).map((x) => h('option', { value: x }, x)));
   const approver = h('input', { id: 'approver', 'data-testid': 'approver', autocomplete: 'off' });
   const test = h('select', { id: 'test-name', 'data-testid': 'test-name' },
     ((release.requires && release.requires.tests) || []).map((x) => h('option', { value: x }, x)));
@@ -483,6 +491,10 @@ async function viewRelease(main, id) {
       h('h2', {}, 'Test reports'),
       tests.length ? table(['Test', 'Result'], tests.map(([name, t]) => h('tr', {}, h('td', {}, name), h('td', {}, compact(t))))) : h('p', { class: 'muted' }, 'None yet.'),
       h('h2', {}, 'Flags shipped'), h('p', {}, (r.flags || []).length ? r.flags.join(', ') : '—'),
+      r.rollback_recommended ? h('p', { class: 'error', 'data-testid': 'rollback-recommended' },
+        `Rollback recommended: flag ${r.rollback_recommended.flag} was rolled back (${r.rollback_recommended.trigger}) at ${when(r.rollback_recommended.at)}.`) : null,
+      r.rollback_awaits_approval ? h('p', { class: 'error' }, 'Rolled back; its flags are killed once a "rollback" approval is recorded.') : null,
+      r.flags_killed ? h('p', {}, 'Flags killed by the rollback: ', r.flags_killed.length ? r.flags_killed.join(', ') : 'none') : null,
       h('h2', {}, 'Release notes'), markdown(notes),
       h('h2', {}, 'Plan'), markdown(plan));
   };
