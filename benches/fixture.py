@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the 1,000-flag benchmark fixture (every strategy) to the path given: used by
-benches/load.sh and benches/idle.sh."""
+"""Writes the benchmark fixture (every strategy) to the path given: 1,000 flags, or as many as
+the second argument says. Used by benches/load.sh, idle.sh, console.sh and memory.sh."""
 import sys
 out = ["segments:", "  internal: [{attribute: email, operator: STR_ENDS_WITH, values: ['@example.com']}]",
        "  beta: [{attribute: beta, operator: IN, values: ['true']}]", "feature_flags:"]
-for i in range(1000):
+for i in range(int(sys.argv[2]) if len(sys.argv) > 2 else 1000):
     k = f"flag_{i:04d}"
     if i % 4 == 0:
         out += [f"  {k}:", "    default_value: false", "    constraints: [{attribute: plan, operator: IN, values: [pro, team]}]",

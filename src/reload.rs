@@ -114,8 +114,13 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
         if current.ready { "still serving the last good file" } else { "no flags are served until it is valid" };
     let compiled = match text {
         None => Err((Vec::new(), format!("{identity}; {consequence}"))),
-        Some(text) => match tokio::task::spawn_blocking(move || flags::compile(&text)).await {
-            Ok(Ok(snapshot)) => Ok(snapshot),
+        Some(text) => match tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            flags::compile(&text).map(|snapshot| (snapshot, started.elapsed()))
+        })
+        .await
+        {
+            Ok(Ok(compiled)) => Ok(compiled),
             Ok(Err(e)) => {
                 let message = format!("{} error(s) in {}; {consequence}", e.0.len(), path.display());
                 Err((e.0, message))
@@ -124,7 +129,7 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
         },
     };
     let outcome = match compiled {
-        Ok(snapshot) => {
+        Ok((snapshot, took)) => {
             *last_rejected = None;
             let revision = snapshot.revision.clone();
             let old: std::collections::BTreeSet<&str> = current.snapshot.flags.iter().map(|f| f.key.as_str()).collect();
@@ -145,7 +150,8 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
             let flags = snapshot.flags.len();
             serving.install(snapshot, audit).await;
             serving.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
-            tracing::info!(revision = %revision, flags, trigger, "flag file loaded");
+            let compile_ms = took.as_secs_f64() * 1000.0;
+            tracing::info!(revision = %revision, flags, trigger, compile_ms, "flag file loaded");
             ReloadOutcome::Applied { revision }
         }
         Err((errors, message)) => {

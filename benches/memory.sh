@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Memory benchmark: the resident set of a release server started on the fixture of N flags
+# (default 10,000; benches/fixture.py), one second after it is ready and after 2,000 evaluations,
+# with the time the first compile took (from its log line). Needs python3, curl. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10000}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cargo build --release --quiet --bin toggled
+python3 benches/fixture.py "$work/flags.yaml" "$N"
+TOGGLED_LOG=info target/release/toggled serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" \
+  --database "sqlite://$work/toggled.db" > "$work/out" 2> "$work/err" &
+pid=$!
+for _ in $(seq 1 300); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+base=$(sed -n 's/^listening on //p' "$work/out")
+sleep 1
+rss() { awk -v what="$1" '$1 == what":" {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"; }
+echo "fixture: $N flags, $(wc -c < "$work/flags.yaml") bytes"
+echo "after start: RSS $(rss VmRSS), peak $(rss VmHWM)"
+for i in $(seq 1 2000); do echo "{\"flag\":\"flag_$(printf %04d $((i % N)))\",\"context\":{\"targetingKey\":\"u$i\",\"plan\":\"pro\"}}"; done > "$work/bodies"
+while read -r body; do curl -s -o /dev/null -X POST "$base/evaluate" -d "$body"; done < "$work/bodies"
+echo "after 2,000 evaluations: RSS $(rss VmRSS), peak $(rss VmHWM)"
+grep -o 'compile_ms=[0-9.]*' "$work/err" | head -1 || true
+echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)"
