@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory benchmark: the resident set of a release server started on the fixture of N flags
-# (default 10,000; benches/fixture.py), one second after it is ready and after 2,000 evaluations,
-# with the time the first compile took (from its log line). Needs python3, curl. Loopback only.
+# (default 10,000; benches/fixture.py), 1 s and 15 s after it is ready (the allocator returns
+# freed pages within ~10 s) and after 2,000 evaluations, with the time the first compile took
+# (from its log line). Needs python3, curl. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
@@ -17,7 +18,9 @@ base=$(sed -n 's/^listening on //p' "$work/out")
 sleep 1
 rss() { awk -v what="$1" '$1 == what":" {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"; }
 echo "fixture: $N flags, $(wc -c < "$work/flags.yaml") bytes"
-echo "after start: RSS $(rss VmRSS), peak $(rss VmHWM)"
+echo "1 s after start: RSS $(rss VmRSS), peak $(rss VmHWM)"
+sleep 14
+echo "15 s after start: RSS $(rss VmRSS), peak $(rss VmHWM)"
 for i in $(seq 1 2000); do echo "{\"flag\":\"flag_$(printf %04d $((i % N)))\",\"context\":{\"targetingKey\":\"u$i\",\"plan\":\"pro\"}}"; done > "$work/bodies"
 while read -r body; do curl -s -o /dev/null -X POST "$base/evaluate" -d "$body"; done < "$work/bodies"
 echo "after 2,000 evaluations: RSS $(rss VmRSS), peak $(rss VmHWM)"

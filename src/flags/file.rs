@@ -123,7 +123,7 @@ pub struct FlagFile {
     pub schema: Option<String>,
     /// Flag key -> flag. `flags:` is accepted as an alias by the loader.
     #[serde(alias = "flags")]
-    pub feature_flags: KeyedMap<Spanned<FlagEntry>>,
+    pub feature_flags: KeyedMap<Box<Spanned<FlagEntry>>>,
     #[serde(default)]
     pub segments: KeyedMap<Vec<Spanned<ConstraintEntry>>>,
     #[serde(default)]
@@ -146,14 +146,14 @@ pub struct FlagEntry {
     pub variants: Option<KeyedMap<Spanned<Value>>>,
     pub default_variant: Option<Spanned<String>>,
     pub enabled: Option<bool>,
-    pub rollout_strategy: Option<Spanned<StrategyEntry>>,
+    pub rollout_strategy: Option<Box<Spanned<StrategyEntry>>>,
     pub rollout_value: Option<Spanned<Value>>,
     pub rollout_variant: Option<Spanned<String>>,
     pub constraints: Option<Vec<Spanned<ConstraintEntry>>>,
     pub overrides: Option<KeyedMap<Vec<Spanned<Value>>>>,
-    pub monitoring: Option<Spanned<MonitoringEntry>>,
-    pub sunset_plan: Option<Spanned<SunsetPlanEntry>>,
-    pub success_metrics: Option<SuccessMetricsEntry>,
+    pub monitoring: Option<Box<Spanned<MonitoringEntry>>>,
+    pub sunset_plan: Option<Box<Spanned<SunsetPlanEntry>>>,
+    pub success_metrics: Option<Box<SuccessMetricsEntry>>,
     pub deprecated_in: Option<Spanned<String>>,
     pub introduced_in: Option<Spanned<String>>,
     /// Ordered targeting rules (the first that matches decides).
@@ -278,9 +278,9 @@ pub struct SuccessMetricsEntry {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SunsetPlanEntry {
-    pub warning_phase: Option<Spanned<PhaseEntry>>,
-    pub restricted_phase: Option<Spanned<PhaseEntry>>,
-    pub shutdown_phase: Option<Spanned<PhaseEntry>>,
+    pub warning_phase: Option<Box<Spanned<PhaseEntry>>>,
+    pub restricted_phase: Option<Box<Spanned<PhaseEntry>>>,
+    pub shutdown_phase: Option<Box<Spanned<PhaseEntry>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

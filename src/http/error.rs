@@ -243,3 +243,45 @@ mod tests {
         assert_eq!(Code::MethodNotAllowed.status(), 405);
     }
 }
+
+/// OpenFeature OFREP's error codes, each with its status: OFREP allows only 400, 404 and 500,
+/// and its errors have their own shape (`{key?, errorCode, errorDetails}`), so they are a
+/// second, small table beside [`Code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfrepCode {
+    InvalidContext,
+    FlagNotFound,
+    General,
+}
+
+const OFREP_CODES: &[(OfrepCode, &str, StatusCode)] = &[
+    (OfrepCode::InvalidContext, "INVALID_CONTEXT", StatusCode::BAD_REQUEST),
+    (OfrepCode::FlagNotFound, "FLAG_NOT_FOUND", StatusCode::NOT_FOUND),
+    (OfrepCode::General, "GENERAL", StatusCode::INTERNAL_SERVER_ERROR),
+];
+
+/// An OFREP error answer.
+#[derive(Debug)]
+pub struct OfrepError {
+    code: OfrepCode,
+    key: Option<String>,
+    details: String,
+}
+
+impl OfrepError {
+    pub fn new(code: OfrepCode, key: Option<&str>, details: impl Into<String>) -> Self {
+        Self { code, key: key.map(str::to_owned), details: details.into() }
+    }
+}
+
+impl IntoResponse for OfrepError {
+    fn into_response(self) -> Response {
+        let (_, code, status) =
+            OFREP_CODES.iter().find(|(c, _, _)| *c == self.code).expect("every OFREP code is in the table");
+        let mut body = serde_json::json!({"errorCode": code, "errorDetails": self.details});
+        if let Some(key) = self.key {
+            body["key"] = serde_json::json!(key);
+        }
+        (*status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    }
+}

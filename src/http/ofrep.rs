@@ -13,8 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::error::{OfrepCode, OfrepError};
 use super::{AppState, RawBody, parse_body};
 use crate::eval::{Context, Evaluation, Reason};
 use crate::flags::Flag;
@@ -25,40 +26,12 @@ struct OfrepRequest {
     context: Option<Value>,
 }
 
-/// An OFREP error answer. OFREP allows only 400, 404 and 500.
-struct OfrepError {
-    status: StatusCode,
-    key: Option<String>,
-    code: &'static str,
-    details: String,
-}
-
-impl IntoResponse for OfrepError {
-    fn into_response(self) -> Response {
-        let mut body = json!({"errorCode": self.code, "errorDetails": self.details});
-        if let Some(key) = self.key {
-            body["key"] = json!(key);
-        }
-        (self.status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-    }
-}
-
 fn invalid_context(key: Option<&str>, details: impl Into<String>) -> OfrepError {
-    OfrepError {
-        status: StatusCode::BAD_REQUEST,
-        key: key.map(str::to_owned),
-        code: "INVALID_CONTEXT",
-        details: details.into(),
-    }
+    OfrepError::new(OfrepCode::InvalidContext, key, details)
 }
 
 fn general(key: Option<&str>, details: impl Into<String>) -> OfrepError {
-    OfrepError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        key: key.map(str::to_owned),
-        code: "GENERAL",
-        details: details.into(),
-    }
+    OfrepError::new(OfrepCode::General, key, details)
 }
 
 /// The context of an OFREP request: an empty body or a missing `context` is an empty context.
@@ -197,13 +170,8 @@ pub async fn evaluate_flag(
         return general(Some(&key), "no valid flag file has been loaded yet").into_response();
     }
     let Some(idx) = served.index(&key) else {
-        return OfrepError {
-            status: StatusCode::NOT_FOUND,
-            key: Some(key.clone()),
-            code: "FLAG_NOT_FOUND",
-            details: format!("flag {key:?} was not found"),
-        }
-        .into_response();
+        return OfrepError::new(OfrepCode::FlagNotFound, Some(&key), format!("flag {key:?} was not found"))
+            .into_response();
     };
     let mut body = Vec::with_capacity(256);
     write_answer(&mut body, &served, &state, idx, &ctx, Utc::now()).expect("an answer serialises");
