@@ -223,10 +223,7 @@ async fn remind(serving: &Serving) -> Result<(), StoreError> {
         if !matches!(r.status.as_str(), "planned" | "scheduled") || at <= now {
             continue;
         }
-        let sent: Vec<i64> = r.data["reminders_sent"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_i64).collect())
-            .unwrap_or_default();
+        let sent = r.data.reminders_sent.clone();
         let due: Vec<i64> = REMINDERS
             .iter()
             .copied()
@@ -236,7 +233,7 @@ async fn remind(serving: &Serving) -> Result<(), StoreError> {
         let Some(nearest) = due.first().copied() else { continue };
         let mut all = sent;
         all.extend(&due);
-        r.data["reminders_sent"] = json!(all);
+        r.data.reminders_sent = all;
         let hours = at.signed_duration_since(now).num_hours();
         let reason = format!(
             "{} {} is scheduled for {} (in {hours} h; the {nearest}-day reminder)",

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::changes;
 use crate::release::plan::ReleaseStrategy;
+use crate::release::record::RollbackCause;
 use crate::serving::Serving;
 use crate::store::{Action, Change, NewAudit, OverrideKind, ReleaseRecord, StoreError, release_subject};
 
@@ -24,7 +25,7 @@ pub const ROLLBACK_ROLE: &str = "rollback";
 /// What a notification says about a release.
 fn summary(r: &ReleaseRecord) -> Value {
     json!({"id": r.id, "service": r.service, "version": r.version, "type": r.kind, "status": r.status,
-           "flags": r.data["flags"], "scheduled_at": r.scheduled_at})
+           "flags": r.data.flags, "scheduled_at": r.scheduled_at})
 }
 
 fn row(r: &ReleaseRecord, actor: &str, action: &str, before: Option<Value>, reason: String) -> NewAudit {
@@ -82,10 +83,6 @@ fn rollback_plan<'a>(strategy: &'a ReleaseStrategy, kind: &str) -> &'a str {
     strategy.types.get(kind).map_or("manual_approval", |t| t.rollback_plan.as_str())
 }
 
-fn ships(r: &ReleaseRecord, flag: &str) -> bool {
-    r.data["flags"].as_array().is_some_and(|f| f.iter().any(|f| f == flag))
-}
-
 /// For a release in `rolled_back`: kills the flags it ships when its plan allows it now (and
 /// they were not killed before), noting in `data` what was done or that an approval is awaited.
 /// Flags already killed or rolled back are left as they are. Call before writing the release.
@@ -94,20 +91,15 @@ pub async fn kill_flags_if_due(
     strategy: &ReleaseStrategy,
     r: &mut ReleaseRecord,
 ) -> Result<Vec<String>, StoreError> {
-    if r.status != "rolled_back" || !r.data["flags_killed"].is_null() {
+    if r.status != "rolled_back" || r.data.flags_killed.is_some() {
         return Ok(Vec::new());
     }
-    let approved = r.data["approvals"].as_array().is_some_and(|a| a.iter().any(|x| x["role"] == ROLLBACK_ROLE));
-    if rollback_plan(strategy, &r.kind) != "automatic" && !approved {
-        r.data["rollback_awaits_approval"] = json!(true);
+    if rollback_plan(strategy, &r.kind) != "automatic" && !r.data.approved_as(ROLLBACK_ROLE) {
+        r.data.rollback_awaits_approval = true;
         return Ok(Vec::new());
     }
-    let flags: Vec<String> = r.data["flags"]
-        .as_array()
-        .map(|f| f.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
     let mut killed = Vec::new();
-    for flag in flags {
+    for flag in r.data.flags.clone() {
         let safe = serving
             .load()
             .persisted
@@ -128,10 +120,8 @@ pub async fn kill_flags_if_due(
             killed.push(flag);
         }
     }
-    r.data["flags_killed"] = json!(killed);
-    if let Some(data) = r.data.as_object_mut() {
-        data.remove("rollback_awaits_approval");
-    }
+    r.data.flags_killed = Some(killed.clone());
+    r.data.rollback_awaits_approval = false;
     Ok(killed)
 }
 
@@ -144,22 +134,22 @@ pub async fn flag_rolled_back(
 ) -> Result<(), StoreError> {
     let actor = format!("flag-rollback:{flag}");
     for mut r in serving.store.releases(None).await? {
-        if !matches!(r.status.as_str(), "deployed" | "in_progress") || !ships(&r, flag) {
+        if !matches!(r.status.as_str(), "deployed" | "in_progress") || !r.data.ships(flag) {
             continue;
         }
         let before = r.status.clone();
-        let cause = json!({"flag": flag, "trigger": trigger, "at": Utc::now()});
+        let cause = RollbackCause { flag: flag.to_owned(), trigger: trigger.to_owned(), at: Utc::now() };
         if rollback_plan(strategy, &r.kind) == "automatic" {
             r.status = "rolled_back".to_owned();
             r.status_at = Utc::now();
-            r.data["rolled_back_by"] = cause;
+            r.data.rolled_back_by = Some(cause);
             kill_flags_if_due(serving, strategy, &mut r).await?;
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback plan is automatic");
-            r.data["status_reason"] = json!(reason);
+            r.data.status_reason = Some(reason.clone());
             update(serving, &r, &before, &actor, "release_status", reason).await?;
             tracing::warn!(release = r.id, flag, "release rolled back with its flag");
-        } else if r.data["rollback_recommended"].is_null() {
-            r.data["rollback_recommended"] = cause;
+        } else if r.data.rollback_recommended.is_none() {
+            r.data.rollback_recommended = Some(cause);
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback needs approval");
             update(serving, &r, &before, &actor, "release_rollback_recommended", reason).await?;
             tracing::warn!(release = r.id, flag, "release rollback recommended");

@@ -48,11 +48,10 @@ pub async fn quality(
 
 /// What the quality report reads from a stored release.
 fn facts_of(r: &ReleaseRecord) -> Option<ReleaseFacts> {
-    let messages = r.data["commits"].as_array().into_iter().flatten().filter_map(|c| c["message"].as_str());
-    let lists_flags = r.data["flags"].as_array().is_some_and(|f| !f.is_empty());
-    let (features, flagged_features) = quality::flag_coverage(messages, lists_flags);
+    let messages = r.data.commits.iter().map(|c| c.message.as_str());
+    let (features, flagged_features) = quality::flag_coverage(messages, !r.data.flags.is_empty());
     let failed = matches!(r.status.as_str(), "failed" | "rolled_back");
-    let reason = r.data["status_reason"].as_str().unwrap_or_default().to_lowercase();
+    let reason = r.data.status_reason.as_deref().unwrap_or_default().to_lowercase();
     Some(ReleaseFacts {
         service: r.service.clone(),
         version: split_tag(&r.version).ok()?.1,

@@ -385,7 +385,7 @@ async function viewFlag(main, key) {
         table(['Condition', 'For', 'Action', 'Last verdict', 'Observed', 'At'], alerts.map((a) => {
           const v = verdicts.find((x) => x.condition === a.condition) || {};
           return h('tr', {}, h('td', {}, a.condition), h('td', {}, a.for), h('td', {}, a.action),
-            h('td', {}, v.verdict == null ? 'not checked yet' : compact(v.verdict)), h('td', {}, v.observed == null ? '—' : v.observed), h('td', {}, when(v.at)));
+            h('td', {}, v.verdict == null ? 'not checked yet' : h('span', { class: 'pill ' + (v.verdict === 'breach' ? 'rolled_back' : v.verdict === 'clear' ? 'ok' : 'static') }, String(v.verdict))), h('td', {}, v.observed == null ? '—' : v.observed), h('td', {}, when(v.at)));
         })));
     audit.replaceChildren(h('h2', {}, 'Audit trail'), log.entries.length ? auditTable(log.entries) : h('p', { class: 'muted' }, 'No changes yet.'));
     const def = { ...flag };

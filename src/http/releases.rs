@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, Code};
 use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
+use crate::release::record::{Approval, ReleaseData, StoredCommit, TestReport};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
 use crate::releasing;
@@ -80,12 +81,11 @@ fn required(state: &AppState, r: &ReleaseRecord) -> (String, Vec<String>) {
 fn missing(state: &AppState, r: &ReleaseRecord) -> Vec<String> {
     let (approval, tests) = required(state, r);
     let mut out = Vec::new();
-    let approved = r.data["approvals"].as_array().is_some_and(|a| a.iter().any(|x| x["role"] == json!(approval)));
-    if !approval.is_empty() && !approved {
+    if !approval.is_empty() && !r.data.approved_as(&approval) {
         out.push(format!("approval by {approval}"));
     }
     for t in tests {
-        if r.data["tests"][&t]["passed"] != json!(true) {
+        if !r.data.passed(&t) {
             out.push(format!("{t} passed"));
         }
     }
@@ -237,11 +237,12 @@ pub async fn create(
         .values()
         .filter(|r| r.service != service)
         .flat_map(|r| {
-            let deps: Vec<Dependency> = serde_json::from_value(r.data["dependencies"].clone()).unwrap_or_default();
-            deps.into_iter()
+            r.data
+                .dependencies
+                .iter()
                 .filter(|d| d.service == service)
                 .filter(|d| plan::parse_requirement(&d.requirement).is_ok_and(|req| !req.matches(&new_version)))
-                .map(|d| Dependency { service: r.service.clone(), requirement: d.requirement })
+                .map(|d| Dependency { service: r.service.clone(), requirement: d.requirement.clone() })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -256,6 +257,18 @@ pub async fn create(
         .min()
         .unwrap_or(now);
     let title = format!("{service} {version}");
+    let plan_document = plan::plan_markdown(&plan::PlanInput {
+        service: &service,
+        version: &version,
+        kind: &kind,
+        target: req.scheduled_at,
+        analysis: &analysis,
+        dependencies: &req.dependencies,
+        dependents: &dependents,
+        strategy: &state.releases.strategy,
+        flags: &req.flags,
+        timeline: &req.timeline,
+    });
     let record = ReleaseRecord {
         id: 0,
         service: service.clone(),
@@ -267,24 +280,25 @@ pub async fn create(
         status_at: now,
         deployed_at: None,
         first_commit_at,
-        data: json!({
-            "commits": req.commits.iter().map(|c| match c {
-                CommitIn::Message(m) => json!({"message": m}),
-                CommitIn::Full { message, sha, date } => json!({"message": message, "sha": sha, "date": date}),
-            }).collect::<Vec<_>>(),
-            "analysis": analysis,
-            "dependencies": req.dependencies,
-            "dependents": dependents,
-            "flags": req.flags,
-            "notes": notes::markdown(&analysis, &format!("Release {title}")),
-            "plan": plan::plan_markdown(&plan::PlanInput {
-                service: &service, version: &version, kind: &kind, target: req.scheduled_at, analysis: &analysis,
-                dependencies: &req.dependencies, dependents: &dependents, strategy: &state.releases.strategy,
-                flags: &req.flags, timeline: &req.timeline,
-            }),
-            "approvals": [],
-            "tests": {},
-        }),
+        data: ReleaseData {
+            commits: req
+                .commits
+                .iter()
+                .map(|c| match c {
+                    CommitIn::Message(m) => StoredCommit { message: m.clone(), sha: None, date: None },
+                    CommitIn::Full { message, sha, date } => {
+                        StoredCommit { message: message.clone(), sha: sha.clone(), date: *date }
+                    }
+                })
+                .collect(),
+            analysis: json!(analysis),
+            dependencies: req.dependencies.clone(),
+            dependents,
+            flags: req.flags.clone(),
+            notes: notes::markdown(&analysis, &format!("Release {title}")),
+            plan: plan_document,
+            ..ReleaseData::default()
+        },
     };
     let id = releasing::create(&state.serving, &record, &who.name).await.map_err(|e| store_err(&e))?;
     let record = ReleaseRecord { id, ..record };
@@ -357,7 +371,7 @@ fn markdown(text: &str) -> Response {
 )]
 pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let r = load(&state, id).await?;
-    Ok(markdown(r.data["notes"].as_str().unwrap_or_default()))
+    Ok(markdown(&r.data.notes))
 }
 
 #[utoipa::path(
@@ -376,7 +390,7 @@ pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Res
 )]
 pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let r = load(&state, id).await?;
-    Ok(markdown(r.data["plan"].as_str().unwrap_or_default()))
+    Ok(markdown(&r.data.plan))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -443,7 +457,7 @@ pub async fn set_status(
     // The flags go first: a failure here leaves the release as it was, and a retry kills the rest.
     releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r).await.map_err(|e| store_err(&e))?;
     let reason = req.reason.unwrap_or_else(|| format!("{before} -> {}", r.status));
-    r.data["status_reason"] = json!(reason);
+    r.data.status_reason = Some(reason.clone());
     releasing::update(&state.serving, &r, &before, &who.name, "release_status", reason)
         .await
         .map_err(|e| store_err(&e))?;
@@ -503,14 +517,12 @@ pub async fn approve(
         (Some(role), None, None) => {
             let approver = req.approver.unwrap_or_else(|| who.name.clone());
             let reason = format!("approved as {role} by {approver}");
-            if let Some(a) = r.data["approvals"].as_array_mut() {
-                a.push(json!({"role": role, "approver": approver, "at": now}));
-            }
+            r.data.approvals.push(Approval { role, approver, at: now });
             ("release_approved", reason)
         }
         (None, Some(test), Some(passed)) => {
             let reason = format!("{test} {}", if passed { "passed" } else { "failed" });
-            r.data["tests"][&test] = json!({"passed": passed, "by": who.name, "at": now});
+            r.data.tests.insert(test, TestReport { passed, by: who.name.clone(), at: now });
             ("release_test_reported", reason)
         }
         _ => {

@@ -68,8 +68,7 @@ pub async fn order_of(
             TrainEntry::Planned { service, version, dependencies } => planned(service, &version, dependencies)?,
             TrainEntry::Id(id) => {
                 let r = super::releases::load(&state, id).await?;
-                let dependencies = serde_json::from_value(r.data["dependencies"].clone()).unwrap_or_default();
-                planned(r.service, &r.version, dependencies)?
+                planned(r.service, &r.version, r.data.dependencies)?
             }
         });
     }

@@ -6,6 +6,7 @@ pub mod notes;
 pub mod order;
 pub mod plan;
 pub mod quality;
+pub mod record;
 pub mod version;
 
 pub use version::{Analysis, Bump, CommitInput, PreMajor, VersionError, next_version};

@@ -108,7 +108,7 @@ pub struct NewAudit {
 }
 
 /// A release plan as stored. `data` holds the commits, analysis, dependencies, dependents,
-/// flags, notes, approvals and test reports.
+/// flags, notes, approvals and test reports (a JSON column, typed here).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReleaseRecord {
     pub id: i64,
@@ -122,7 +122,7 @@ pub struct ReleaseRecord {
     pub status_at: DateTime<Utc>,
     pub deployed_at: Option<DateTime<Utc>>,
     pub first_commit_at: DateTime<Utc>,
-    pub data: Value,
+    pub data: crate::release::record::ReleaseData,
 }
 
 /// Everything serving needs from the store.

@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, override_of, pause_of, release_of};
+use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, data_text, override_of, pause_of, release_of};
 use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time, release_subject};
 
 /// Ordered schema migrations (`migrations/postgres/`), each run once in a transaction.
@@ -324,7 +324,7 @@ impl Store for PostgresStore {
         .bind(r.status_at.timestamp_millis())
         .bind(r.deployed_at.map(|t| t.timestamp_millis()))
         .bind(r.first_commit_at.timestamp_millis())
-        .bind(r.data.to_string())
+        .bind(data_text(r)?)
         .fetch_one(&mut *tx)
         .await?;
         Self::write_audit(&mut tx, &NewAudit { flag: release_subject(id), ..audit.clone() }).await?;
@@ -352,7 +352,7 @@ impl Store for PostgresStore {
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())
             .bind(r.deployed_at.map(|t| t.timestamp_millis()))
-            .bind(r.data.to_string())
+            .bind(data_text(r)?)
             .bind(r.id)
             .execute(&mut *tx)
             .await?;

@@ -101,3 +101,9 @@ where
         },
     })
 }
+
+/// A release's data column as written.
+pub(super) fn data_text(r: &ReleaseRecord) -> Result<String, StoreError> {
+    serde_json::to_string(&r.data)
+        .map_err(|e| StoreError::Corrupt { table: "releases", detail: format!("release {}: {e}", r.id) })
+}

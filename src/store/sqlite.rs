@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, override_of, pause_of, release_of};
+use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, data_text, override_of, pause_of, release_of};
 use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time, release_subject};
 
 /// Ordered schema migrations (`migrations/sqlite/`, one file each); each runs once, in a
@@ -118,7 +118,7 @@ impl Store for SqliteStore {
         .bind(r.status_at.timestamp_millis())
         .bind(r.deployed_at.map(|t| t.timestamp_millis()))
         .bind(r.first_commit_at.timestamp_millis())
-        .bind(r.data.to_string())
+        .bind(data_text(r)?)
         .execute(&mut *tx)
         .await?;
         let id = result.last_insert_rowid();
@@ -145,7 +145,7 @@ impl Store for SqliteStore {
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())
             .bind(r.deployed_at.map(|t| t.timestamp_millis()))
-            .bind(r.data.to_string())
+            .bind(data_text(r)?)
             .bind(r.id)
             .execute(&mut *tx)
             .await?;

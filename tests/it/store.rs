@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use toggled::release::record::ReleaseData;
 use toggled::store::{Action, Change, NewAudit, OverrideKind, Refusal, ReleaseRecord, Store, release_subject};
 
 type Opened = Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>>;
@@ -45,7 +46,7 @@ fn release(service: &str, version: &str, seconds: i64) -> ReleaseRecord {
         status_at: at(seconds),
         deployed_at: None,
         first_commit_at: at(seconds - 60),
-        data: json!({"notes": version}),
+        data: ReleaseData { notes: version.into(), flags: vec!["checkout".into()], ..ReleaseData::default() },
     }
 }
 
@@ -134,7 +135,7 @@ async fn conformance(backend: &dyn Backend) {
     let shop = store.releases(Some("shop")).await.expect("releases");
     assert_eq!(shop.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.1.0", "1.0.0"]);
     let mut r = store.release(one).await.expect("release").expect("found");
-    assert_eq!(r.data, json!({"notes": "1.0.0"}));
+    assert_eq!((r.data.notes.as_str(), r.data.flags.as_slice()), ("1.0.0", ["checkout".to_owned()].as_slice()));
     r.status = "deployed".into();
     r.deployed_at = Some(at(500));
     let deployed = NewAudit { flag: release_subject(one), action: "release_status".into(), ..planned.clone() };

@@ -1,0 +1,98 @@
+//! What a stored release holds besides its columns, typed: the rules read approvals, test
+//! reports, shipped flags and dependencies from here, never from JSON by key. The analysis is
+//! kept as the JSON document it was computed as (it is shown, not decided on).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::plan::Dependency;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseData {
+    #[serde(default)]
+    pub commits: Vec<StoredCommit>,
+    #[serde(default)]
+    pub analysis: Value,
+    #[serde(default)]
+    pub dependencies: Vec<Dependency>,
+    #[serde(default)]
+    pub dependents: Vec<Dependency>,
+    /// The flags the release ships.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    /// Test reports by test name.
+    #[serde(default)]
+    pub tests: BTreeMap<String, TestReport>,
+    /// Why the release reached its status (audited; read by the release coordination metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// The flags its rollback killed (set once the rollback acted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags_killed: Option<Vec<String>>,
+    /// Rolled back, with a `manual_approval` plan and no `rollback` approval yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback_awaits_approval: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_recommended: Option<RollbackCause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by: Option<RollbackCause>,
+    /// Reminders sent, in days before `scheduled_at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reminders_sent: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCommit {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub role: String,
+    pub approver: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestReport {
+    pub passed: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A flag rollback that touched a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackCause {
+    pub flag: String,
+    pub trigger: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ReleaseData {
+    /// Whether an approval in `role` is recorded.
+    pub fn approved_as(&self, role: &str) -> bool {
+        self.approvals.iter().any(|a| a.role == role)
+    }
+
+    /// Whether `test` was reported passed (the last report counts).
+    pub fn passed(&self, test: &str) -> bool {
+        self.tests.get(test).is_some_and(|t| t.passed)
+    }
+
+    pub fn ships(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+}
