@@ -12,6 +12,10 @@
 //!
 //! Scheduled releases are reminded one week and three days before `scheduled_at` (the
 //! standards' communication plan): a `release_reminder` audit row, so it is delivered the same way.
+//!
+//! Replicas sharing a store take turns through a lease in the store (`notify`, 3 s, renewed on
+//! every pass): one replica delivers at a time, and another takes over within the lease when it
+//! stops. A pass that outlives the lease may be repeated by the next holder (at least once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,7 +121,34 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
         .map(|url| Destination { url: url.clone(), cursor: None, failures: 0, retry_at: now })
         .collect();
     let mut next_reminders = now;
+    let holder = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let ttl = chrono::Duration::from_std(config.interval.saturating_mul(3).max(Duration::from_secs(3)))
+        .unwrap_or(chrono::Duration::seconds(3));
+    let mut leading = false;
     loop {
+        let lead = serving.store.try_lease("notify", &holder, Utc::now(), ttl).await.unwrap_or_else(|e| {
+            tracing::warn!("could not take the notification lease: {e}");
+            false
+        });
+        if lead != leading {
+            // Another replica may have delivered meanwhile: resume from the stored cursors.
+            for d in &mut destinations {
+                d.cursor = None;
+            }
+            tracing::info!(holder = %holder, "notification delivery {}", if lead { "taken over" } else { "left to another replica" });
+            leading = lead;
+        }
+        if !lead {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                () = tokio::time::sleep(config.interval) => {}
+            }
+            continue;
+        }
         if tokio::time::Instant::now() >= next_reminders {
             match remind(&serving).await {
                 Ok(()) => next_reminders = tokio::time::Instant::now() + REMINDER_EVERY,

@@ -195,6 +195,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The last audit row delivered to a notification URL, if it was ever set.
     async fn notify_cursor(&self, url: &str) -> Result<Option<i64>, StoreError>;
     async fn set_notify_cursor(&self, url: &str, id: i64) -> Result<(), StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`: true when `holder` has
+    /// it (it was free, expired, or already `holder`'s), false while another holder's runs.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Opens the store a database URL names, creating and migrating it when needed.

@@ -21,6 +21,7 @@ use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreErr
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../../migrations/postgres/0002_notify.sql")),
+    (3, include_str!("../../migrations/postgres/0003_leases.sql")),
 ];
 
 /// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
@@ -252,6 +253,29 @@ impl Store for PostgresStore {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id > $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(audit_of).collect()
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let current: String = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE leases.holder = excluded.holder OR leases.until_ms < $4
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.timestamp_millis().saturating_add(ttl.num_milliseconds()))
+        .bind(now.timestamp_millis())
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or_default();
+        Ok(current == holder)
     }
 
     async fn count_audit(&self, action: &str, prefix: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {

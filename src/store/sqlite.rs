@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_pause_owner.sql")),
     (3, include_str!("../../migrations/sqlite/0003_releases.sql")),
     (4, include_str!("../../migrations/sqlite/0004_notify.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_leases.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -165,6 +166,31 @@ impl Store for SqliteStore {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(audit_of).collect()
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE leases.holder = excluded.holder OR leases.until_ms < ?4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now.timestamp_millis().saturating_add(ttl.num_milliseconds()))
+        .bind(now.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        let current: String =
+            sqlx::query_scalar("SELECT holder FROM leases WHERE name = ?1").bind(name).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(current == holder)
     }
 
     async fn count_audit(&self, action: &str, prefix: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {

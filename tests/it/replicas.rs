@@ -139,3 +139,49 @@ fn acknowledged_overrides_survive_kill_9_of_the_replica_that_took_them() {
             .then_some(())
     });
 }
+
+/// Two replicas notify the same URL: one delivers (a lease in the store), every event arrives
+/// once; when that replica dies, the other takes over from the stored cursor.
+#[test]
+fn replicas_take_turns_delivering_notifications() {
+    let pg = Postgres::start();
+    let url = pg.database("notify");
+    let sink = crate::support::WebhookSink::failing_first(0);
+    let notify = ["--notify-url", sink.url.as_str(), "--notify-interval", "100ms"];
+    let (_a_dir, mut a) = replica(&url, &notify);
+    let (_b_dir, b) = replica(&url, &notify);
+    let types = |sink: &crate::support::WebhookSink| -> Vec<(String, String)> {
+        let received = sink.received.lock().expect("lock");
+        received
+            .iter()
+            .filter_map(|(_, body)| serde_json::from_str::<Value>(body).ok())
+            .map(|e| {
+                (e["id"].as_str().unwrap_or_default().to_owned(), e["type"].as_str().unwrap_or_default().to_owned())
+            })
+            .filter(|(_, t)| t.starts_with("flag.override"))
+            .collect()
+    };
+    for (server, reason) in [(&a, "one"), (&b, "two")] {
+        let (status, _) =
+            server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "reason": reason})));
+        assert_eq!(status, 200);
+    }
+    eventually(Duration::from_secs(10), || (types(&sink).len() >= 2).then_some(()));
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = types(&sink);
+    assert_eq!(got.len(), 2, "each event once, not once per replica: {got:?}");
+    assert!(got.iter().all(|(_, t)| t == "flag.override_set"), "{got:?}");
+    // Whichever replica delivered, stopping a leaves b to deliver (at once, or within the lease).
+    a.kill9();
+    let (status, _) = b.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "three"})));
+    assert_eq!(status, 200);
+    let got = eventually(Duration::from_secs(10), || {
+        let got = types(&sink);
+        (got.len() >= 3).then_some(got)
+    });
+    assert_eq!(got[2].1, "flag.override_cleared");
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = types(&sink);
+    let ids: std::collections::BTreeSet<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!((ids.len(), got.len()), (3, 3), "no event twice: {got:?}");
+}

@@ -166,6 +166,15 @@ async fn conformance(backend: &dyn Backend) {
     store.set_notify_cursor("http://a", outbox[3].id).await.expect("set");
     store.set_notify_cursor("http://a", outbox[1].id).await.expect("set");
     assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), Some(outbox[3].id));
+    // Leases: one holder at a time, renewed by its holder, taken over once expired.
+    let ttl = chrono::Duration::seconds(3);
+    assert!(store.try_lease("notify", "a", at(1000), ttl).await.expect("lease"));
+    assert!(!store.try_lease("notify", "b", at(1001), ttl).await.expect("lease"), "a holds it");
+    assert!(store.try_lease("notify", "a", at(1002), ttl).await.expect("lease"), "renewed to 1005");
+    assert!(!store.try_lease("notify", "b", at(1004), ttl).await.expect("lease"));
+    assert!(store.try_lease("notify", "b", at(1006), ttl).await.expect("lease"), "expired: taken over");
+    assert!(!store.try_lease("notify", "a", at(1007), ttl).await.expect("lease"));
+    assert!(store.try_lease("other", "a", at(1007), ttl).await.expect("lease"), "leases are per name");
     assert_eq!(store.release(one).await.expect("release").expect("found").deployed_at, Some(at(500)));
     assert!(store.release(9_999).await.expect("release").is_none());
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
