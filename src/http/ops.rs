@@ -108,7 +108,10 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// One subject: a flag key, `*` (file reloads) or `release:<id>`.
     flag: Option<String>,
+    /// Actors whose name starts with this (`ops`, `auto-rollback`, `reload`, `release-rollback`).
+    actor: Option<String>,
     limit: Option<u32>,
 }
 
@@ -132,7 +135,8 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQue
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(Code::InvalidQuery, "limit must be from 1 to 1000"));
     }
-    let entries = state.serving.store.audit(q.flag.as_deref(), limit).await.map_err(|e| ApiError::store(&e))?;
+    let actor = q.actor.as_deref().filter(|a| !a.is_empty());
+    let entries = state.serving.store.audit(q.flag.as_deref(), actor, limit).await.map_err(|e| ApiError::store(&e))?;
     Ok(Json(json!({ "entries": entries })))
 }
 

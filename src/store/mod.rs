@@ -170,8 +170,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`change::decide`], writes the state, its audit row and (for state changes) a bump of the
     /// change counter, and commits. The audit row written, or why nothing was.
     async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError>;
-    /// Audit rows, newest first.
-    async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit rows, newest first, of one subject (`flag`) and/or by actors whose name starts with
+    /// `actor`.
+    async fn audit(&self, flag: Option<&str>, actor: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
     /// Batched last-evaluated times (unix milliseconds), keeping the later of old and new.
     async fn touch_evaluated(&self, batch: &[(String, i64)]) -> Result<(), StoreError>;
     async fn last_evaluated(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;

@@ -333,11 +333,17 @@ impl Store for SqliteStore {
         Ok(Ok(decision.audit))
     }
 
-    async fn audit(&self, flag: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE (?1 IS NULL OR flag = ?1) ORDER BY id DESC LIMIT ?2");
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flag).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+    async fn audit(&self, flag: Option<&str>, actor: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE (?1 IS NULL OR flag = ?1)
+             AND (?2 IS NULL OR substr(actor, 1, length(?2)) = ?2) ORDER BY id DESC LIMIT ?3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(flag)
+            .bind(actor)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_of).collect()
     }
 

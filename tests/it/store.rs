@@ -103,10 +103,13 @@ async fn conformance(backend: &dyn Backend) {
     assert_eq!(store.version().await.expect("version"), version);
 
     // The audit log: newest first, filtered by flag, limited.
-    let all = store.audit(None, 100).await.expect("audit");
+    let all = store.audit(None, None, 100).await.expect("audit");
     assert_eq!(all.len(), 6, "{all:?}");
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-    let g = store.audit(Some("g"), 2).await.expect("audit");
+    let g = store.audit(Some("g"), None, 2).await.expect("audit");
+    let by_prefix = store.audit(None, Some("auto-"), 100).await.expect("audit");
+    assert!(!by_prefix.is_empty() && by_prefix.iter().all(|e| e.entry.actor.starts_with("auto-")), "{by_prefix:?}");
+    assert!(store.audit(Some("g"), Some("nobody"), 100).await.expect("audit").is_empty());
     assert_eq!(g.iter().map(|e| e.entry.action.as_str()).collect::<Vec<_>>(), ["alert_team", "rollout_resumed"]);
 
     // Last-evaluated times keep the later of old and new.
@@ -185,7 +188,7 @@ async fn conformance(backend: &dyn Backend) {
     let state = store.load().await.expect("load");
     assert_eq!((state.version, state.overrides.len(), state.first_seen.len()), (version, 0, 3));
     assert_eq!(state.pauses["g"].paused_total_ms, 30_000);
-    assert_eq!(store.audit(None, 100).await.expect("audit").len(), 11);
+    assert_eq!(store.audit(None, None, 100).await.expect("audit").len(), 11);
     assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), Some(outbox[3].id));
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
 }
@@ -211,7 +214,7 @@ async fn concurrent_writers(backend: &dyn Backend) {
         }
     }
     assert_eq!(written, 1, "one rollback");
-    assert_eq!(stores[0].audit(Some("hot"), 100).await.expect("audit").len(), 1, "one audit row");
+    assert_eq!(stores[0].audit(Some("hot"), None, 100).await.expect("audit").len(), 1, "one audit row");
     let first = stores[1].load().await.expect("load").first_seen["hot"];
     assert!(first >= at(1_000) && first < at(1_016));
     assert_eq!(stores[1].load().await.expect("load").first_seen["hot"], first, "never moves");
