@@ -13,9 +13,12 @@
 //! Scheduled releases are reminded one week and three days before `scheduled_at` (the
 //! standards' communication plan): a `release_reminder` audit row, so it is delivered the same way.
 //!
-//! Replicas sharing a store take turns through a lease in the store (`notify`, 3 s, renewed on
-//! every pass): one replica delivers at a time, and another takes over within the lease when it
-//! stops. A pass that outlives the lease may be repeated by the next holder (at least once).
+//! Replicas sharing a store take turns through a lease in the store (`notify`, 3 s, taken or
+//! renewed by a pass that has something to deliver): one replica delivers at a time, another
+//! takes over within the lease when it stops, and each pass reads every URL's cursor from the
+//! store, so it resumes where the last holder stopped. An idle server only reads (two queries per
+//! URL and interval) and writes the lease once a minute for the reminder check. A pass that
+//! outlives the lease may be repeated by the next holder (at least once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,64 +103,98 @@ pub fn body(event: &Value, format: NotifyFormat) -> Vec<u8> {
     serde_json::to_vec(&value).expect("JSON values serialise")
 }
 
-/// One URL's delivery state (the cursor itself lives in the store).
+/// One URL's retry state (its cursor lives in the store, read on every pass, so whichever
+/// replica holds the lease resumes where the last one stopped).
 struct Destination {
     url: String,
-    cursor: Option<i64>,
     failures: u32,
     retry_at: tokio::time::Instant,
 }
 
-/// The supervised delivery loop.
+impl Destination {
+    fn failed(&mut self, what: &str) {
+        self.failures = self.failures.saturating_add(1);
+        let backoff = Duration::from_secs(1u64 << self.failures.min(9).saturating_sub(1)).min(MAX_BACKOFF);
+        self.retry_at = tokio::time::Instant::now() + backoff;
+        tracing::warn!(url = %self.url, failures = self.failures, retry_in = ?backoff, "notification not delivered: {what}");
+    }
+}
+
+/// Takes or renews the delivery lease; logs when this replica starts or stops delivering.
+struct Lease {
+    holder: String,
+    ttl: chrono::Duration,
+    held: bool,
+}
+
+impl Lease {
+    async fn take(&mut self, serving: &Serving) -> bool {
+        let held = serving.store.try_lease("notify", &self.holder, Utc::now(), self.ttl).await.unwrap_or_else(|e| {
+            tracing::warn!("could not take the notification lease: {e}");
+            false
+        });
+        if held != self.held {
+            let what = if held { "taken over" } else { "left to another replica" };
+            tracing::info!(holder = %self.holder, "notification delivery {what}");
+            self.held = held;
+        }
+        held
+    }
+}
+
+/// The supervised delivery loop. An idle pass only reads (each URL's cursor and what follows
+/// it); the lease is taken when there is something to deliver, and once a minute for reminders.
 pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client with default TLS settings builds");
     let now = tokio::time::Instant::now();
-    let mut destinations: Vec<Destination> = config
-        .urls
-        .iter()
-        .map(|url| Destination { url: url.clone(), cursor: None, failures: 0, retry_at: now })
-        .collect();
+    let mut destinations: Vec<Destination> =
+        config.urls.iter().map(|url| Destination { url: url.clone(), failures: 0, retry_at: now }).collect();
     let mut next_reminders = now;
-    let holder = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-    );
-    let ttl = chrono::Duration::from_std(config.interval.saturating_mul(3).max(Duration::from_secs(3)))
-        .unwrap_or(chrono::Duration::seconds(3));
-    let mut leading = false;
+    let mut lease = Lease {
+        holder: format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+        ),
+        ttl: chrono::Duration::from_std(config.interval.saturating_mul(3).max(Duration::from_secs(3)))
+            .unwrap_or(chrono::Duration::seconds(3)),
+        held: false,
+    };
     loop {
-        let lead = serving.store.try_lease("notify", &holder, Utc::now(), ttl).await.unwrap_or_else(|e| {
-            tracing::warn!("could not take the notification lease: {e}");
-            false
-        });
-        if lead != leading {
-            // Another replica may have delivered meanwhile: resume from the stored cursors.
-            for d in &mut destinations {
-                d.cursor = None;
-            }
-            tracing::info!(holder = %holder, "notification delivery {}", if lead { "taken over" } else { "left to another replica" });
-            leading = lead;
-        }
-        if !lead {
-            tokio::select! {
-                _ = stopped.changed() => return,
-                () = tokio::time::sleep(config.interval) => {}
-            }
-            continue;
-        }
         if tokio::time::Instant::now() >= next_reminders {
-            match remind(&serving).await {
-                Ok(()) => next_reminders = tokio::time::Instant::now() + REMINDER_EVERY,
-                Err(e) => tracing::warn!("could not check release reminders: {e}"),
+            next_reminders = tokio::time::Instant::now() + REMINDER_EVERY;
+            if lease.take(&serving).await
+                && let Err(e) = remind(&serving).await
+            {
+                tracing::warn!("could not check release reminders: {e}");
+                next_reminders = tokio::time::Instant::now();
             }
         }
+        let mut leading = None;
         for d in &mut destinations {
+            if tokio::time::Instant::now() < d.retry_at {
+                continue;
+            }
+            let pending = match start_cursor(&serving, &d.url).await {
+                Ok(cursor) => serving.store.audit_after(cursor, 100).await,
+                Err(e) => Err(e),
+            };
+            let rows = match pending {
+                Ok(rows) if rows.is_empty() => continue,
+                Ok(rows) => rows,
+                Err(e) => {
+                    d.failed(&format!("store: {e}"));
+                    continue;
+                }
+            };
+            if leading.is_none() {
+                leading = Some(lease.take(&serving).await);
+            }
             // A release was planned or changed: its reminders may be due now, not in a minute.
-            if tokio::time::Instant::now() >= d.retry_at && deliver(&serving, &client, &config, d).await {
+            if leading == Some(true) && deliver(&serving, &client, &config, d, rows).await {
                 next_reminders = tokio::time::Instant::now();
             }
         }
@@ -177,34 +214,16 @@ pub async fn init_cursors(serving: &Serving, config: &NotifyConfig) -> Result<()
     Ok(())
 }
 
-/// Delivers what is pending for one URL, in order, until a failure (then backs off). Whether a
-/// release row went by.
-async fn deliver(serving: &Serving, client: &reqwest::Client, config: &NotifyConfig, d: &mut Destination) -> bool {
+/// Delivers `rows` (what follows the URL's cursor) in order, moving the cursor past each, until
+/// a failure (then backs off). Whether a release row went by.
+async fn deliver(
+    serving: &Serving,
+    client: &reqwest::Client,
+    config: &NotifyConfig,
+    d: &mut Destination,
+    rows: Vec<AuditEntry>,
+) -> bool {
     let mut releases = false;
-    let store = &serving.store;
-    let failed = |d: &mut Destination, what: String| {
-        d.failures = d.failures.saturating_add(1);
-        let backoff = Duration::from_secs(1u64 << d.failures.min(9).saturating_sub(1)).min(MAX_BACKOFF);
-        d.retry_at = tokio::time::Instant::now() + backoff;
-        tracing::warn!(url = %d.url, failures = d.failures, retry_in = ?backoff, "notification not delivered: {what}");
-    };
-    let cursor = match d.cursor {
-        Some(c) => c,
-        None => match start_cursor(serving, &d.url).await {
-            Ok(c) => *d.cursor.insert(c),
-            Err(e) => {
-                failed(d, format!("store: {e}"));
-                return false;
-            }
-        },
-    };
-    let rows = match store.audit_after(cursor, 100).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            failed(d, format!("store: {e}"));
-            return false;
-        }
-    };
     for row in rows {
         releases |= row.entry.flag.starts_with("release:");
         if let Some(event) = event(&row) {
@@ -221,15 +240,14 @@ async fn deliver(serving: &Serving, client: &reqwest::Client, config: &NotifyCon
             let label = if outcome.is_ok() { "delivered" } else { "failed" };
             serving.metrics.notifications.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
             if let Err(what) = outcome {
-                failed(d, what);
+                d.failed(&what);
                 return releases;
             }
         }
-        if let Err(e) = store.set_notify_cursor(&d.url, row.id).await {
-            failed(d, format!("store: {e}"));
+        if let Err(e) = serving.store.set_notify_cursor(&d.url, row.id).await {
+            d.failed(&format!("store: {e}"));
             return releases;
         }
-        d.cursor = Some(row.id);
         d.failures = 0;
     }
     releases
