@@ -63,6 +63,24 @@ fn a_release_train_is_ordered_dependencies_first() {
     assert_eq!((status, err["error"]["code"].as_str()), (409, Some("requirement_unsatisfied")), "{err}");
     let (status, err) = post(&server, "/releases/order", json!({"releases": [999]}));
     assert_eq!((status, err["error"]["code"].as_str()), (404, Some("release_not_found")), "{err}");
+    // Bad input: each refused with its code, and nothing is stored by an order request.
+    let before = server.admin(Method::GET, "/releases", None).1["releases"].as_array().map(Vec::len);
+    for (train, code) in [
+        (
+            json!({"releases": [{"service": "a", "version": "1.0.0"}, {"service": "a", "version": "1.0.1"}]}),
+            "invalid_release",
+        ),
+        (json!({"releases": [{"service": "a", "version": "one"}]}), "invalid_version"),
+        (
+            json!({"releases": [{"service": "a", "version": "1.0.0", "dependencies": [{"service": "b", "requirement": "1 || 2"}]}]}),
+            "invalid_requirement",
+        ),
+        (json!({"releases": "a"}), "invalid_release"),
+    ] {
+        let (status, err) = post(&server, "/releases/order", train);
+        assert_eq!((status, err["error"]["code"].as_str()), (422, Some(code)), "{err}");
+    }
+    assert_eq!(server.admin(Method::GET, "/releases", None).1["releases"].as_array().map(Vec::len), before);
 }
 
 const TWO_FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n  smart_search:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";

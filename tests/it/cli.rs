@@ -227,6 +227,8 @@ fn serve_explains_bad_configuration() {
         (vec!["--quality-gates", &bad_gates], "unknown quality gate \"happiness\""),
         (vec!["--maintenance-windows", &bad_windows], "ends before it starts"),
         (vec!["--body-limit", "10"], "--body-limit must be at least 1024"),
+        (vec!["--notify-url", "ftp://hooks.example.com/x"], "--notify-url must be an http(s) URL"),
+        (vec!["--notify-url", "http://127.0.0.1:9/x", "--notify-interval", "0s"], "--notify-interval must be positive"),
     ];
     for (args, expected) in cases {
         let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
