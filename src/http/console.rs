@@ -5,7 +5,7 @@
 //! with an `ETag` per file so a reload costs a 304.
 
 use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -27,16 +27,9 @@ const ASSETS: [Asset; 3] = [
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../ui/app.css") },
 ];
 
-/// A strong validator for one file: FNV-1a of its bytes (the files never change while running).
-fn etag(body: &str) -> String {
-    let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("\"{hash:016x}\"")
-}
-
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
-    let tag = etag(asset.body);
-    let fresh =
-        headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    let tag = super::etag::of(asset.body.as_bytes());
+    let fresh = super::etag::fresh(headers, &tag);
     let security = [
         (HeaderName::from_static("content-security-policy"), HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
         (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),

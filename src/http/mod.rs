@@ -5,6 +5,7 @@ mod alerts;
 pub mod auth;
 mod console;
 pub mod error;
+mod etag;
 mod evaluate;
 mod flags;
 mod limits;

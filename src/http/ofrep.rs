@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -218,12 +218,8 @@ pub async fn evaluate_flags(
     }
     // Static-context (browser) providers refetch when `/events` says something changed.
     body.extend_from_slice(b"],\"eventStreams\":[{\"type\":\"sse\",\"url\":\"/events\"}]}");
-    let (high, low) = mur3::murmurhash3_x64_128(&body, 0);
-    let etag = format!("\"{high:016x}{low:016x}\"");
-    let matches = headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let etag = super::etag::of(&body);
+    let matches = super::etag::fresh(&headers, &etag);
     let etag_value = HeaderValue::from_str(&etag).expect("a quoted hex string is a valid header value");
     if matches {
         return Response::builder()
