@@ -15,9 +15,9 @@ fn seed() -> Snapshot {
     flags::compile(&text).expect("the seed flag file compiles")
 }
 
-fn context() -> Context {
+fn context() -> Context<'static> {
     match json!({"targetingKey": "user-42", "email": "jane@example.com", "beta": "true", "plan": "pro"}) {
-        serde_json::Value::Object(m) => m,
+        serde_json::Value::Object(m) => Context::from(m),
         _ => unreachable!("a JSON object literal"),
     }
 }
@@ -86,9 +86,10 @@ fn evaluation(c: &mut Criterion) {
     // Rules in order (the fourth, a CIDR match, decides) and a prerequisite evaluated from the
     // same snapshot.
     let targeting = flags::compile(include_str!("../flags/examples/targeting.yaml")).expect("valid");
-    let serde_json::Value::Object(office) = json!({"targetingKey": "user-42", "remoteAddress": "10.1.2.3"}) else {
+    let serde_json::Value::Object(office_map) = json!({"targetingKey": "user-42", "remoteAddress": "10.1.2.3"}) else {
         unreachable!("an object literal")
     };
+    let office = Context::from(office_map);
     let rules = targeting.get("new_checkout").expect("example flag");
     let dependent = targeting.get("one_click_pay").expect("example flag");
     c.bench_function("evaluate/rules_fourth_matches", |b| {

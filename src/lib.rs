@@ -14,9 +14,9 @@
 //!     "feature_flags:\n  dark_mode:\n    rollout_strategy: {type: percentage, percentage: 10, group_id: Feature.flexibleRollout.10}\n",
 //! )?;
 //! let flag = snapshot.get("dark_mode").expect("compiled");
-//! let context = serde_json::json!({"targetingKey": "174"});
+//! let context: eval::Context = serde_json::from_str(r#"{"targetingKey": "174"}"#).expect("an object");
 //! let now = chrono::Utc::now();
-//! let answer = eval::evaluate(flag, context.as_object().expect("object"), now, &FlagState::default());
+//! let answer = eval::evaluate(flag, &context, now, &FlagState::default());
 //! assert_eq!((answer.value, answer.reason), (&serde_json::json!(true), Reason::TargetingMatch));
 //! # Ok::<(), toggled::flags::CompileErrors>(())
 //! ```

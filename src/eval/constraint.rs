@@ -6,26 +6,9 @@
 
 use std::fmt::Write as _;
 
+use super::context::{Attr, Context, lookup};
+use crate::flags::snapshot::{Constraint, NumOp, Operator};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-
-use super::Context;
-use crate::flags::snapshot::{AttrPath, Constraint, NumOp, Operator};
-
-/// Looks up an attribute: the flat key first, then (for dotted names) the nested path.
-/// JSON `null` counts as missing.
-pub fn lookup<'c>(ctx: &'c Context, attr: &AttrPath) -> Option<&'c Value> {
-    let found = match ctx.get(&attr.name) {
-        Some(v) => Some(v),
-        None if attr.dotted => {
-            let mut parts = attr.name.split('.');
-            let first = parts.next().and_then(|p| ctx.get(p));
-            parts.try_fold(first?, |v, p| v.as_object()?.get(p))
-        }
-        None => None,
-    };
-    found.filter(|v| !v.is_null())
-}
 
 /// The text of a scalar context value: strings as they are, numbers and booleans by their JSON
 /// text. Objects and arrays have no text.
@@ -36,12 +19,12 @@ pub enum Scalar<'c> {
 }
 
 impl<'c> Scalar<'c> {
-    pub fn of(v: &'c Value) -> Option<Self> {
+    pub fn of(v: &'c Attr<'_>) -> Option<Self> {
         match v {
-            Value::String(s) => Some(Scalar::Str(s)),
-            Value::Bool(true) => Some(Scalar::Str("true")),
-            Value::Bool(false) => Some(Scalar::Str("false")),
-            Value::Number(n) => {
+            Attr::Str(s) => Some(Scalar::Str(s)),
+            Attr::Bool(true) => Some(Scalar::Str("true")),
+            Attr::Bool(false) => Some(Scalar::Str("false")),
+            Attr::Number(n) => {
                 let mut w = InlineWriter { buf: [0; 40], len: 0 };
                 write!(w, "{n}").ok()?;
                 Some(Scalar::Inline { buf: w.buf, len: w.len })
@@ -119,7 +102,7 @@ fn test(c: &Constraint, ctx: &Context, now: DateTime<Utc>) -> bool {
     }
 }
 
-fn text_matches(value: &Value, ci: bool, list: &[String], f: impl Fn(&str, &str, bool) -> bool) -> bool {
+fn text_matches(value: &Attr<'_>, ci: bool, list: &[String], f: impl Fn(&str, &str, bool) -> bool) -> bool {
     Scalar::of(value).is_some_and(|s| list.iter().any(|x| f(s.as_str(), x, ci)))
 }
 
@@ -135,15 +118,15 @@ fn compare(op: NumOp, ord: Option<std::cmp::Ordering>) -> bool {
     }
 }
 
-fn number(v: &Value) -> Option<f64> {
+fn number(v: &Attr<'_>) -> Option<f64> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        Attr::Number(n) => n.as_f64(),
+        Attr::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
         _ => None,
     }
 }
 
-fn date(v: &Value) -> Option<DateTime<Utc>> {
+fn date(v: &Attr<'_>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v.as_str()?.trim()).ok().map(|d| d.with_timezone(&Utc))
 }
 

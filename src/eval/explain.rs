@@ -49,7 +49,7 @@ fn outcome(pass: bool) -> &'static str {
 
 /// The context's value of an attribute, as the constraint saw it.
 fn context_value(ctx: &Context, c: &Constraint) -> Value {
-    constraint::lookup(ctx, &c.attribute).cloned().unwrap_or(Value::Null)
+    super::context::lookup(ctx, &c.attribute).map_or(Value::Null, super::Attr::to_json)
 }
 
 fn operand(op: &Operator) -> Value {

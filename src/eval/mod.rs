@@ -10,6 +10,7 @@
 
 pub mod bucket;
 pub mod constraint;
+pub mod context;
 pub mod explain;
 pub mod rollout;
 pub mod sunset;
@@ -26,8 +27,7 @@ pub use constraint::Scalar;
 pub use rollout::{Pause, Progress};
 pub use sunset::{SunsetBody, SunsetStatus};
 
-/// An evaluation context: the JSON object a client sends.
-pub type Context = serde_json::Map<String, Value>;
+pub use context::{Attr, Context};
 
 /// Why a value was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -603,7 +603,7 @@ pub fn stickiness_value<'c>(stickiness: &Stickiness, ctx: &'c Context) -> Option
         Stickiness::Default => ["targetingKey", "userId", "sessionId"]
             .into_iter()
             .find_map(|k| ctx.get(k).and_then(Scalar::of).filter(|s| !s.as_str().is_empty())),
-        Stickiness::Attribute(path) => constraint::lookup(ctx, path).and_then(Scalar::of),
+        Stickiness::Attribute(path) => context::lookup(ctx, path).and_then(Scalar::of),
     };
     found.filter(|s| !s.as_str().is_empty())
 }

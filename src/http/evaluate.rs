@@ -1,53 +1,45 @@
 //! Evaluation routes: `POST /evaluate`, `POST /evaluate/all`, `GET /evaluate/{key}`.
 
 use axum::extract::{Path, State};
+use axum::http::Uri;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::error::{ApiError, Code};
-use super::{ApiJson, ApiQuery, AppState, RawBody, parse_body};
+use super::{AppState, RawBody, parse_body};
 use crate::eval::Context;
+use crate::eval::context::{Attr, ContextField};
 
+/// Read borrowed from the request body: the flag key and the context's names and strings are
+/// not copied.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EvaluateRequest<'a> {
     #[serde(borrow)]
     flag: Option<std::borrow::Cow<'a, str>>,
-    context: Option<Value>,
+    /// The evaluation context: a JSON object.
+    #[serde(borrow)]
+    #[schema(value_type = Option<Object>)]
+    context: Option<ContextField<'a>>,
     /// Adds the evaluator's steps to the answer.
     #[serde(default)]
     explain: bool,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct EvaluateAllRequest {
-    context: Option<Value>,
+pub struct EvaluateAllRequest<'a> {
+    /// The evaluation context: a JSON object.
+    #[serde(borrow)]
+    #[schema(value_type = Option<Object>)]
+    context: Option<ContextField<'a>>,
 }
 
 /// The context object of a request; absent or `null` is an empty context.
-fn context_of(value: Option<Value>) -> Result<Context, ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(Context::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(other) => Err(ApiError::new(
-            Code::InvalidContext,
-            format!("`context` must be a JSON object, not {}", json_kind(&other)),
-        )),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+fn context_of(field: Option<ContextField<'_>>) -> Result<Context<'_>, ApiError> {
+    ContextField::into_context(field)
+        .map_err(|kind| ApiError::new(Code::InvalidContext, format!("`context` must be a JSON object, not {kind}")))
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -130,21 +122,17 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
         (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn get_one(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    ApiQuery(q): ApiQuery<Vec<(String, String)>>,
-) -> Result<Response, ApiError> {
-    // `explain` is the one reserved query key: `explain=true` asks for the steps.
+pub async fn get_one(State(state): State<AppState>, Path(key): Path<String>, uri: Uri) -> Result<Response, ApiError> {
+    // `explain` is the one reserved query key: `explain=true` asks for the steps. Names and
+    // values borrow the query string unless they are percent-encoded.
     let mut explain = false;
-    let ctx: Context = q
-        .into_iter()
+    let ctx: Context = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .filter(|(k, v)| {
             let reserved = k == "explain";
-            explain |= reserved && matches!(v.as_str(), "true" | "1" | "");
+            explain |= reserved && matches!(v.as_ref(), "true" | "1" | "");
             !reserved
         })
-        .map(|(k, v)| (k, Value::String(v)))
+        .map(|(k, v)| (k, Attr::Str(v)))
         .collect();
     evaluate_one(&state, &key, &ctx, explain)
 }
@@ -164,10 +152,8 @@ pub async fn get_one(
         (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn post_all(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<EvaluateAllRequest>,
-) -> Result<Response, ApiError> {
+pub async fn post_all(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    let req: EvaluateAllRequest<'_> = parse_body(&body)?;
     let ctx = context_of(req.context)?;
     let served = state.serving.load();
     if !served.ready {
@@ -183,20 +169,20 @@ pub async fn post_all(
 /// `{"flags": {key: answer}, "revision"}`, serialised straight from the borrowed evaluations:
 /// no JSON tree is built per flag.
 #[derive(serde::Serialize)]
-struct AllBody<'a> {
-    flags: AllAnswers<'a>,
+struct AllBody<'a, 'c> {
+    flags: AllAnswers<'a, 'c>,
     revision: &'a str,
 }
 
 /// Every flag's answer for one context from one snapshot, evaluated as it is written out.
-struct AllAnswers<'a> {
+struct AllAnswers<'a, 'c> {
     served: &'a crate::serving::Served,
     metrics: &'a crate::metrics::Metrics,
-    ctx: &'a Context,
+    ctx: &'a Context<'c>,
     now: chrono::DateTime<Utc>,
 }
 
-impl serde::Serialize for AllAnswers<'_> {
+impl serde::Serialize for AllAnswers<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
         let flags = &self.served.snapshot.flags;
@@ -214,6 +200,6 @@ impl super::RequestBody for EvaluateRequest<'_> {
     const INVALID: Code = Code::InvalidRequest;
 }
 
-impl super::RequestBody for EvaluateAllRequest {
+impl super::RequestBody for EvaluateAllRequest<'_> {
     const INVALID: Code = Code::InvalidRequest;
 }

@@ -6,7 +6,7 @@
 //! booleans only. Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
 //! Bulk answers carry an `ETag` (a hash of the body) and honour `If-None-Match` with 304.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -17,13 +17,17 @@ use serde_json::Value;
 
 use super::error::{OfrepCode, OfrepError};
 use super::{AppState, RawBody, parse_body};
+use crate::eval::context::ContextField;
 use crate::eval::{Context, Evaluation, Reason};
 use crate::flags::Flag;
 use crate::serving::Served;
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-struct OfrepRequest {
-    context: Option<Value>,
+struct OfrepRequest<'a> {
+    /// The evaluation context: a JSON object.
+    #[serde(borrow)]
+    #[schema(value_type = Option<Object>)]
+    context: Option<ContextField<'a>>,
 }
 
 fn invalid_context(key: Option<&str>, details: impl Into<String>) -> OfrepError {
@@ -35,17 +39,18 @@ fn general(key: Option<&str>, details: impl Into<String>) -> OfrepError {
 }
 
 /// The context of an OFREP request: an empty body or a missing `context` is an empty context.
-fn context_of(key: Option<&str>, body: Result<RawBody, super::error::ApiError>) -> Result<Context, OfrepError> {
-    let RawBody(bytes) = body.map_err(|e| invalid_context(key, e.message()))?;
-    let req: OfrepRequest = parse_body(&bytes).map_err(|_| {
-        let parse = serde_json::from_slice::<Value>(&bytes).err().map_or_else(String::new, |e| e.to_string());
+fn context_of<'a>(key: Option<&str>, bytes: &'a [u8]) -> Result<Context<'a>, OfrepError> {
+    let req: OfrepRequest<'_> = parse_body(bytes).map_err(|_| {
+        let parse = serde_json::from_slice::<Value>(bytes).err().map_or_else(String::new, |e| e.to_string());
         invalid_context(key, format!("the body must be {{\"context\": {{...}}}}: {parse}"))
     })?;
-    match req.context {
-        None | Some(Value::Null) => Ok(Context::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(invalid_context(key, "`context` must be a JSON object")),
-    }
+    ContextField::into_context(req.context)
+        .map_err(|kind| invalid_context(key, format!("`context` must be a JSON object, not {kind}")))
+}
+
+/// The request body, or OFREP's answer when it cannot be read.
+fn body_of(key: Option<&str>, body: Result<RawBody, super::error::ApiError>) -> Result<Bytes, OfrepError> {
+    body.map(|RawBody(bytes)| bytes).map_err(|e| invalid_context(key, e.message()))
 }
 
 /// OpenFeature's reason for ours; `None` when it maps exactly.
@@ -161,7 +166,11 @@ pub async fn evaluate_flag(
     Path(key): Path<String>,
     body: Result<RawBody, super::error::ApiError>,
 ) -> Response {
-    let ctx = match context_of(Some(&key), body) {
+    let bytes = match body_of(Some(&key), body) {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = match context_of(Some(&key), &bytes) {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
@@ -198,7 +207,11 @@ pub async fn evaluate_flags(
     headers: HeaderMap,
     body: Result<RawBody, super::error::ApiError>,
 ) -> Response {
-    let ctx = match context_of(None, body) {
+    let bytes = match body_of(None, body) {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = match context_of(None, &bytes) {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
@@ -231,6 +244,6 @@ pub async fn evaluate_flags(
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ETAG, etag_value)], body).into_response()
 }
 
-impl super::RequestBody for OfrepRequest {
+impl super::RequestBody for OfrepRequest<'_> {
     const INVALID: super::error::Code = super::error::Code::InvalidContext;
 }

@@ -54,3 +54,25 @@ fn evaluating_with_targeting_allocates_nothing() {
     assert!(evaluated > 300, "evaluated {evaluated}");
     assert_eq!(info.count_total, 0, "{evaluated} evaluations allocated: {info:?}");
 }
+
+/// A request's context is read borrowed: names and strings point into the body, and up to
+/// `eval::context::INLINE` attributes sit inline, so the load benchmark's context costs no
+/// allocation to read. Escaped text and nested objects are the allocating cases.
+#[test]
+fn reading_a_flat_context_allocates_nothing() {
+    let body = br#"{"targetingKey":"user-42","email":"u42@example.com","plan":"pro","beta":"true","seats":12,"admin":false,"ratio":0.5,"none":null}"#;
+    let mut ctx = None;
+    let info = allocation_counter::measure(|| {
+        ctx = Some(serde_json::from_slice::<eval::Context<'_>>(body).expect("an object"));
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    let ctx = ctx.expect("read");
+    assert_eq!(ctx.get("email").and_then(eval::Attr::as_str), Some("u42@example.com"));
+    assert_eq!(ctx.get("seats"), Some(&eval::Attr::Number(12.into())));
+
+    let escaped = br#"{"targetingKey":"user-\"42\"","device":{"os":"ios"}}"#;
+    let info = allocation_counter::measure(|| {
+        std::hint::black_box(serde_json::from_slice::<eval::Context<'_>>(escaped).expect("an object"));
+    });
+    assert!(info.count_total > 0, "escaped text and nested objects are copied: {info:?}");
+}

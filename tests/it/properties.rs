@@ -126,7 +126,7 @@ fn a_25_25_50_split_over_100k_keys_lands_within_one_point() {
     let mut counts = [0u32; 3];
     let mut c = ctx(json!({}));
     for i in 0..100_000 {
-        c.insert("targetingKey".into(), json!(format!("user-{i}")));
+        c.insert("targetingKey", eval::Attr::Str(format!("user-{i}").into()));
         let e = eval::evaluate(flag, &c, now, &FlagState::default());
         assert_eq!(e.reason, Reason::Split);
         counts[e.value.as_u64().expect("number") as usize - 1] += 1;

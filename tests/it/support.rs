@@ -18,9 +18,9 @@ pub fn at(ts: &str) -> DateTime<Utc> {
     flags::duration::parse_date(ts).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn ctx(v: Value) -> Context {
+pub fn ctx(v: Value) -> Context<'static> {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => Context::from(m),
         other => panic!("a context is a JSON object, not {other}"),
     }
 }
