@@ -3,13 +3,15 @@
 //! Evaluation counters are resolved once per (flag, variant, reason) slot and kept by the
 //! serving state, so counting an evaluation is one atomic load and one atomic add.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EvalLabels {
@@ -73,11 +75,63 @@ pub struct HttpLabels {
     pub status: String,
 }
 
-type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
+/// `toggled_http_request_duration_seconds` by route, method and status.
+pub type HttpTimings = Family<HttpLabels, Timing>;
 
-fn http_histogram() -> Histogram {
-    // 100 µs .. ~3.3 s
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+/// Upper bounds of [`Timing`]'s finite buckets: 100 µs doubling to ~3.3 s.
+const TIMING_BUCKETS: usize = 16;
+const FIRST_BOUND_NANOS: u64 = 100_000;
+
+/// A duration histogram recorded with two relaxed atomic adds and no lock (the library's
+/// histogram takes a mutex per observation). Buckets: 100 µs doubling to ~3.3 s, then +Inf;
+/// exposed as a Prometheus histogram in seconds.
+#[derive(Debug, Clone, Default)]
+pub struct Timing(Arc<TimingCells>);
+
+#[derive(Debug, Default)]
+struct TimingCells {
+    /// Per-bucket (not cumulative) counts; the last is +Inf.
+    buckets: [AtomicU64; TIMING_BUCKETS + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Timing {
+    pub fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.buckets[timing_bucket(nanos)].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// The bucket of a duration: bucket `i` holds (100 µs * 2^(i-1), 100 µs * 2^i].
+fn timing_bucket(nanos: u64) -> usize {
+    let steps = nanos.saturating_sub(1) / FIRST_BOUND_NANOS;
+    (u64::BITS - steps.leading_zeros()).min(TIMING_BUCKETS as u32) as usize
+}
+
+impl TypedMetric for Timing {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Timing {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut buckets = [(f64::INFINITY, 0u64); TIMING_BUCKETS + 1];
+        let mut bound = FIRST_BOUND_NANOS as f64 / 1e9;
+        for (slot, cell) in buckets.iter_mut().zip(&self.0.buckets) {
+            slot.1 = cell.load(Ordering::Relaxed);
+        }
+        for slot in &mut buckets[..TIMING_BUCKETS] {
+            slot.0 = bound;
+            bound *= 2.0;
+        }
+        let count = buckets.iter().map(|b| b.1).sum();
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// Every metric toggled serves. Names are part of the contract (DESIGN.md section 4).
@@ -98,7 +152,7 @@ pub struct Metrics {
     /// median_lead_time_hours, releases_per_week, flag_cleanup (%). Absent when undefined.
     pub release_quality: Family<QualityLabels, Gauge<f64, AtomicU64>>,
     pub quality_gates: Family<GateLabels, Gauge>,
-    pub http_duration: HistogramFamily,
+    pub http_duration: HttpTimings,
     pub task_restarts: Family<TaskLabels, Counter>,
     /// 1 while the store answers, 0 while it does not (evaluations go on from memory).
     pub store_up: Gauge,
@@ -128,7 +182,7 @@ impl Metrics {
         let flags_stale = Gauge::default();
         let release_quality = Family::<QualityLabels, Gauge<f64, AtomicU64>>::default();
         let quality_gates = Family::<GateLabels, Gauge>::default();
-        let http_duration: HistogramFamily = Family::new_with_constructor(http_histogram);
+        let http_duration = HttpTimings::default();
         let task_restarts = Family::<TaskLabels, Counter>::default();
         let store_up = Gauge::default();
         let rate_limited = Family::<RateLimitLabels, Counter>::default();
@@ -233,5 +287,42 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_buckets_match_their_upper_bounds() {
+        let us = |n: u64| timing_bucket(n * 1_000);
+        assert_eq!([us(0), us(1), us(100), us(101), us(200), us(201), us(400)], [0, 0, 0, 1, 1, 2, 2]);
+        assert_eq!(timing_bucket(3_276_800_000), 15);
+        assert_eq!(timing_bucket(3_276_800_001), 16);
+        assert_eq!(timing_bucket(u64::MAX), 16);
+    }
+
+    #[test]
+    fn timing_is_exposed_as_a_histogram_in_seconds() {
+        let metrics = Metrics::new();
+        let labels = HttpLabels { route: "/x".into(), method: "GET".into(), status: "200".into() };
+        let timing = metrics.http_duration.get_or_create(&labels).clone();
+        timing.observe(Duration::from_micros(150));
+        timing.observe(Duration::from_secs(5));
+        let text = metrics.render_text();
+        let lines: Vec<&str> =
+            text.lines().filter(|l| l.starts_with("toggled_http_request_duration_seconds")).collect();
+        let labels = r#"route="/x",method="GET",status="200""#;
+        for wanted in [
+            format!("toggled_http_request_duration_seconds_sum{{{labels}}} 5.00015"),
+            format!("toggled_http_request_duration_seconds_count{{{labels}}} 2"),
+            format!("toggled_http_request_duration_seconds_bucket{{{labels},le=\"0.0001\"}} 0"),
+            format!("toggled_http_request_duration_seconds_bucket{{{labels},le=\"0.0002\"}} 1"),
+            format!("toggled_http_request_duration_seconds_bucket{{{labels},le=\"3.2768\"}} 1"),
+            format!("toggled_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 2"),
+        ] {
+            assert!(lines.contains(&wanted.as_str()), "{wanted} not in {lines:#?}");
+        }
     }
 }

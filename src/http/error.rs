@@ -51,6 +51,7 @@ pub enum Code {
     VersionNotNewer,
     NotReady,
     Overloaded,
+    RequestTimeout,
     StoreUnavailable,
     TooManySubscribers,
 }
@@ -75,6 +76,7 @@ const CODES: &[(Code, &str, StatusCode)] = &[
     (Code::ReleaseConflicts, "release_conflicts", StatusCode::CONFLICT),
     (Code::DependencyCycle, "dependency_cycle", StatusCode::CONFLICT),
     (Code::RequirementUnsatisfied, "requirement_unsatisfied", StatusCode::CONFLICT),
+    (Code::RequestTimeout, "request_timeout", StatusCode::REQUEST_TIMEOUT),
     (Code::PayloadTooLarge, "payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
     (Code::RateLimited, "rate_limited", StatusCode::TOO_MANY_REQUESTS),
     (Code::InvalidAction, "invalid_action", StatusCode::UNPROCESSABLE_ENTITY),

@@ -1,18 +1,25 @@
 //! Accepting connections, with what `axum::serve` does not bound: a client must send a
-//! request's headers within `header_read_timeout` (a slowloris connection is closed), and at most
-//! `max_connections` are open at once (more are closed on accept). Each connection's requests
-//! carry its peer address (for per-address rate limits). Shutdown stops accepting, lets in-flight
-//! requests finish and closes idle keep-alive connections.
+//! request's headers within `header_read_timeout` (a slowloris connection is closed, and so is a
+//! keep-alive connection idle that long), and at most `max_connections` are open at once (more
+//! are closed on accept). Each connection's requests carry its peer address (for per-address rate
+//! limits). Shutdown stops accepting, lets in-flight requests finish and closes idle keep-alive
+//! connections.
+//!
+//! The header timeout is kept per connection, not per request: the connection notes (two relaxed
+//! atomic stores) when it starts waiting for a request and when one arrives, and one timer per
+//! connection wakes at most once per `header_read_timeout` to close it if it has waited too long.
+//! (The HTTP library's own header timeout boxes and registers a timer for every request.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1::Builder;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -29,8 +36,7 @@ pub struct Limits {
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let mut builder = Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let builder = Builder::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -51,19 +57,89 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut req: axum::http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            req
-        });
+        let waiting = Waiting::new();
+        let (arrived, answered) = (waiting.clone(), waiting.clone());
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                arrived.arrived();
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            })
+            .map_response(move |response| {
+                answered.waiting();
+                response
+            });
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
+        let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::trace!("connection ended: {e}");
+            let mut connection = std::pin::pin!(connection);
+            let watchdog = tokio::time::sleep(header_timeout);
+            let mut watchdog = std::pin::pin!(watchdog);
+            loop {
+                tokio::select! {
+                    biased;
+                    ended = &mut connection => {
+                        if let Err(e) = ended {
+                            tracing::trace!("connection ended: {e}");
+                        }
+                        break;
+                    }
+                    () = &mut watchdog => match waiting.overdue(header_timeout) {
+                        Ok(()) => {
+                            tracing::debug!(%peer, "connection closed: no request headers within {header_timeout:?}");
+                            break;
+                        }
+                        Err(next) => watchdog.as_mut().reset(next.into()),
+                    },
+                }
             }
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Since when a connection has been waiting for a request's headers (milliseconds after it was
+/// accepted), or [`Waiting::BUSY`] while a request is being answered.
+#[derive(Debug, Clone)]
+struct Waiting(Arc<(Instant, AtomicU64)>);
+
+impl Waiting {
+    const BUSY: u64 = u64::MAX;
+
+    fn new() -> Self {
+        Self(Arc::new((Instant::now(), AtomicU64::new(0))))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.0.elapsed().as_millis()).unwrap_or(Self::BUSY - 1)
+    }
+
+    /// A request's headers have arrived.
+    fn arrived(&self) {
+        self.0.1.store(Self::BUSY, Ordering::Relaxed);
+    }
+
+    /// The answer is out: from now on the connection waits for the next request.
+    fn waiting(&self) {
+        self.0.1.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// `Ok` when the connection has waited `limit` or more for headers; otherwise when to look
+    /// again (a request being answered is bounded by the request timeout, not this one).
+    fn overdue(&self, limit: Duration) -> Result<(), Instant> {
+        let since = self.0.1.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX / 2);
+        if since == Self::BUSY {
+            return Err(Instant::now() + limit);
+        }
+        if now.saturating_sub(since) >= limit_ms {
+            return Ok(());
+        }
+        Err(self.0.0 + Duration::from_millis(since + limit_ms))
+    }
 }

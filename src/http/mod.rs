@@ -8,6 +8,7 @@ pub mod error;
 mod etag;
 mod evaluate;
 mod flags;
+mod layers;
 mod limits;
 pub mod listen;
 mod ofrep;
@@ -17,21 +18,18 @@ mod stream;
 mod train;
 mod versions;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::post;
-use prometheus_client::metrics::histogram::Histogram;
 use serde::de::DeserializeOwned;
 
-use crate::metrics::HttpLabels;
 use crate::serving::Serving;
 use auth::Tokens;
 use error::{ApiError, Code};
@@ -61,8 +59,6 @@ pub struct Shared {
     pub board: crate::monitor::AlertBoard,
     /// Release strategy, maintenance windows, default service.
     pub releases: Arc<releases::ReleaseSettings>,
-    /// Pre-resolved duration histograms for `200` answers: method -> route -> histogram.
-    hot_histograms: Arc<HashMap<&'static str, HashMap<String, Histogram>>>,
     /// The OpenAPI document, rendered once when the router is built.
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Most `/events` streams open at once.
@@ -108,13 +104,6 @@ impl AppState {
         shutdown: tokio::sync::watch::Receiver<bool>,
         board: crate::monitor::AlertBoard,
     ) -> Self {
-        let mut hot: HashMap<&'static str, HashMap<String, Histogram>> = HashMap::new();
-        for (method, route) in ROUTES {
-            let labels =
-                HttpLabels { route: (*route).to_owned(), method: (*method).to_owned(), status: "200".to_owned() };
-            let histogram = serving.metrics.http_duration.get_or_create(&labels).clone();
-            hot.entry(method).or_default().insert((*route).to_owned(), histogram);
-        }
         Self(Arc::new(Shared {
             serving,
             tokens: Arc::new(tokens),
@@ -122,7 +111,6 @@ impl AppState {
             shutdown,
             board,
             releases: Arc::new(releases::ReleaseSettings::default()),
-            hot_histograms: Arc::new(hot),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
             max_concurrent_requests: 0,
@@ -260,12 +248,13 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
     let _ = state.openapi.set(document.to_json().expect("the OpenAPI document serialises"));
     let body_limit = state.body_limit;
     let max_in_flight = state.max_concurrent_requests;
+    // Observe wraps Deadline: a 408 is timed and counted like any other answer.
     let router = routes
-        .route_layer(from_fn_with_state(state.clone(), observe))
+        .route_layer(layers::DeadlineLayer(request_timeout))
+        .route_layer(layers::ObserveLayer::new(&state.serving.metrics.http_duration, ROUTES))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .with_state(state);
     let router = if max_in_flight == 0 {
         router
@@ -312,31 +301,6 @@ async fn not_found() -> ApiError {
 /// 405; the router adds `Allow` with the methods the route takes.
 async fn method_not_allowed() -> ApiError {
     ApiError::new(Code::MethodNotAllowed, "this route does not take that method; `Allow` lists the ones it does")
-}
-
-/// Records `toggled_http_request_duration_seconds` by matched route, method and status.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    let seconds = start.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let hot = (response.status() == StatusCode::OK)
-        .then(|| state.hot_histograms.get(method.as_str()).and_then(|m| m.get(route)))
-        .flatten();
-    match hot {
-        Some(h) => h.observe(seconds),
-        None => {
-            let labels = HttpLabels {
-                route: route.to_owned(),
-                method: method.to_string(),
-                status: response.status().as_u16().to_string(),
-            };
-            state.serving.metrics.http_duration.get_or_create(&labels).observe(seconds);
-        }
-    }
-    response
 }
 
 /// The request body in our error shape: 413 over the limit, 400 when it cannot be read.

@@ -185,3 +185,33 @@ fn connections_beyond_the_bound_are_closed() {
         (http().get(server.url("/health")).send().ok()?.status() == 200).then_some(())
     });
 }
+
+/// A request whose body stalls is answered 408 `request_timeout` once `--request-timeout`
+/// passes, and its duration is recorded; a request that keeps its connection busy is not cut
+/// by the (shorter) header timeout meanwhile.
+#[test]
+fn a_stalled_body_is_answered_408_after_the_request_timeout() {
+    use std::io::{Read, Write};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--request-timeout", "1500ms", "--header-read-timeout", "1s"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.write_all(b"POST /evaluate HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{\"flag\":").expect("write");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(waited >= std::time::Duration::from_millis(1400), "answered after {waited:?}");
+    let metrics = http().get(server.url("/metrics")).send().expect("metrics").text().expect("text");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("toggled_http_request_duration_seconds_count")
+            && l.contains("route=\"/evaluate\"")
+            && l.contains("status=\"408\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
