@@ -55,17 +55,17 @@ fn evaluating_with_targeting_allocates_nothing() {
     assert_eq!(info.count_total, 0, "{evaluated} evaluations allocated: {info:?}");
 }
 
-/// A request's context is read borrowed: names and strings point into the body, and up to
-/// `eval::context::INLINE` attributes sit inline, so the load benchmark's context costs no
-/// allocation to read. Escaped text and nested objects are the allocating cases.
+/// A request's context is read borrowed: names and strings point into the body, so a flat
+/// context costs one allocation (its list of attributes) however many strings it has. Escaped
+/// text and nested objects are what allocate more.
 #[test]
-fn reading_a_flat_context_allocates_nothing() {
+fn reading_a_flat_context_allocates_once() {
     let body = br#"{"targetingKey":"user-42","email":"u42@example.com","plan":"pro","beta":"true","seats":12,"admin":false,"ratio":0.5,"none":null}"#;
     let mut ctx = None;
     let info = allocation_counter::measure(|| {
         ctx = Some(serde_json::from_slice::<eval::Context<'_>>(body).expect("an object"));
     });
-    assert_eq!(info.count_total, 0, "{info:?}");
+    assert_eq!(info.count_total, 1, "{info:?}");
     let ctx = ctx.expect("read");
     assert_eq!(ctx.get("email").and_then(eval::Attr::as_str), Some("u42@example.com"));
     assert_eq!(ctx.get("seats"), Some(&eval::Attr::Number(12.into())));
@@ -74,5 +74,5 @@ fn reading_a_flat_context_allocates_nothing() {
     let info = allocation_counter::measure(|| {
         std::hint::black_box(serde_json::from_slice::<eval::Context<'_>>(escaped).expect("an object"));
     });
-    assert!(info.count_total > 0, "escaped text and nested objects are copied: {info:?}");
+    assert!(info.count_total > 1, "escaped text and nested objects are copied: {info:?}");
 }
