@@ -352,6 +352,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_max_subscribers(config.max_subscribers)
         .with_max_concurrent_requests(config.max_concurrent_requests)
         .with_rate_limits(config.rate_limit, config.admin_rate_limit);
+    let peer_addresses = state.uses_peer_addresses();
     let router = app(state, config.request_timeout, &config.cors_origins);
     // The signal also ends event streams, so graceful shutdown does not wait on them.
     let graceful = async move {
@@ -362,6 +363,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let limits = crate::http::listen::Limits {
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,
+        peer_addresses,
     };
     crate::http::listen::serve(listener, router, limits, graceful).await;
     let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier);

@@ -1,9 +1,9 @@
 //! Accepting connections, with what `axum::serve` does not bound: a client must send a
 //! request's headers within `header_read_timeout` (a slowloris connection is closed, and so is a
 //! keep-alive connection idle that long), and at most `max_connections` are open at once (more
-//! are closed on accept). Each connection's requests carry its peer address (for per-address rate
-//! limits). Shutdown stops accepting, lets in-flight requests finish and closes idle keep-alive
-//! connections.
+//! are closed on accept). With rate limits, each connection's requests carry its peer address
+//! (for per-address limits). Shutdown stops accepting, lets in-flight requests finish and closes
+//! idle keep-alive connections.
 //!
 //! The header timeout is kept per connection, not per request: the connection notes (two relaxed
 //! atomic stores) when it starts waiting for a request and when one arrives, and one timer per
@@ -30,6 +30,9 @@ use tower::ServiceExt as _;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Whether requests carry their peer address (`ConnectInfo`): only rate limits by address read
+    /// it, and inserting it costs every request an allocation.
+    pub peer_addresses: bool,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
@@ -63,7 +66,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             .clone()
             .map_request(move |mut req: axum::http::Request<Incoming>| {
                 arrived.arrived();
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                if limits.peer_addresses {
+                    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                }
                 req
             })
             .map_response(move |response| {

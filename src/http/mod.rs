@@ -23,8 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::post;
@@ -133,6 +132,11 @@ impl AppState {
     pub fn with_max_concurrent_requests(mut self, max: usize) -> Self {
         Arc::make_mut(&mut self.0).max_concurrent_requests = max;
         self
+    }
+
+    /// Whether a route reads the client's address (a rate limit keyed by it).
+    pub fn uses_peer_addresses(&self) -> bool {
+        self.evaluation_limit.is_some() || self.admin_limit.is_some()
     }
 
     #[must_use]
@@ -246,7 +250,6 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .merge(open)
         .split_for_parts();
     let _ = state.openapi.set(document.to_json().expect("the OpenAPI document serialises"));
-    let body_limit = state.body_limit;
     let max_in_flight = state.max_concurrent_requests;
     // Observe wraps Deadline: a 408 is timed and counted like any other answer.
     let router = routes
@@ -254,7 +257,6 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route_layer(layers::ObserveLayer::new(&state.serving.metrics.http_duration, ROUTES))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
     let router = if max_in_flight == 0 {
         router
@@ -303,7 +305,9 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(Code::MethodNotAllowed, "this route does not take that method; `Allow` lists the ones it does")
 }
 
-/// The request body in our error shape: 413 over the limit, 400 when it cannot be read.
+/// The request body in our error shape: 413 over `--body-limit`, 400 when it cannot be read.
+/// Every route reads its body through this (the limit is applied here, not by a layer that
+/// would tag every request).
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
@@ -311,19 +315,16 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(state.body_limit)
-            } else {
-                ApiError::new(
-                    Code::InvalidBody,
-                    format!(
-                        "the request body could not be read: {}",
-                        std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
-                    ),
-                )
+        use http_body_util::BodyExt as _;
+        let limited = http_body_util::Limited::new(req.into_body(), state.body_limit);
+        match limited.collect().await {
+            Ok(collected) => Ok(RawBody(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::payload_too_large(state.body_limit)),
+            Err(e) => {
+                let cause = std::error::Error::source(&*e).map_or_else(|| e.to_string(), ToString::to_string);
+                Err(ApiError::new(Code::InvalidBody, format!("the request body could not be read: {cause}")))
             }
-        })
+        }
     }
 }
 

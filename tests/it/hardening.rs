@@ -215,3 +215,27 @@ fn a_stalled_body_is_answered_408_after_the_request_timeout() {
         "{metrics}"
     );
 }
+
+/// The body limit holds for a chunked body too (no `Content-Length` to refuse up front).
+#[test]
+fn a_chunked_body_over_the_limit_is_refused() {
+    use std::io::{Read, Write};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let mut request =
+        b"POST /evaluate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let chunk = "x".repeat(8 * 1024);
+    for _ in 0..10 {
+        request.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let _ = s.write_all(&request);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
+}
