@@ -1,5 +1,6 @@
 //! Evaluation routes: `POST /evaluate`, `POST /evaluate/all`, `GET /evaluate/{key}`.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::http::header::CONTENT_TYPE;
@@ -42,8 +43,23 @@ fn context_of(field: Option<ContextField<'_>>) -> Result<Context<'_>, ApiError> 
         .map_err(|kind| ApiError::new(Code::InvalidContext, format!("`context` must be a JSON object, not {kind}")))
 }
 
-fn json_response(body: Vec<u8>) -> Response {
+fn json_response(body: impl IntoResponse) -> Response {
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// A small JSON answer as one allocation of exactly its size: written to the stack first (a
+/// `Vec` with room to spare becomes a body with a second, shared allocation, and grows as it is
+/// written). Answers over 512 bytes (`explain`) are written to a `Vec`.
+pub(super) fn small_json(value: &impl serde::Serialize) -> Bytes {
+    let mut stack = [0u8; 512];
+    let mut cursor = std::io::Cursor::new(&mut stack[..]);
+    match serde_json::to_writer(&mut cursor, value) {
+        Ok(()) => {
+            let len = usize::try_from(cursor.position()).unwrap_or(stack.len());
+            Bytes::copy_from_slice(&stack[..len])
+        }
+        Err(_) => Bytes::from(serde_json::to_vec(value).expect("an answer serialises")),
+    }
 }
 
 fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Result<Response, ApiError> {
@@ -64,8 +80,7 @@ fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Re
     if explain {
         body.explain = Some(&steps);
     }
-    let body = serde_json::to_vec(&body).expect("an evaluation serialises");
-    let mut response = json_response(body);
+    let mut response = json_response(small_json(&body));
     if let Some(sunset) = e.sunset {
         for (name, value) in sunset.headers() {
             if let Ok(value) = HeaderValue::from_str(value) {

@@ -70,14 +70,14 @@ fn openfeature_reason(reason: Reason) -> (&'static str, bool) {
 /// `metadata`: the flag's primitive metadata, then ours; serialised without building a map.
 struct Metadata<'a> {
     flag: &'a Flag,
-    e: &'a Evaluation<'a>,
+    e: Evaluation<'a>,
     revision: &'a str,
 }
 
 impl Serialize for Metadata<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
-        let (flag, e) = (self.flag, self.e);
+        let (flag, e) = (self.flag, &self.e);
         let phase = e.sunset.and_then(|s| s.phase);
         // Ours win over the flag's own metadata of the same name.
         let ours = |k: &str| match k {
@@ -125,25 +125,23 @@ struct Answer<'a> {
     metadata: Metadata<'a>,
 }
 
-/// Evaluates flag `idx` and writes its OFREP answer to `out`.
-fn write_answer<W: std::io::Write>(
-    out: W,
-    served: &Served,
+/// Evaluates flag `idx`: its OFREP answer.
+fn answer<'a>(
+    served: &'a Served,
     state: &AppState,
     idx: usize,
     ctx: &Context,
     now: chrono::DateTime<Utc>,
-) -> serde_json::Result<()> {
+) -> Answer<'a> {
     let flag = &served.snapshot.flags[idx];
     let e = served.evaluate(&state.serving.metrics, idx, ctx, now);
-    let answer = Answer {
+    Answer {
         key: &flag.key,
         value: e.value,
         reason: openfeature_reason(e.reason).0,
         variant: e.variant,
-        metadata: Metadata { flag, e: &e, revision: &served.snapshot.revision },
-    };
-    serde_json::to_writer(out, &answer)
+        metadata: Metadata { flag, e, revision: &served.snapshot.revision },
+    }
 }
 
 #[utoipa::path(
@@ -182,8 +180,7 @@ pub async fn evaluate_flag(
         return OfrepError::new(OfrepCode::FlagNotFound, Some(&key), format!("flag {key:?} was not found"))
             .into_response();
     };
-    let mut body = Vec::with_capacity(256);
-    write_answer(&mut body, &served, &state, idx, &ctx, Utc::now()).expect("an answer serialises");
+    let body = super::evaluate::small_json(&answer(&served, &state, idx, &ctx, Utc::now()));
     ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -227,7 +224,7 @@ pub async fn evaluate_flags(
         if idx > 0 {
             body.push(b',');
         }
-        write_answer(&mut body, &served, &state, idx, &ctx, now).expect("an answer serialises");
+        serde_json::to_writer(&mut body, &answer(&served, &state, idx, &ctx, now)).expect("an answer serialises");
     }
     // Static-context (browser) providers refetch when `/events` says something changed.
     body.extend_from_slice(b"],\"eventStreams\":[{\"type\":\"sse\",\"url\":\"/events\"}]}");
