@@ -17,7 +17,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc;
 
 use chrono::Utc;
@@ -204,19 +203,22 @@ fn can_change_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Whether a batch of debounced events asks for a reload.
-fn relevant(events: &[notify_debouncer_full::DebouncedEvent], file_name: &std::ffi::OsStr) -> bool {
-    events
-        .iter()
-        .any(|e| e.need_rescan() || (can_change_content(&e.kind) && e.paths.iter().any(|p| concerns(p, file_name))))
+/// Whether a file event asks for a reload.
+fn relevant(e: &notify::Event, file_name: &std::ffi::OsStr) -> bool {
+    e.need_rescan() || (can_change_content(&e.kind) && e.paths.iter().any(|p| concerns(p, file_name)))
 }
 
 /// A registered watch on the flag file's directory. Created before the first load, so no change
 /// can fall between reading the file and watching it.
+///
+/// Events are debounced here, in the reload task: after a relevant event, the reload waits until
+/// `debounce` has passed without another. (A debouncing thread that ticks every quarter of the
+/// quiet time woke an idle server 200 times a second.) Nothing runs while no file changes.
 pub struct Watcher {
     serving: Arc<Serving>,
     events: mpsc::UnboundedReceiver<()>,
-    _debouncer: Box<dyn std::any::Any + Send>,
+    debounce: Duration,
+    _watcher: notify::RecommendedWatcher,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -233,28 +235,23 @@ impl Watcher {
         let dir = absolute.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let file_name = absolute.file_name().map(ToOwned::to_owned).unwrap_or_default();
         let (tx, events) = mpsc::unbounded_channel::<()>();
-        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
-            Ok(events) => {
-                for e in &events {
-                    tracing::debug!(kind = ?e.kind, paths = ?e.paths, "file event");
-                }
-                if relevant(&events, &file_name) {
+        let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| match result {
+            Ok(e) => {
+                tracing::debug!(kind = ?e.kind, paths = ?e.paths, "file event");
+                if relevant(&e, &file_name) {
                     let _ = tx.send(());
                 }
             }
-            Err(errors) => {
-                for e in errors {
-                    tracing::warn!("file watcher: {e}");
-                }
+            Err(e) => {
+                tracing::warn!("file watcher: {e}");
                 let _ = tx.send(());
             }
         })
         .context("cannot start the file watcher")?;
-        debouncer
-            .watch(&dir, RecursiveMode::NonRecursive)
+        notify::Watcher::watch(&mut watcher, &dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch {}", dir.display()))?;
         tracing::info!(dir = %dir.display(), "watching the flag file's directory");
-        Ok(Self { serving, events, _debouncer: Box::new(debouncer) })
+        Ok(Self { serving, events, debounce, _watcher: watcher })
     }
 
     /// Reloads on file events, every `recheck`, and on `SIGHUP`, until `shutdown` fires.
@@ -269,11 +266,14 @@ pub async fn poll_only(serving: Arc<Serving>, recheck: Duration, shutdown: tokio
     run_loop(serving, None, recheck, shutdown).await;
 }
 
+/// The next relevant file change, once `debounce` has passed without another. (If another
+/// branch of the reload loop wins meanwhile, the change is not lost: that branch reloads too, or
+/// the server is stopping.)
 async fn next_event(watcher: &mut Option<Watcher>) -> Option<()> {
     match watcher {
         Some(w) => {
             let got = w.events.recv().await;
-            while w.events.try_recv().is_ok() {}
+            while let Ok(Some(())) = tokio::time::timeout(w.debounce, w.events.recv()).await {}
             got
         }
         None => std::future::pending().await,

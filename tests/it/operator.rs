@@ -16,6 +16,22 @@ fn reload_counters(server: &Server) -> [f64; 3] {
     ["applied", "unchanged", "rejected"].map(|o| server.metric(&format!("toggled_reloads_total{{outcome=\"{o}\"}}")))
 }
 
+/// Times the process's threads went to sleep so far (voluntary context switches, Linux):
+/// each is one wakeup. (Preemptions are not counted: they depend on the machine's load.)
+fn wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 fn ready(server: &Server) -> Value {
     http().get(server.url("/ready")).send().expect("ready").json().expect("JSON")
 }
@@ -23,12 +39,18 @@ fn ready(server: &Server) -> Value {
 #[test]
 fn an_idle_server_does_not_reload_itself() {
     let dir = Workdir::new(SEED);
-    let server = Server::start(&dir, &[]);
+    // The default store poll and flush intervals (the suite's servers poll faster).
+    let server = Server::start(&dir, &["--poll-interval", "1s", "--flush-interval", "10s"]);
     let before = reload_counters(&server);
     assert_eq!(before, [1.0, 0.0, 0.0], "one startup load, nothing else");
-    // Observing idleness takes time: nothing may happen during these seconds.
+    // Observing idleness takes time: nothing may happen during these seconds, and the process
+    // barely wakes (the periodic tasks tick a few times a second; a file-event debouncer that
+    // ticked every 5 ms made ~200 wakeups a second).
+    let woken = wakeups(server.pid());
     std::thread::sleep(Duration::from_secs(3));
+    let woken = wakeups(server.pid()) - woken;
     assert_eq!(reload_counters(&server), before, "an idle server's reload counters do not move");
+    assert!(woken < 100, "an idle server's threads woke {woken} times in 3 s");
     let status = ready(&server);
     assert_eq!(status["last_reload"]["trigger"], json!("startup"), "{status}");
     // Reading the file, touching it or changing its mode is not a change either.
