@@ -1,12 +1,13 @@
-//! Per-request bookkeeping around the routes, written as plain tower services so that a request
-//! pays no boxed future, no service clone and no lock for them:
+//! Per-request bookkeeping around every route, one plain tower service ([`Observe`]) so that a
+//! request pays no boxed future, no extra service clone and no lock for it:
 //!
-//! - [`Observe`] records `toggled_http_request_duration_seconds` by matched route, method and
-//!   status; `200` answers of known routes go to a [`Timing`] resolved when the router is built
-//!   (two atomic adds).
-//! - [`Deadline`] answers 408 `request_timeout` when a request is not answered in time. The
-//!   timer is only armed when the first poll of the request is not already answered: an
-//!   evaluation whose body arrived with its headers never touches the timer wheel.
+//! - it records `toggled_http_request_duration_seconds` by matched route, method and status;
+//!   `200` answers of known routes go to a [`Timing`] resolved when the router is built (two
+//!   atomic adds);
+//! - it answers 408 `request_timeout` when a request is not answered within the request timeout
+//!   (timed and counted like any other answer). The timer is only armed when the first poll of
+//!   the request is not already answered: an evaluation whose body arrived with its headers
+//!   never touches the timer wheel.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,11 +52,14 @@ impl Timings {
 
 /// Layer of [`Observe`] (a route layer: it reads the matched route).
 #[derive(Debug, Clone)]
-pub struct ObserveLayer(Arc<Timings>);
+pub struct ObserveLayer {
+    timings: Arc<Timings>,
+    timeout: Duration,
+}
 
 impl ObserveLayer {
     /// Resolves the `200` timing of every (method, route) in `routes` once.
-    pub fn new(family: &HttpTimings, routes: &[(&'static str, &'static str)]) -> Self {
+    pub fn new(family: &HttpTimings, routes: &[(&'static str, &'static str)], timeout: Duration) -> Self {
         let mut ok: Vec<_> = routes
             .iter()
             .map(|&(method, route)| {
@@ -65,7 +69,7 @@ impl ObserveLayer {
             })
             .collect();
         ok.sort_by(|a, b| a.0.cmp(&b.0));
-        Self(Arc::new(Timings { ok, family: family.clone() }))
+        Self { timings: Arc::new(Timings { ok, family: family.clone() }), timeout }
     }
 }
 
@@ -73,15 +77,15 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner, timings: self.0.clone() }
+        Observe { inner, layer: self.clone() }
     }
 }
 
-/// Times each request of the route it wraps.
+/// Times each request of the route it wraps, and bounds it by the request timeout.
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
-    timings: Arc<Timings>,
+    layer: ObserveLayer,
 }
 
 impl<S: Service<Request, Response = Response>> Service<Request> for Observe<S> {
@@ -96,12 +100,21 @@ impl<S: Service<Request, Response = Response>> Service<Request> for Observe<S> {
     fn call(&mut self, req: Request) -> Self::Future {
         let route = req.extensions().get::<MatchedPath>().cloned();
         let method = req.method().clone();
-        Observed { inner: self.inner.call(req), start: Instant::now(), route, method, timings: self.timings.clone() }
+        Observed {
+            inner: self.inner.call(req),
+            start: Instant::now(),
+            route,
+            method,
+            timings: self.layer.timings.clone(),
+            timeout: self.layer.timeout,
+            timer: None,
+        }
     }
 }
 
 pin_project! {
-    /// The response future of [`Observe`].
+    /// The response future of [`Observe`]. The timer exists only once the request has had to
+    /// wait; its deadline counts from the request's arrival.
     pub struct Observed<F> {
         #[pin]
         inner: F,
@@ -109,6 +122,8 @@ pin_project! {
         route: Option<MatchedPath>,
         method: Method,
         timings: Arc<Timings>,
+        timeout: Duration,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
@@ -117,70 +132,19 @@ impl<F: Future<Output = Result<Response, E>>, E> Future for Observed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let result = match this.inner.poll(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::from_std(*this.start + *this.timeout);
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                ready!(timer.as_mut().poll(cx));
+                let message = format!("the request was not answered within {:?}", this.timeout);
+                Ok(ApiError::new(Code::RequestTimeout, message).into_response())
+            }
+        };
         if let Ok(response) = &result {
             this.timings.record(this.route.as_ref(), this.method, response.status(), this.start.elapsed());
         }
         Poll::Ready(result)
-    }
-}
-
-/// Layer of [`Deadline`].
-#[derive(Debug, Clone, Copy)]
-pub struct DeadlineLayer(pub Duration);
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline { inner, timeout: self.0 }
-    }
-}
-
-/// Answers 408 `request_timeout` when the request it wraps takes longer than its timeout.
-#[derive(Debug, Clone)]
-pub struct Deadline<S> {
-    inner: S,
-    timeout: Duration,
-}
-
-impl<S: Service<Request, Response = Response>> Service<Request> for Deadline<S> {
-    type Response = Response;
-    type Error = S::Error;
-    type Future = WithDeadline<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        WithDeadline { inner: self.inner.call(req), timeout: self.timeout, timer: None }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Deadline`]: the timer exists only once the request has had to
-    /// wait (its deadline counts from then, at most one poll after it arrived).
-    pub struct WithDeadline<F> {
-        #[pin]
-        inner: F,
-        timeout: Duration,
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    }
-}
-
-impl<F: Future<Output = Result<Response, E>>, E> Future for WithDeadline<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result);
-        }
-        let timeout = *this.timeout;
-        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        ready!(timer.as_mut().poll(cx));
-        let message = format!("the request was not answered within {timeout:?}");
-        Poll::Ready(Ok(ApiError::new(Code::RequestTimeout, message).into_response()))
     }
 }

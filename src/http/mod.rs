@@ -251,10 +251,8 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .split_for_parts();
     let _ = state.openapi.set(document.to_json().expect("the OpenAPI document serialises"));
     let max_in_flight = state.max_concurrent_requests;
-    // Observe wraps Deadline: a 408 is timed and counted like any other answer.
     let router = routes
-        .route_layer(layers::DeadlineLayer(request_timeout))
-        .route_layer(layers::ObserveLayer::new(&state.serving.metrics.http_duration, ROUTES))
+        .route_layer(layers::ObserveLayer::new(&state.serving.metrics.http_duration, ROUTES, request_timeout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
