@@ -8,6 +8,7 @@
 //! A flag with no targeting at all is static. The planned `rules` and `requires` slot in
 //! between the sunset check and the flag's own targeting: `decide` is the place.
 
+pub mod body;
 pub mod bucket;
 pub mod constraint;
 pub mod context;
@@ -27,6 +28,7 @@ pub use constraint::Scalar;
 pub use rollout::{Pause, Progress};
 pub use sunset::{SunsetBody, SunsetStatus};
 
+pub use body::EvaluationBody;
 pub use context::{Attr, Context};
 
 /// Why a value was served.
@@ -148,51 +150,6 @@ impl<'a> Evaluation<'a> {
         let v = &flag.variants[flag.default];
         Self { value: &v.value, variant: &v.name, enabled: false, reason: Reason::RateLimited, rule: None, ..self }
     }
-
-    /// The JSON body of an evaluation response.
-    pub fn body(&self, flag: &'a str, revision: &'a str) -> EvaluationBody<'a> {
-        EvaluationBody {
-            flag,
-            value: self.value,
-            variant: self.variant,
-            enabled: self.enabled,
-            reason: self.reason,
-            stage: self.stage,
-            sunset: self.sunset.map(|s| s.body()),
-            notice: self.sunset.and_then(|s| s.notice()),
-            redirect: self.sunset.and_then(|s| s.redirect()),
-            rule: self.rule,
-            revision,
-            explain: None,
-        }
-    }
-}
-
-/// `{"flag","value","variant","enabled","reason","stage"?,"sunset"?,"notice"?,"redirect"?,"revision"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EvaluationBody<'a> {
-    pub flag: &'a str,
-    /// The value served: any JSON value.
-    #[schema(value_type = serde_json::Value)]
-    pub value: &'a Value,
-    pub variant: &'a str,
-    pub enabled: bool,
-    pub reason: Reason,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sunset: Option<SunsetBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notice: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<&'a str>,
-    /// The name of the rule that decided, if one did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'a str>,
-    pub revision: &'a str,
-    /// The steps the evaluator took, when asked for (`explain`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub explain: Option<&'a [Step]>,
 }
 
 /// What was decided, before it is turned into an [`Evaluation`].

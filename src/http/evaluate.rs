@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::error::{ApiError, Code};
 use super::{AppState, RawBody, parse_body};
-use crate::eval::Context;
 use crate::eval::context::{Attr, ContextField};
+use crate::eval::{Context, body};
 
 /// Read borrowed from the request body: the flag key and the context's names and strings are
 /// not copied.
@@ -62,6 +62,25 @@ pub(super) fn small_json(value: &impl serde::Serialize) -> Bytes {
     }
 }
 
+/// A single answer as one allocation of exactly its size, written first into this thread's
+/// scratch buffer (a `Vec` with room to spare would become a body with a second, shared
+/// allocation, and grow while being written).
+fn scratch(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        write(buf);
+        let body = Bytes::copy_from_slice(buf);
+        // An unusually large answer (explain) does not stay allocated per thread.
+        if buf.capacity() > 64 * 1024 {
+            *buf = Vec::with_capacity(1024);
+        }
+        body
+    })
+}
+
 fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Result<Response, ApiError> {
     let served = state.serving.load();
     if !served.ready {
@@ -80,7 +99,7 @@ fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Re
     if explain {
         body.explain = Some(&steps);
     }
-    let mut response = json_response(small_json(&body));
+    let mut response = json_response(scratch(|out| body.write_json(out)));
     if let Some(sunset) = e.sunset {
         for (name, value) in sunset.headers() {
             if let Ok(value) = HeaderValue::from_str(value) {
@@ -174,41 +193,23 @@ pub async fn post_all(State(state): State<AppState>, RawBody(body): RawBody) -> 
     if !served.ready {
         return Err(ApiError::not_ready());
     }
-    let all = AllAnswers { served: &served, metrics: &state.serving.metrics, ctx: &ctx, now: Utc::now() };
-    let body = AllBody { flags: all, revision: &served.snapshot.revision };
-    let mut buf = Vec::with_capacity(served.snapshot.flags.len() * 160);
-    serde_json::to_writer(&mut buf, &body).expect("evaluations serialise");
-    Ok(json_response(buf))
-}
-
-/// `{"flags": {key: answer}, "revision"}`, serialised straight from the borrowed evaluations:
-/// no JSON tree is built per flag.
-#[derive(serde::Serialize)]
-struct AllBody<'a, 'c> {
-    flags: AllAnswers<'a, 'c>,
-    revision: &'a str,
-}
-
-/// Every flag's answer for one context from one snapshot, evaluated as it is written out.
-struct AllAnswers<'a, 'c> {
-    served: &'a crate::serving::Served,
-    metrics: &'a crate::metrics::Metrics,
-    ctx: &'a Context<'c>,
-    now: chrono::DateTime<Utc>,
-}
-
-impl serde::Serialize for AllAnswers<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let flags = &self.served.snapshot.flags;
-        let revision = self.served.snapshot.revision.as_str();
-        let mut map = serializer.serialize_map(Some(flags.len()))?;
-        for (idx, flag) in flags.iter().enumerate() {
-            let e = self.served.evaluate(self.metrics, idx, self.ctx, self.now);
-            map.serialize_entry(&flag.key, &e.body(&flag.key, revision))?;
+    // `{"flags": {key: answer}, "revision"}`, each answer written as it is evaluated: no JSON
+    // tree is built per flag.
+    let (now, revision) = (Utc::now(), served.snapshot.revision.as_str());
+    let mut buf = Vec::with_capacity(served.snapshot.flags.len() * 160 + 64);
+    buf.extend_from_slice(b"{\"flags\":{");
+    for (idx, flag) in served.snapshot.flags.iter().enumerate() {
+        if idx > 0 {
+            buf.push(b',');
         }
-        map.end()
+        body::text(&mut buf, &flag.key);
+        buf.push(b':');
+        served.evaluate(&state.serving.metrics, idx, &ctx, now).body(&flag.key, revision).write_json(&mut buf);
     }
+    buf.extend_from_slice(b"},\"revision\":");
+    body::text(&mut buf, revision);
+    buf.push(b'}');
+    Ok(json_response(buf))
 }
 
 impl super::RequestBody for EvaluateRequest<'_> {

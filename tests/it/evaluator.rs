@@ -536,3 +536,53 @@ fn evaluation_body_shape() {
     assert_eq!(body["reason"], json!("SPLIT"));
     assert_eq!(body["revision"], json!(s.revision));
 }
+
+/// The direct writer of an answer gives serde's bytes exactly: every flag of every example file,
+/// several contexts and times, with and without an override forcing an odd value, and keys,
+/// variants and revisions that need escaping.
+#[test]
+fn the_direct_answer_writer_matches_serde() {
+    let files = [
+        "feature-flags.yaml",
+        "examples/constraints.yaml",
+        "examples/strategies.yaml",
+        "examples/sunset.yaml",
+        "examples/targeting.yaml",
+        "examples/openfeature.yaml",
+        "examples/monitoring.yaml",
+    ];
+    let contexts = [
+        ctx(json!({})),
+        ctx(json!({"targetingKey": "user-42", "email": "jane@example.com", "beta": "true", "plan": "pro"})),
+        ctx(json!({"targetingKey": 7, "country": "DE", "remoteAddress": "10.1.2.3", "appVersion": "2.1.0"})),
+    ];
+    let odd = Override::Value(json!({"quote": "say \"hi\"\n", "n": [1.5, null, "é"]}));
+    let times = [at("2024-01-01T00:00:00Z"), at("2025-06-01T00:00:00Z"), at("2027-01-01T00:00:00Z")];
+    let mut compared = 0;
+    for file in files {
+        let snapshot = example(file);
+        for flag in &snapshot.flags {
+            for state in [FlagState::default(), FlagState { override_: Some(&odd), ..FlagState::default() }] {
+                for c in &contexts {
+                    for now in times {
+                        let e = eval::evaluate_in(flag, c, now, &state, &snapshot);
+                        for (key, revision) in [(flag.key.as_str(), "66d7061a00ee2201"), ("k\"ey\\", "rev\u{1}é")] {
+                            let body = e.body(key, revision);
+                            let mut direct = Vec::new();
+                            body.write_json(&mut direct);
+                            let serde = serde_json::to_vec(&body).expect("serialises");
+                            assert_eq!(
+                                String::from_utf8_lossy(&direct),
+                                String::from_utf8_lossy(&serde),
+                                "{file} {}",
+                                flag.key
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 500, "{compared}");
+}
