@@ -13,6 +13,7 @@ mod limits;
 pub mod listen;
 mod ofrep;
 mod ops;
+mod quality;
 pub mod releases;
 mod stream;
 mod train;
@@ -219,14 +220,14 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(ops::reload))
         .routes(routes!(versions::next))
         .routes(routes!(releases::create, releases::list))
-        .routes(routes!(releases::metrics))
+        .routes(routes!(quality::metrics))
         .routes(routes!(train::order_of))
         .routes(routes!(releases::show))
         .routes(routes!(releases::notes_of))
         .routes(routes!(releases::plan_of))
         .routes(routes!(releases::set_status))
         .routes(routes!(releases::approve))
-        .routes(routes!(releases::stale_flags))
+        .routes(routes!(quality::stale_flags))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
     let admin = match &state.admin_limit {
         Some(limiter) => admin.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit)),

@@ -1,5 +1,5 @@
 //! Release routes (admin): plans with conflict checks, status transitions gated by approvals
-//! and test reports, notes and plan documents, quality metrics, stale flags.
+//! and test reports, notes and plan documents (quality metrics and stale flags: `quality.rs`).
 
 use std::collections::HashMap;
 
@@ -19,7 +19,6 @@ use crate::release::record::{Approval, ReleaseData, StoredCommit, TestReport};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
 use crate::releasing;
-use crate::reports;
 use crate::store::ReleaseRecord;
 
 pub use crate::release::ReleaseSettings;
@@ -540,65 +539,6 @@ pub async fn approve(
     let status = r.status.clone();
     releasing::update(&state.serving, &r, &status, &who.name, action, reason).await.map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MetricsQuery {
-    service: Option<String>,
-    window: Option<String>,
-}
-
-#[utoipa::path(
-    operation_id = "releases_metrics",
-    get,
-    path = "/releases/metrics",
-    tag = "releases",
-    security(("admin" = [])),
-    params(MetricsQuery),
-    responses(
-        (status = 200, description = "quality metrics and gates", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
-    )
-)]
-pub async fn metrics(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let window = match q.window.as_deref() {
-        None => chrono::Duration::days(30),
-        Some(w) => crate::flags::duration::parse_duration(w)
-            .ok()
-            .filter(|d| *d > chrono::Duration::zero())
-            .ok_or_else(|| {
-                ApiError::new(Code::InvalidQuery, format!("window {w:?}: expected a duration like 30d or \"2 weeks\""))
-            })?,
-    };
-    let (q, _) = reports::quality(&state.serving, &state.releases, q.service.as_deref(), window).await?;
-    Ok(Json(json!(q)))
-}
-
-#[utoipa::path(
-    operation_id = "releases_stale_flags",
-    get,
-    path = "/flags/stale",
-    tag = "flags",
-    security(("admin" = [])),
-    responses(
-        (status = 200, description = "`{flags}` overdue for cleanup", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
-    )
-)]
-pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let releases = state.serving.store.releases(None).await?;
-    let flags = reports::stale(&state.serving, &state.releases, &releases).await?;
-    state.serving.metrics.flags_stale.set(flags.len() as i64);
-    Ok(Json(json!({"flags": flags})))
 }
 
 impl super::RequestBody for CreateRelease {

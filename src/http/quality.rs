@@ -1,0 +1,70 @@
+//! Release quality routes (admin): quality metrics and gates, flags overdue for cleanup. The
+//! reports themselves are computed in `reports` (never inside a scrape).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, Code};
+use super::{ApiQuery, AppState};
+use crate::reports;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    service: Option<String>,
+    window: Option<String>,
+}
+
+#[utoipa::path(
+    operation_id = "releases_metrics",
+    get,
+    path = "/releases/metrics",
+    tag = "releases",
+    security(("admin" = [])),
+    params(MetricsQuery),
+    responses(
+        (status = 200, description = "quality metrics and gates", body = serde_json::Value),
+        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn metrics(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = match q.window.as_deref() {
+        None => chrono::Duration::days(30),
+        Some(w) => crate::flags::duration::parse_duration(w)
+            .ok()
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| {
+                ApiError::new(Code::InvalidQuery, format!("window {w:?}: expected a duration like 30d or \"2 weeks\""))
+            })?,
+    };
+    let (q, _) = reports::quality(&state.serving, &state.releases, q.service.as_deref(), window).await?;
+    Ok(Json(json!(q)))
+}
+
+#[utoipa::path(
+    operation_id = "releases_stale_flags",
+    get,
+    path = "/flags/stale",
+    tag = "flags",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "`{flags}` overdue for cleanup", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let releases = state.serving.store.releases(None).await?;
+    let flags = reports::stale(&state.serving, &state.releases, &releases).await?;
+    state.serving.metrics.flags_stale.set(flags.len() as i64);
+    Ok(Json(json!({"flags": flags})))
+}
