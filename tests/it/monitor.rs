@@ -138,6 +138,23 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     assert_eq!((rows.len(), &rows[0]["actor"], &rows[0]["reason"]), (2, &json!("ops"), &json!("fixed")), "{rows:?}");
 }
 
+/// A server started without any alert picks up the alerts a reload adds.
+#[test]
+fn alerts_added_by_a_reload_are_monitored() {
+    let source = MetricSource::start();
+    source.set("toggled_test_success_rate", 0.99);
+    let prometheus = Prometheus::start(&source.addr);
+    eventually(Duration::from_secs(30), || prometheus.value("toggled_test_success_rate"));
+    let dir = Workdir::new("feature_flags:\n  checkout:\n    default_value: false\n");
+    let server = Server::start(&dir, &["--prometheus-url", &prometheus.base]);
+    std::thread::sleep(Duration::from_secs(1));
+    server.write_flags(GUARDED);
+    eventually(Duration::from_secs(15), || {
+        let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
+        (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
+    });
+}
+
 #[test]
 fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_signed_webhook() {
     let source = MetricSource::start();
