@@ -47,25 +47,10 @@ fn json_response(body: impl IntoResponse) -> Response {
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
-/// A small JSON answer as one allocation of exactly its size: written to the stack first (a
-/// `Vec` with room to spare becomes a body with a second, shared allocation, and grows as it is
-/// written). Answers over 512 bytes (`explain`) are written to a `Vec`.
-pub(super) fn small_json(value: &impl serde::Serialize) -> Bytes {
-    let mut stack = [0u8; 512];
-    let mut cursor = std::io::Cursor::new(&mut stack[..]);
-    match serde_json::to_writer(&mut cursor, value) {
-        Ok(()) => {
-            let len = usize::try_from(cursor.position()).unwrap_or(stack.len());
-            Bytes::copy_from_slice(&stack[..len])
-        }
-        Err(_) => Bytes::from(serde_json::to_vec(value).expect("an answer serialises")),
-    }
-}
-
 /// A single answer as one allocation of exactly its size, written first into this thread's
 /// scratch buffer (a `Vec` with room to spare would become a body with a second, shared
 /// allocation, and grow while being written).
-fn scratch(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+pub(super) fn scratch(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
     }

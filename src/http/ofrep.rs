@@ -12,13 +12,13 @@ use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{OfrepCode, OfrepError};
 use super::{AppState, RawBody, parse_body};
 use crate::eval::context::ContextField;
-use crate::eval::{Context, Evaluation, Reason};
+use crate::eval::{Context, Evaluation, Reason, body};
 use crate::flags::Flag;
 use crate::serving::Served;
 
@@ -67,16 +67,15 @@ fn openfeature_reason(reason: Reason) -> (&'static str, bool) {
     }
 }
 
-/// `metadata`: the flag's primitive metadata, then ours; serialised without building a map.
+/// `metadata`: the flag's primitive metadata, then ours.
 struct Metadata<'a> {
     flag: &'a Flag,
     e: Evaluation<'a>,
     revision: &'a str,
 }
 
-impl Serialize for Metadata<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
+impl Metadata<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
         let (flag, e) = (self.flag, &self.e);
         let phase = e.sunset.and_then(|s| s.phase);
         // Ours win over the flag's own metadata of the same name.
@@ -89,40 +88,69 @@ impl Serialize for Metadata<'_> {
             "revision" => true,
             _ => false,
         };
-        let mut map = serializer.serialize_map(None)?;
+        let mut separator = b'{';
+        let mut key = |out: &mut Vec<u8>, k: &str| {
+            out.push(separator);
+            separator = b',';
+            body::text(out, k);
+            out.push(b':');
+        };
         for (k, v) in &flag.metadata {
             if !ours(k) && matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
-                map.serialize_entry(k, v)?;
+                key(out, k);
+                serde_json::to_writer(&mut *out, v).expect("a JSON value serialises");
             }
         }
         if !openfeature_reason(e.reason).1 {
-            map.serialize_entry("toggledReason", e.reason.as_str())?;
+            key(out, "toggledReason");
+            body::text(out, e.reason.as_str());
         }
         if let Some(owner) = &flag.owner {
-            map.serialize_entry("owner", owner)?;
+            key(out, "owner");
+            body::text(out, owner);
         }
         if let Some(description) = &flag.description {
-            map.serialize_entry("description", description)?;
+            key(out, "description");
+            body::text(out, description);
         }
         if let Some(stage) = e.stage {
-            map.serialize_entry("stage", &stage)?;
+            key(out, "stage");
+            out.extend_from_slice(stage.to_string().as_bytes());
         }
         if let Some(phase) = phase {
-            map.serialize_entry("sunsetPhase", phase.kind.as_str())?;
+            key(out, "sunsetPhase");
+            body::text(out, phase.kind.as_str());
         }
-        map.serialize_entry("revision", self.revision)?;
-        map.end()
+        key(out, "revision");
+        body::text(out, self.revision);
+        out.push(b'}');
     }
 }
 
-/// One OFREP answer: `{key, value, reason, variant, metadata}`.
-#[derive(Serialize)]
+/// One OFREP answer: `{key, value, reason, variant, metadata}`, written field by field (as
+/// `/evaluate`'s answers: see `eval::body`).
 struct Answer<'a> {
     key: &'a str,
     value: &'a Value,
     reason: &'static str,
     variant: &'a str,
     metadata: Metadata<'a>,
+}
+
+impl Answer<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"key\":");
+        body::text(out, self.key);
+        out.extend_from_slice(b",\"value\":");
+        serde_json::to_writer(&mut *out, self.value).expect("a JSON value serialises");
+        out.extend_from_slice(b",\"reason\":");
+        body::text(out, self.reason);
+        out.extend_from_slice(b",\"variant\":");
+        body::text(out, self.variant);
+        out.extend_from_slice(b",\"metadata\":");
+        self.metadata.write_json(out);
+        out.push(b'}');
+    }
 }
 
 /// Evaluates flag `idx`: its OFREP answer.
@@ -180,7 +208,7 @@ pub async fn evaluate_flag(
         return OfrepError::new(OfrepCode::FlagNotFound, Some(&key), format!("flag {key:?} was not found"))
             .into_response();
     };
-    let body = super::evaluate::small_json(&answer(&served, &state, idx, &ctx, Utc::now()));
+    let body = super::evaluate::scratch(|out| answer(&served, &state, idx, &ctx, Utc::now()).write_json(out));
     ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -224,7 +252,7 @@ pub async fn evaluate_flags(
         if idx > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut body, &answer(&served, &state, idx, &ctx, now)).expect("an answer serialises");
+        answer(&served, &state, idx, &ctx, now).write_json(&mut body);
     }
     // Static-context (browser) providers refetch when `/events` says something changed.
     body.extend_from_slice(b"],\"eventStreams\":[{\"type\":\"sse\",\"url\":\"/events\"}]}");
@@ -243,4 +271,40 @@ pub async fn evaluate_flags(
 
 impl super::RequestBody for OfrepRequest<'_> {
     const INVALID: super::error::Code = super::error::Code::InvalidContext;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written answer is JSON with every field where OpenFeature expects it, escapes included,
+    /// and ours win over the flag's metadata of the same name.
+    #[test]
+    fn an_answer_is_written_as_json() {
+        let snapshot = crate::flags::compile(concat!(
+            "feature_flags:\n  odd~key:\n    description: \"line\\nbreak \\\"quoted\\\"\"\n",
+            "    owner: team-é\n    metadata: {\"we\\\\ird\": 1.5, owner: shadowed, ok: true, nested: {a: 1}}\n",
+            "    rollout_strategy:\n      type: gradual\n      stages: [{percentage: 50, duration: 1d}, {percentage: 100}]\n",
+        ))
+        .expect("compiles");
+        let flag = &snapshot.flags[0];
+        let now = chrono::Utc::now();
+        let e = crate::eval::evaluate(flag, &Context::new(), now, &crate::eval::FlagState::default());
+        let answer = Answer {
+            key: &flag.key,
+            value: e.value,
+            reason: openfeature_reason(e.reason).0,
+            variant: e.variant,
+            metadata: Metadata { flag, e, revision: "r\u{1}" },
+        };
+        let mut out = Vec::new();
+        answer.write_json(&mut out);
+        let got: Value = serde_json::from_slice(&out).expect("valid JSON");
+        let expected = serde_json::json!({
+            "key": "odd~key", "value": e.value, "reason": openfeature_reason(e.reason).0, "variant": e.variant,
+            "metadata": {"we\\ird": 1.5, "ok": true, "owner": "team-é", "description": "line\nbreak \"quoted\"",
+                         "stage": 1, "revision": "r\u{1}"},
+        });
+        assert_eq!(got, expected);
+    }
 }
