@@ -6,6 +6,8 @@
 //! booleans only. Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
 //! Bulk answers carry an `ETag` (a hash of the body) and honour `If-None-Match` with 304.
 
+use std::io::Write as _;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
@@ -115,7 +117,7 @@ impl Metadata<'_> {
         }
         if let Some(stage) = e.stage {
             key(out, "stage");
-            out.extend_from_slice(stage.to_string().as_bytes());
+            let _ = write!(out, "{stage}");
         }
         if let Some(phase) = phase {
             key(out, "sunsetPhase");
