@@ -467,7 +467,7 @@ fn register(server: &str, token: &str, r: &Registration<'_>) -> anyhow::Result<s
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("HTTP client")?;
+        let client = crate::outbound::client().timeout(Duration::from_secs(30)).build().context("HTTP client")?;
         let response =
             client.post(&url).bearer_auth(token).json(&body).send().await.with_context(|| format!("POST {url}"))?;
         let status = response.status();

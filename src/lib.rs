@@ -34,6 +34,7 @@ pub mod import;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod outbound;
 pub mod release;
 pub mod releasing;
 pub mod reload;

@@ -216,7 +216,7 @@ pub async fn run(
     board: AlertBoard,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+    let client = match crate::outbound::client().timeout(Duration::from_secs(5)).build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("monitor disabled: cannot build an HTTP client: {e}");

@@ -145,7 +145,7 @@ impl Lease {
 /// The supervised delivery loop. An idle pass only reads (each URL's cursor and what follows
 /// it); the lease is taken when there is something to deliver, and once a minute for reminders.
 pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let client = reqwest::Client::builder()
+    let client = crate::outbound::client()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client with default TLS settings builds");

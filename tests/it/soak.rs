@@ -85,6 +85,7 @@ fn storm(server: &Server, ms: u64) -> Seen {
         .map(|w| {
             let (url, state, stop) = (server.base.clone(), state.clone(), stop.clone());
             std::thread::spawn(move || {
+                toggled::outbound::install_tls_provider();
                 let client =
                     reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
                 let mut n = 0usize;

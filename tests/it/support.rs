@@ -257,6 +257,7 @@ impl Drop for Server {
 }
 
 pub fn http() -> reqwest::blocking::Client {
+    toggled::outbound::install_tls_provider();
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
 }
 
