@@ -6,11 +6,11 @@ COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
 COPY examples ./examples
-RUN cargo build --release --locked --bin toggled
+RUN cargo build --profile production --locked --bin toggled
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 toggled && mkdir /data && chown toggled /data
-COPY --from=build /src/target/release/toggled /usr/local/bin/toggled
+COPY --from=build /src/target/production/toggled /usr/local/bin/toggled
 COPY flags /flags
 USER toggled
 ENV TOGGLED_FLAGS=/flags/feature-flags.yaml \

@@ -4,11 +4,12 @@
 # user per request. BIN overrides the binary (to compare builds). Talks only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-production} # the image's build (Cargo.toml); PROFILE=release builds faster
 DURATION=${DURATION:-10s}
-BIN=${BIN:-target/release/toggled}
+BIN=${BIN:-target/$PROFILE/toggled}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-[ -n "${BIN_BUILT:-}" ] || cargo build --release --quiet --bin toggled
+[ -n "${BIN_BUILT:-}" ] || cargo build --profile "$PROFILE" --quiet --bin toggled
 python3 benches/fixture.py "$work/flags.yaml"
 taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" --database "sqlite://$work/t.db" \
   > "$work/out" 2> "$work/err" &

@@ -7,12 +7,13 @@
 # target/js (.ci/deps installs both), python3. Talks only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-production} # the image's build (Cargo.toml); PROFILE=release builds faster
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet --bin toggled
+cargo build --profile "$PROFILE" --quiet --bin toggled
 python3 benches/fixture.py "$work/flags.yaml"
-TOGGLED_ADMIN_TOKENS="ops:bench-console-token" target/release/toggled serve --listen 127.0.0.1:0 \
+TOGGLED_ADMIN_TOKENS="ops:bench-console-token" target/$PROFILE/toggled serve --listen 127.0.0.1:0 \
   --flags "$work/flags.yaml" --database "sqlite://$work/toggled.db" > "$work/out" 2> "$work/err" &
 for _ in $(seq 1 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 base=$(sed -n 's/^listening on //p' "$work/out")

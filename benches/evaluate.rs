@@ -111,6 +111,10 @@ fn compilation(c: &mut Criterion) {
     group.bench_function("10k_flags_parse_only", |b| {
         b.iter(|| flags::compile::parse(black_box(&text)).expect("valid").feature_flags.len());
     });
+    // The floor of any front end on this parser: the YAML read into nothing (no value built).
+    group.bench_function("10k_flags_yaml_only", |b| {
+        b.iter(|| serde_saphyr::from_str::<serde::de::IgnoredAny>(black_box(&text)).expect("valid YAML"));
+    });
     group.finish();
 }
 

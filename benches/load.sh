@@ -5,12 +5,13 @@
 # Needs: wrk, taskset (util-linux), python3. Talks only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-production} # the image's build (Cargo.toml); PROFILE=release builds faster
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet --bin toggled --example ceiling
+cargo build --profile "$PROFILE" --quiet --bin toggled --example ceiling
 python3 benches/fixture.py "$work/flags.yaml"
 
 start() { # name, command...
@@ -33,8 +34,8 @@ drive() { # name, pid, base url
   printf '%-8s %12s req/s   p99 %8s   peak RSS %10s   non-2xx %s\n' "$name" "$rps" "$p99" "$rss" "${non2xx:-0}"
 }
 
-read -r tpid tbase < <(start toggled target/release/toggled serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" --database "sqlite://$work/toggled.db" --reload-debounce 5ms)
-read -r cpid cbase < <(start ceiling target/release/examples/ceiling 127.0.0.1:0)
+read -r tpid tbase < <(start toggled target/$PROFILE/toggled serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" --database "sqlite://$work/toggled.db" --reload-debounce 5ms)
+read -r cpid cbase < <(start ceiling target/$PROFILE/examples/ceiling 127.0.0.1:0)
 echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), wrk -c$CONNECTIONS -d$DURATION"
 drive toggled "$tpid" "$tbase"
 drive ceiling "$cpid" "$cbase"

@@ -5,12 +5,13 @@
 # (from its log line). Needs python3, curl. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-production} # the image's build (Cargo.toml); PROFILE=release builds faster
 N=${N:-10000}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --quiet --bin toggled
+cargo build --profile "$PROFILE" --quiet --bin toggled
 python3 benches/fixture.py "$work/flags.yaml" "$N"
-TOGGLED_LOG=info target/release/toggled serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" \
+TOGGLED_LOG=info target/$PROFILE/toggled serve --listen 127.0.0.1:0 --flags "$work/flags.yaml" \
   --database "sqlite://$work/toggled.db" > "$work/out" 2> "$work/err" &
 pid=$!
 for _ in $(seq 1 300); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
