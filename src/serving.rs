@@ -168,8 +168,10 @@ fn count(metrics: &Metrics, flag: &Flag, rt: &FlagRuntime, e: &Evaluation<'_>) {
     let variant =
         flag.variants.iter().position(|v| std::ptr::eq(v.name.as_str(), e.variant)).unwrap_or(flag.variants.len());
     let slot = variant * Reason::ALL.len() + reason_index(e.reason);
-    let slots = (flag.variants.len() + 1) * Reason::ALL.len();
-    let counters = rt.companions.counters.get_or_init(|| (0..slots).map(|_| OnceLock::new()).collect());
+    let counters = rt.companions.counters.get_or_init(|| {
+        let slots = (flag.variants.len() + 1) * Reason::ALL.len();
+        (0..slots).map(|_| OnceLock::new()).collect()
+    });
     let Some(cell) = counters.get(slot) else { return };
     cell.get_or_init(|| {
         let labels =

@@ -326,8 +326,7 @@ pub fn read_events(response: reqwest::blocking::Response, n: usize) -> Vec<(Opti
 fn the_change_stream_resumes_from_last_event_id_and_ends_on_shutdown() {
     let dir = Workdir::new(GUARDED);
     let server = Server::start(&dir, &[]);
-    toggled::outbound::install_tls_provider();
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    let client = crate::support::http_with_timeout(Duration::from_secs(60));
     let stream = client.get(server.url("/events")).bearer_auth(ADMIN).send().expect("subscribe");
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     server.admin(Method::PUT, "/flags/checkout", Some(json!({"enabled": false, "reason": "drill"})));

@@ -85,9 +85,7 @@ fn storm(server: &Server, ms: u64) -> Seen {
         .map(|w| {
             let (url, state, stop) = (server.base.clone(), state.clone(), stop.clone());
             std::thread::spawn(move || {
-                toggled::outbound::install_tls_provider();
-                let client =
-                    reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+                let client = crate::support::http_with_timeout(Duration::from_secs(5));
                 let mut n = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let flag = format!("f{:02}", w * 10 + n % 10);

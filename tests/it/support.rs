@@ -257,8 +257,13 @@ impl Drop for Server {
 }
 
 pub fn http() -> reqwest::blocking::Client {
+    http_with_timeout(Duration::from_secs(30))
+}
+
+/// A test client (with the TLS provider the server's own clients use).
+pub fn http_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     toggled::outbound::install_tls_provider();
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::blocking::Client::builder().timeout(timeout).build().expect("client")
 }
 
 /// Polls `f` until it returns `Some`, failing after `deadline`. No fixed sleeps.
