@@ -60,7 +60,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// A client's rate as written on the command line: `N/s`, `N/m` (or `N/min`), with an optional
 /// `:burst` (default: N).
 pub fn parse_quota(text: &str) -> Result<governor::Quota, String> {
-    let err = || format!("{text:?}: expected a rate like 100/s, 600/m or 100/s:200 (rate:burst)");
+    let err = || format!("{text:?}: expected a rate like 100/s, 600/m, 1000/h or 100/s:200 (rate:burst)");
     let (rate, burst) = match text.trim().split_once(':') {
         Some((r, b)) => (r, Some(b)),
         None => (text.trim(), None),
@@ -70,6 +70,7 @@ pub fn parse_quota(text: &str) -> Result<governor::Quota, String> {
     let quota = match unit.trim() {
         "s" | "sec" | "second" => governor::Quota::per_second(n),
         "m" | "min" | "minute" => governor::Quota::per_minute(n),
+        "h" | "hour" => governor::Quota::per_hour(n),
         _ => return Err(err()),
     };
     let burst: std::num::NonZeroU32 = match burst {

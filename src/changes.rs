@@ -14,7 +14,17 @@ use crate::store::{Action, Change, NewAudit, Refusal, StoreError};
 /// (nothing written), or a store error (nothing written either).
 pub async fn apply(serving: &Serving, change: Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
     let store = serving.store.clone();
-    let result = serving.change(store.apply(&change)).await?;
+    let result = match serving.change(store.apply(&change)).await {
+        Ok(result) => {
+            serving.store_health.write_succeeded();
+            result
+        }
+        Err(e) => {
+            serving.store_health.write_failed(&e);
+            serving.metrics.store_up.set(0);
+            return Err(e);
+        }
+    };
     if let Ok(audit) = &result {
         announce(serving, &change, audit);
     }
@@ -41,9 +51,11 @@ fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
             serving.publish("rollback", flag, json!({"reason": reason, "trigger": trigger}));
         }
         Action::Pause => {
+            tracing::info!(flag = %key, actor = %actor, "rollout paused: {reason}");
             serving.publish("pause", flag, json!({"reason": reason, "actor": actor}));
         }
         Action::Resume { .. } => {
+            tracing::info!(flag = %key, actor = %actor, "rollout resumed: {reason}");
             serving.publish("resume", flag, json!({"reason": reason, "actor": actor}));
         }
         // A reload is installed by `Serving::install` (the snapshot swap) and announced by

@@ -389,10 +389,13 @@ async fn outcome(
         Ok(Err(Refusal::PausedBySomeoneElse)) => "paused_by_someone_else",
         Err(e) => {
             tracing::error!(flag = %key, "{done}: the change could not be persisted: {e}");
-            "store_failed"
+            STORE_FAILED
         }
     }
 }
+
+/// The outcome of an action whose change could not be stored.
+pub const STORE_FAILED: &str = "store_failed";
 
 /// Pure: Prometheus alerting rules (`groups:` YAML) equivalent to every flag's alerts, labelled
 /// `flag` and `action`. `for` is `(for - 1) * interval`: the first breaching evaluation counts.

@@ -21,9 +21,11 @@ use crate::flags::{self, CompileError, Flag, Snapshot};
 use crate::metrics::{EvalLabels, FlagLabels, Metrics, PhaseLabels, RevisionLabels};
 use crate::store::{PersistedState, Store, StoreError};
 
-/// Most distinct stickiness values a sunset rate limiter tracks per flag before it forgets
-/// those of past windows.
-const RATE_LIMIT_KEYS: usize = 100_000;
+/// Most distinct stickiness values a sunset rate limiter counts per flag in one window (over
+/// its shards): about 16 bytes each, so at most ~2 MiB per flag whatever clients send.
+const RATE_LIMIT_KEYS: usize = 131_072;
+/// Shards of a rate limiter: a request locks one, for one hash-map probe.
+const RATE_LIMIT_SHARDS: usize = 16;
 
 /// Per-flag runtime companions of a compiled flag.
 #[derive(Debug)]
@@ -63,33 +65,66 @@ struct Companions {
     last_warning_ms: AtomicI64,
 }
 
-/// Fixed-window counts per stickiness value, for the sunset `rate_limiting` action.
-#[derive(Debug, Default)]
+/// Fixed-window counts per stickiness value, for the sunset `rate_limiting` action. Keys are
+/// kept as 64-bit hashes (a per-process random key, so clients cannot aim for collisions), in
+/// shards that each hold only the current window: a new window starts each shard empty, so
+/// nothing is scanned or kept past its window. A shard that is full for the window counts a
+/// value it does not know as over the limit (the phase asks clients to move off the flag; the
+/// table's size stays bounded).
+#[derive(Debug)]
 struct RateLimiter {
-    windows: Mutex<HashMap<String, (i64, u32)>>,
+    hasher: std::hash::RandomState,
+    shards: [Mutex<Window>; RATE_LIMIT_SHARDS],
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    index: i64,
+    counts: HashMap<u64, u32>,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self { hasher: std::hash::RandomState::new(), shards: std::array::from_fn(|_| Mutex::default()) }
+    }
 }
 
 impl RateLimiter {
     fn exceeded(&self, key: &str, limit: RateLimit, now: DateTime<Utc>) -> bool {
-        let window = now.timestamp_millis() / limit.per.num_milliseconds().max(1);
-        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() >= RATE_LIMIT_KEYS && !windows.contains_key(key) {
-            windows.retain(|_, (w, _)| *w == window);
-        }
-        let count = match windows.get_mut(key) {
-            Some(entry) => {
-                if entry.0 != window {
-                    *entry = (window, 0);
-                }
-                entry.1 += 1;
-                entry.1
+        use std::hash::BuildHasher as _;
+        let window = now.timestamp_millis().div_euclid(limit.per.num_milliseconds().max(1));
+        let hash = self.hasher.hash_one(key);
+        // The low bits pick the shard; the map hashes the whole value again.
+        let shard = &self.shards[usize::try_from(hash % RATE_LIMIT_SHARDS as u64).unwrap_or(0)];
+        let mut expired = HashMap::new();
+        let over = {
+            let mut w = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if w.index != window {
+                w.index = window;
+                // Dropped after the lock is released.
+                expired = std::mem::take(&mut w.counts);
             }
-            None => {
-                windows.insert(key.to_owned(), (window, 1));
-                1
+            let full = w.counts.len() >= RATE_LIMIT_KEYS / RATE_LIMIT_SHARDS;
+            match w.counts.get_mut(&hash) {
+                Some(count) => {
+                    *count = count.saturating_add(1);
+                    *count > limit.requests
+                }
+                None if full => true,
+                None => {
+                    w.counts.insert(hash, 1);
+                    limit.requests < 1
+                }
             }
         };
-        count > limit.requests
+        drop(expired);
+        over
+    }
+
+    /// How many stickiness values the limiter holds now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).counts.len()).sum()
     }
 }
 
@@ -463,4 +498,40 @@ fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(&'static st
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RATE_LIMIT_KEYS, RateLimiter};
+    use crate::flags::snapshot::RateLimit;
+    use chrono::{Duration, TimeZone as _, Utc};
+
+    #[test]
+    fn a_rate_limiter_counts_per_key_and_window() {
+        let limiter = RateLimiter::default();
+        let limit = RateLimit { requests: 3, per: Duration::minutes(1) };
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a time");
+        let answers: Vec<bool> = (0..5).map(|_| limiter.exceeded("alice", limit, t)).collect();
+        assert_eq!(answers, [false, false, false, true, true]);
+        assert!(!limiter.exceeded("bob", limit, t), "another key has its own count");
+        // The next window starts every count afresh and forgets the last window's keys.
+        let next = t + Duration::minutes(1);
+        assert!(!limiter.exceeded("alice", limit, next));
+        assert!(limiter.tracked() <= 2);
+    }
+
+    #[test]
+    fn a_rate_limiter_holds_a_bounded_number_of_keys_whatever_clients_send() {
+        let limiter = RateLimiter::default();
+        let limit = RateLimit { requests: 1, per: Duration::hours(1) };
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a time");
+        let long = "k".repeat(60_000);
+        let mut refused_new = 0;
+        for i in 0..300_000 {
+            let key = if i % 1_000 == 0 { format!("{long}{i}") } else { format!("user-{i}") };
+            refused_new += usize::from(limiter.exceeded(&key, limit, t));
+        }
+        assert!(limiter.tracked() <= RATE_LIMIT_KEYS, "{} keys held", limiter.tracked());
+        assert!(refused_new >= 300_000 - RATE_LIMIT_KEYS, "values beyond the table count as over the limit");
+    }
 }

@@ -21,6 +21,11 @@ pub struct StoreHealth {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// Why the last write failed, while reads may still answer (a full disk, a lock held by
+    /// another process, a file deleted under the server): the store is down until a write
+    /// commits again (the poll probes it).
+    #[serde(skip)]
+    write_error: Option<String>,
 }
 
 /// Shared by the poller (which writes it) and `/ready` (which shows it).
@@ -32,9 +37,33 @@ impl HealthBoard {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Records that a write failed: the store shows down until a write commits.
+    pub fn write_failed(&self, error: &crate::store::StoreError) {
+        let mut h = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let message = format!("writes fail: {error}");
+        if h.up || h.since.is_none() {
+            h.since = Some(Utc::now());
+            tracing::error!("the store refuses writes ({error}); serving from memory, writes answer 503");
+        }
+        h.up = false;
+        h.error = Some(message.clone());
+        h.write_error = Some(message);
+    }
+
+    /// Records that a write committed.
+    pub fn write_succeeded(&self) {
+        let mut h = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.write_error = None;
+    }
+
+    fn writes_failing(&self) -> bool {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write_error.is_some()
+    }
+
     /// Records an answer or a failure; true when this changes up/down.
     fn set(&self, error: Option<String>) -> bool {
         let mut h = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let error = error.or_else(|| h.write_error.clone());
         let up = error.is_none();
         let changed = h.up != up || h.since.is_none();
         if changed {
@@ -81,14 +110,21 @@ pub async fn poll(
             _ = tick.tick() => {}
             () = wake.notified() => {}
         }
-        let was_up = serving.store_health.get().up;
+        let before = serving.store_health.get();
+        // Down after having been up (not the first answer at start).
+        let was_down = !before.up && before.since.is_some();
+        if serving.store_health.writes_failing() && serving.store.probe_write().await.is_ok() {
+            serving.store_health.write_succeeded();
+        }
         match serving.store.version().await {
             Ok(v) => {
-                if serving.store_health.set(None) && !was_up {
+                serving.store_health.set(None);
+                let up = serving.store_health.get().up;
+                serving.metrics.store_up.set(i64::from(up));
+                if up && was_down {
                     tracing::info!("the store answers again; catching up");
                 }
-                serving.metrics.store_up.set(1);
-                if v != serving.load().persisted.version || !was_up {
+                if v != serving.load().persisted.version || (up && was_down) {
                     if let Err(e) = serving.refresh().await {
                         tracing::warn!("could not refresh from the store: {e}");
                     }

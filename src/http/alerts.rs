@@ -84,5 +84,11 @@ pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> R
         };
         results.push(json!({"flag": key, "action": action, "status": alert.status, "outcome": outcome}));
     }
+    // Alertmanager retries a delivery answered 5xx: an action that could not be stored must be
+    // retried (the others are idempotent).
+    if results.iter().any(|r| r["outcome"] == monitor::STORE_FAILED) {
+        return Err(ApiError::new(Code::StoreUnavailable, "an alert's action could not be stored; retry the delivery")
+            .with_details(json!({ "results": results })));
+    }
     Ok(Json(json!({ "results": results })))
 }

@@ -186,7 +186,8 @@ impl ApiError {
     /// 503: the store could not be reached; nothing was changed.
     pub fn store(err: &StoreError) -> Self {
         tracing::error!("store: {err}");
-        Self::new(Code::StoreUnavailable, format!("the store failed, nothing was changed: {err}"))
+        // The driver's text stays in the log: it can name hosts, users and files.
+        Self::new(Code::StoreUnavailable, "the store failed, nothing was changed (the server's log says why)")
     }
 }
 

@@ -71,9 +71,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
                 }
                 req
             })
-            .map_response(move |response| {
-                answered.waiting();
-                response
+            // The connection waits for the next request only once the answer's body has been
+            // sent (or dropped): a long-lived stream (`/events`) is not idle while it streams.
+            .map_response(move |response: axum::response::Response| {
+                let answered = answered.clone();
+                response.map(|inner| Sending { inner, waiting: answered })
             });
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
@@ -105,6 +107,39 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// An answer's body on its way out; when it is done (or dropped with the connection) the
+/// connection starts waiting for its next request. Delegates every call; allocates nothing.
+struct Sending {
+    inner: axum::body::Body,
+    waiting: Waiting,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.waiting.waiting();
+    }
+}
+
+impl http_body::Body for Sending {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Since when a connection has been waiting for a request's headers (milliseconds after it was

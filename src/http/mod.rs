@@ -267,8 +267,12 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
 
 /// Load shedding: at most `max` requests in flight over all routes (one semaphore, taken without
 /// waiting); the next is answered at once with 503 `overloaded` and `Retry-After: 1` rather than
-/// queued behind them.
+/// queued behind them. Liveness, readiness and metrics are never shed: a probe that fails under
+/// load restarts pods or drains every replica at once, and scrapes matter most then.
 async fn shed(State(slots): State<Arc<tokio::sync::Semaphore>>, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/health" | "/ready" | "/metrics") {
+        return next.run(req).await;
+    }
     match slots.try_acquire() {
         Ok(_permit) => next.run(req).await,
         Err(_) => axum::response::IntoResponse::into_response(

@@ -146,6 +146,8 @@ pub enum StoreError {
     Missing(String),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error("the database file {0} was deleted or replaced while the server had it open; restart to use the new one")]
+    Replaced(String),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
 }
@@ -157,6 +159,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn load(&self) -> Result<PersistedState, StoreError>;
     /// The change counter: bumped by every override or pause change.
     async fn version(&self) -> Result<i64, StoreError>;
+    /// Writes and commits a row without changing anything (the change counter set to itself):
+    /// whether a write can commit now (a full disk, a read-only file or a lock held elsewhere
+    /// fail it while reads still answer).
+    async fn probe_write(&self) -> Result<(), StoreError>;
     /// Wakes `wake` whenever another replica may have changed something (PostgreSQL's
     /// `LISTEN`), and once after every (re)connection; returns only on an error. Backends
     /// without notifications never return: replicas then rely on polling [`Store::version`].
@@ -226,6 +232,21 @@ async fn open_as(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError> 
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// The pool's check on every connection it gets back: one that is still inside a transaction
+/// (the database ended it on an error, e.g. a full disk, so the driver could not roll it back)
+/// is closed instead of being handed to the next caller, whose `BEGIN` would fail on it forever.
+pub(crate) fn close_if_half_open<DB: sqlx::Database>(
+    conn: &mut DB::Connection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    use sqlx::Connection as _;
+    let keep = !conn.is_in_transaction();
+    if !keep {
+        tracing::warn!("a store connection came back inside a failed transaction; closing it");
+    }
+    Box::pin(std::future::ready(Ok(keep)))
 }
 
 /// The audit subject of a release: `release:<id>` (flag keys cannot contain `:`).

@@ -48,6 +48,7 @@ impl PostgresStore {
             .max_connections(8)
             .min_connections(2)
             .acquire_timeout(Duration::from_secs(5))
+            .after_release(super::close_if_half_open::<Postgres>)
             .connect_with(options)
             .await?;
         let store = Self { pool };
@@ -136,6 +137,11 @@ impl Store for PostgresStore {
 
     async fn version(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE state_version SET version = version WHERE id = 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn listen(&self, wake: &tokio::sync::Notify) -> Result<(), StoreError> {

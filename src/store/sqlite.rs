@@ -22,11 +22,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/sqlite/0003_releases.sql")),
     (4, include_str!("../../migrations/sqlite/0004_notify.sql")),
     (5, include_str!("../../migrations/sqlite/0005_leases.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_write_probe.sql")),
 ];
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file and its identity (device, inode) when it was opened: a file deleted
+    /// or replaced under a running server is noticed, never written on unseen.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
+}
+
+/// The (device, inode) of a file, or `None` when it does not exist.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -37,16 +47,32 @@ impl SqliteStore {
         if !create && !options.get_filename().exists() {
             return Err(StoreError::Missing(options.get_filename().display().to_string()));
         }
+        let path = options.get_filename().to_path_buf();
         let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        let store = Self { pool };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .after_release(super::close_if_half_open::<Sqlite>)
+            .connect_with(options)
+            .await?;
+        let file = identity(&path).map(|id| (path, id));
+        let store = Self { pool, file };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Fails when the database file this store opened was deleted or replaced since.
+    fn same_file(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some((path, opened)) if identity(path) != Some(*opened) => {
+                Err(StoreError::Replaced(path.display().to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -250,7 +276,19 @@ impl Store for SqliteStore {
     }
 
     async fn version(&self) -> Result<i64, StoreError> {
+        self.same_file()?;
         Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.same_file()?;
+        // 64 KiB: more than any change writes, so a probe that commits means a change would
+        // (a smaller write can fit in space the failed one left allocated in the journal).
+        sqlx::query("INSERT OR REPLACE INTO write_probe (id, pad) VALUES (1, zeroblob(65536))")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM write_probe").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn record_first_seen(&self, flags: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -269,6 +307,7 @@ impl Store for SqliteStore {
     async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
         // IMMEDIATE: take the write lock before reading, so what was read is what is replaced
         // even with another process writing the same file.
+        self.same_file()?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current = sqlx::query(concat!("SELECT ", override_columns!(), " FROM overrides WHERE flag = ?"))
             .bind(&change.flag)

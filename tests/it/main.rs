@@ -6,6 +6,7 @@ mod cli;
 mod console;
 mod evaluator;
 mod explain;
+mod faults;
 mod file_errors;
 mod fuzz;
 mod hardening;

@@ -1,0 +1,217 @@
+//! Faults an operator meets in production: a full disk and the space coming back, a database
+//! file deleted under the server. Each answer is what `/ready`, `/metrics` and a write say.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Server, Workdir, eventually, http};
+
+const SEED: &str = include_str!("../../flags/feature-flags.yaml");
+
+/// A small tmpfs the test can fill (the suite runs as root, as CI does). Unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root (CI runs the suite as root)");
+        Self(at.to_path_buf())
+    }
+
+    /// Writes a file until the filesystem is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let one = [0u8; 1];
+        while file.write_all(&one).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn kill(server: &Server, reason: &str) -> u16 {
+    server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "reason": reason}))).0
+}
+
+fn store(server: &Server) -> Value {
+    let r: Value = http().get(server.url("/ready")).send().expect("ready").json().expect("JSON");
+    r["store"].clone()
+}
+
+#[test]
+fn after_a_full_disk_the_first_write_once_space_returns_succeeds() {
+    let dir = Workdir::new(SEED);
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "3m");
+    let database = format!("sqlite://{}", disk.0.join("toggled.db").display());
+    let server = Server::start(&dir, &["--database", &database]);
+    assert_eq!(kill(&server, "before"), 200);
+    assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
+
+    let filler = disk.fill();
+    // More failed writes than the pool has connections: each connection fails once.
+    for i in 0..6 {
+        let (status, body) =
+            server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "reason": "full"})));
+        assert_eq!(status, 503, "write {i} on a full disk: {body}");
+        assert_eq!(body["error"]["code"], json!("store_unavailable"));
+        assert!(!body.to_string().contains("database or disk is full"), "no driver text to clients: {body}");
+    }
+    let down = store(&server);
+    assert_eq!(down["up"], json!(false), "/ready says writes fail: {down}");
+    assert!(down["error"].as_str().is_some_and(|e| e.contains("writes fail")), "{down}");
+    assert_eq!(server.metric("toggled_store_up"), 0.0);
+    // The flag still answers from memory.
+    assert!(server.evaluate("new_payment_flow", &json!({"targetingKey": "u1"}))["reason"].is_string());
+
+    std::fs::remove_file(filler).expect("space returns");
+    // The very first write after the space returns commits, and so does every later one
+    // (no pooled connection is left inside a failed transaction).
+    assert_eq!(kill(&server, "space is back"), 200);
+    for _ in 0..6 {
+        assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
+        assert_eq!(kill(&server, "again"), 200);
+    }
+    eventually(Duration::from_secs(10), || (store(&server)["up"] == json!(true)).then_some(()));
+    assert_eq!(server.metric("toggled_store_up"), 1.0);
+    let evaluation = server.evaluate("new_payment_flow", &json!({"targetingKey": "u1"}));
+    assert_eq!(
+        evaluation["reason"],
+        json!("DISABLED"),
+        "the kill switch written after the disk was full: {evaluation}"
+    );
+}
+
+#[test]
+fn a_database_file_deleted_under_the_server_is_reported_and_never_written_unseen() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    assert_eq!(kill(&server, "before"), 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("toggled.db{suffix}")));
+    }
+    let (status, body) =
+        server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": true, "reason": "after"})));
+    assert_eq!(status, 503, "{body}");
+    let down = eventually(Duration::from_secs(10), || {
+        let s = store(&server);
+        (s["up"] == json!(false)).then_some(s)
+    });
+    assert!(down["error"].as_str().is_some_and(|e| e.contains("deleted or replaced")), "{down}");
+    assert_eq!(server.metric("toggled_store_up"), 0.0);
+    // Alertmanager retries a delivery answered 5xx, never one answered 200: a rollback that
+    // could not be stored is a 503.
+    let alert = json!({"version": "4", "alerts": [
+        {"status": "firing", "labels": {"flag": "enhanced_search", "action": "rollback"}}]});
+    let (status, body) = server.admin(Method::POST, "/alerts", Some(alert));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["details"]["results"][0]["outcome"], json!("store_failed"), "{body}");
+}
+
+/// A stream is answered once and then lives as long as the client holds it: the header timeout
+/// (1 s here) is for connections waiting for a request, not for an answer still being sent.
+#[test]
+fn an_event_stream_outlives_the_header_timeout_and_idle_connections_still_close() {
+    use std::io::{Read as _, Write as _};
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &["--header-read-timeout", "1s"]);
+    let client = crate::support::http_with_timeout(Duration::from_secs(60));
+    let stream = client.get(server.url("/events")).bearer_auth(crate::support::ADMIN).send().expect("subscribe");
+    assert_eq!(stream.status(), 200);
+    // Held idle for five header timeouts (a duration under test, not a synchronisation).
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(kill(&server, "late change"), 200);
+    let events = crate::monitor::read_events(stream, 1);
+    assert_eq!(events.len(), 1, "the stream was cut before the change");
+    assert_eq!(events[0].1, "override");
+
+    // A keep-alive connection that was answered and then sends nothing is still closed.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut idle = std::net::TcpStream::connect(&addr).expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    let ended = loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    assert!(
+        !matches!(ended, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the server closed the idle connection: {ended:?}"
+    );
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "answered, then closed when idle");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A flag in a sunset `rate_limiting` phase counts clients by their stickiness value. Whatever
+/// values clients send (3,000 of 60 KB, then 100,000 short ones), the server's memory stays
+/// bounded: each value was once kept as a string (3,000 x 60 KB alone is 180 MB).
+#[test]
+fn a_rate_limited_sunset_flag_holds_bounded_memory_whatever_keys_arrive() {
+    let file = "feature_flags:\n  old_api:\n    default_value: true\n    sunset_plan:\n      restricted_phase: {start_date: 2020-01-01, actions: [rate_limiting], rate_limit: {requests: 2, per: 1h}}\n";
+    let dir = Workdir::new(file);
+    let server = Server::start(&dir, &[]);
+    let url = server.url("/evaluate");
+    let client = http();
+    let send = |key: &str| -> Value {
+        client
+            .post(&url)
+            .json(&json!({"flag": "old_api", "context": {"targetingKey": key}}))
+            .send()
+            .expect("request")
+            .json()
+            .expect("JSON")
+    };
+    for _ in 0..2 {
+        assert_eq!(send("warm")["reason"], json!("STATIC"));
+    }
+    assert_eq!(send("warm")["reason"], json!("RATE_LIMITED"));
+    let before = rss_kib(server.pid());
+    let long = "x".repeat(60_000);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (long, send) = (&long, &send);
+            scope.spawn(move || {
+                for i in (t..3_000).step_by(4) {
+                    send(&format!("{long}{i}"));
+                }
+                for i in (t..100_000).step_by(4) {
+                    send(&format!("user-{i}"));
+                }
+            });
+        }
+    });
+    let after = rss_kib(server.pid());
+    assert!(after.saturating_sub(before) < 20 * 1024, "RSS grew from {before} to {after} KiB");
+    // Still counting: a value seen twice this window is over the limit of 2 on its third.
+    assert_eq!(send("warm")["reason"], json!("RATE_LIMITED"));
+}
