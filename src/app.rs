@@ -19,6 +19,24 @@ use crate::reload::read_flag_file;
 use crate::serving::Serving;
 use crate::store::Store;
 
+/// `toggled probe`: one GET with a short timeout; the status decides the exit code.
+fn probe(url: &str) -> anyhow::Result<ExitCode> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    let client = crate::outbound::client().timeout(Duration::from_secs(3)).build().context("cannot build a client")?;
+    match runtime.block_on(async { client.get(url).send().await }) {
+        Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(r) => {
+            eprintln!("{url}: {}", r.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Runs one command; `Ok(ExitCode::FAILURE)` means the command ran and found problems.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -137,6 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = writeln!(std::io::stdout(), "{schema}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Probe { url } => probe(&url),
         Command::Evaluate { file, flag, context, at, first_seen, explain } => {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref(), explain)
         }

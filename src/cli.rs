@@ -44,7 +44,7 @@ pub enum Command {
         /// The flag file.
         file: PathBuf,
         /// The store holding releases and evaluation times.
-        #[arg(long, env = "TOGGLED_DATABASE", default_value = "sqlite://toggled.db")]
+        #[arg(long, env = "TOGGLED_DATABASE", hide_env_values = true, default_value = "sqlite://toggled.db")]
         database: String,
         /// The service of flags that do not name one.
         #[arg(long)]
@@ -96,6 +96,13 @@ pub enum Command {
         /// The service the release is of (default: the repository directory's name).
         #[arg(long)]
         service: Option<String>,
+    },
+    /// Ask a running server whether it is alive (`GET /health`); exit 0 when it answers 200,
+    /// 1 otherwise. The container image's HEALTHCHECK (the image has no curl).
+    Probe {
+        /// The server's health URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/health")]
+        url: String,
     },
     /// Evaluate one flag for one context and print the result as JSON.
     Evaluate {
@@ -161,7 +168,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOGGLED_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Store: sqlite://PATH (created on first start).
-    #[arg(long, env = "TOGGLED_DATABASE", default_value = "sqlite://toggled.db")]
+    #[arg(long, env = "TOGGLED_DATABASE", hide_env_values = true, default_value = "sqlite://toggled.db")]
     pub database: String,
     /// Admin tokens, `name:secret,...` (the name is the actor in the audit log).
     #[arg(long, env = "TOGGLED_ADMIN_TOKENS", hide_env_values = true)]
@@ -173,17 +180,17 @@ pub struct ServeArgs {
     #[arg(long, env = "TOGGLED_RECEIVER_TOKENS", hide_env_values = true)]
     pub receiver_tokens: Option<String>,
     /// Prometheus to query for guarded rollouts (`monitoring:` alerts); no monitor without it.
-    #[arg(long, env = "TOGGLED_PROMETHEUS_URL")]
+    #[arg(long, env = "TOGGLED_PROMETHEUS_URL", hide_env_values = true)]
     pub prometheus_url: Option<String>,
     /// Where `alert_team` alerts POST their JSON notification.
-    #[arg(long, env = "TOGGLED_WEBHOOK_URL")]
+    #[arg(long, env = "TOGGLED_WEBHOOK_URL", hide_env_values = true)]
     pub webhook_url: Option<String>,
     /// Signs webhook bodies: `X-Signature-256: sha256=<hex HMAC-SHA256>`.
     #[arg(long, env = "TOGGLED_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
     /// Where release and flag-change notifications are POSTed (repeatable; the environment
     /// variable takes a comma-separated list). Delivered at least once from the store.
-    #[arg(long = "notify-url", env = "TOGGLED_NOTIFY_URLS", value_delimiter = ',')]
+    #[arg(long = "notify-url", env = "TOGGLED_NOTIFY_URLS", hide_env_values = true, value_delimiter = ',')]
     pub notify_urls: Vec<String>,
     /// Signs notification bodies: `X-Signature-256: sha256=<hex HMAC-SHA256>`.
     #[arg(long, env = "TOGGLED_NOTIFY_SECRET", hide_env_values = true)]

@@ -16,6 +16,7 @@ mod monitor;
 mod ofrep;
 mod openapi;
 mod operator;
+mod packaging;
 mod properties;
 mod releases;
 mod reload;

@@ -336,17 +336,3 @@ fn logs_have_no_colour_off_a_terminal_and_json_means_every_line() {
     }
     assert!(!stderr.is_empty());
 }
-
-#[test]
-fn compose_ships_no_admin_secret_and_binds_loopback() {
-    let compose = include_str!("../../docker-compose.yml");
-    assert!(!compose.contains("change-me"), "no default secret in docker-compose.yml");
-    assert!(compose.contains("TOGGLED_ADMIN_TOKENS: ${TOGGLED_ADMIN_TOKENS:?"), "refuses to start without a token");
-    let ports: Vec<&str> = compose.lines().filter(|l| l.trim_start().starts_with("ports:")).collect();
-    assert_eq!(ports.len(), 3);
-    for line in ports {
-        assert!(line.contains("\"${TOGGLED_BIND:-127.0.0.1}:"), "published on loopback unless told: {line}");
-    }
-    let readme = include_str!("../../README.md");
-    assert!(readme.contains("docker build -t toggled .") && readme.contains("docker run --rm -p 127.0.0.1:8080:8080"));
-}
