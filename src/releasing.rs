@@ -174,11 +174,26 @@ pub async fn follow_rollbacks(
         let event = match received {
             Ok(event) => event,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "release links missed change events");
+                // Events were missed: follow every flag that stands rolled back now (marking a
+                // release is idempotent: a rolled-back or flagged release is not marked again).
+                tracing::warn!(missed, "release links missed change events; re-checking every rolled-back flag");
+                let served = serving.load_full();
+                for (flag, record) in &served.persisted.overrides {
+                    if record.kind == crate::store::OverrideKind::RolledBack
+                        && let Err(e) = flag_rolled_back(&serving, &strategy, flag, &record.actor).await
+                    {
+                        tracing::error!(flag, "could not mark the releases of a rolled-back flag: {e}");
+                    }
+                }
                 continue;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
+        // A rollback another replica made is followed there: acting here too would mark its
+        // releases twice (two audit rows, two notifications).
+        if event.detail["remote"] == serde_json::Value::Bool(true) {
+            continue;
+        }
         let (Some(flag), "rollback") = (event.flag.as_deref(), event.kind.as_str()) else { continue };
         let trigger = event.detail["trigger"].as_str().unwrap_or("monitor");
         if let Err(e) = flag_rolled_back(&serving, &strategy, flag, trigger).await {

@@ -98,7 +98,7 @@ fn override_of(server: &Server, flag: &str) -> Value {
 }
 
 /// An Alertmanager notification that rolls `flag` back.
-fn firing_rollback(flag: &str) -> Value {
+pub fn firing_rollback(flag: &str) -> Value {
     json!({
         "version": "4", "status": "firing", "receiver": "toggled", "groupKey": "g", "truncatedAlerts": 0,
         "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",

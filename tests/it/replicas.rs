@@ -185,3 +185,46 @@ fn replicas_take_turns_delivering_notifications() {
     let ids: std::collections::BTreeSet<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!((ids.len(), got.len()), (3, 3), "no event twice: {got:?}");
 }
+
+/// A flag rolled back on one replica marks its release once: the replica that made the rollback
+/// acts, the one that hears of it from the store does not (one audit row, one notification).
+#[test]
+fn a_rollback_marks_its_release_once_across_replicas() {
+    let pg = Postgres::start();
+    let url = pg.database("links");
+    let (_a_dir, a) = replica(&url, &[]);
+    let (_b_dir, b) = replica(&url, &[]);
+    // Ten releases ship the flag: marking them takes a while, so a second replica that acted too
+    // would mark some of them again.
+    let releases: Vec<i64> = (0..10)
+        .map(|i| crate::automation::deploy(&a, &format!("search-{i}"), "minor", "feat: smarter", &["enhanced_search"]))
+        .collect();
+    let (status, body) = a.admin(Method::POST, "/alerts", Some(crate::automation::firing_rollback("enhanced_search")));
+    assert_eq!(status, 200, "{body}");
+    let recommended = |s: &Server| -> usize {
+        releases
+            .iter()
+            .map(|release| {
+                let (_, audit) = s.admin(Method::GET, &format!("/audit?flag=release:{release}"), None);
+                audit["entries"]
+                    .as_array()
+                    .expect("entries")
+                    .iter()
+                    .filter(|e| e["action"] == json!("release_rollback_recommended"))
+                    .count()
+            })
+            .sum()
+    };
+    eventually(Duration::from_secs(10), || (recommended(&a) == 10).then_some(()));
+    // Replica b has heard of the rollback (it serves it) ...
+    eventually(Duration::from_secs(10), || {
+        let (_, f) = b.admin(Method::GET, "/flags/enhanced_search", None);
+        (f["state"]["override"]["kind"] == json!("rolled_back")).then_some(())
+    });
+    // ... and for a second after, no second mark appears.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        assert_eq!(recommended(&b), 10, "each release was marked once");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
