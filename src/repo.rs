@@ -59,9 +59,35 @@ pub fn commits_since_last_tag(repo: &Path) -> anyhow::Result<(String, Vec<crate:
 const CHANGELOG_HEADER: &str =
     "# Changelog\n\nAll notable changes to this project are documented here (Keep a Changelog, SemVer).\n\n";
 
+/// `relative` inside `repo`, refused unless it is missing or a regular file there: a committed
+/// symlink (`CHANGELOG.md -> ~/.bashrc`) or a path leading out of the repository is never
+/// written through (commit messages, which end up in the file, are anyone's text).
+pub fn file_inside(repo: &Path, relative: &Path) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    if relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        bail!("{} is not a path inside the repository", relative.display());
+    }
+    let path = repo.join(relative);
+    // Every directory on the way must be a real directory of the repository too.
+    let root = repo.canonicalize().with_context(|| format!("cannot open {}", repo.display()))?;
+    if let Some(parent) = path.parent()
+        && let Ok(real) = parent.canonicalize()
+        && !real.starts_with(&root)
+    {
+        bail!("{} leads out of the repository (through a symlink); refusing to write it", relative.display());
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            bail!("{} is a symlink; refusing to write through it (make it a regular file)", relative.display())
+        }
+        Ok(meta) if !meta.is_file() => bail!("{} is not a regular file", relative.display()),
+        _ => Ok(path),
+    }
+}
+
 /// Prepends `section` to the repository's CHANGELOG.md (created when missing).
 pub fn prepend_changelog(repo: &Path, section: &str) -> anyhow::Result<PathBuf> {
-    let path = repo.join("CHANGELOG.md");
+    let path = file_inside(repo, Path::new("CHANGELOG.md"))?;
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let rest = old.strip_prefix(CHANGELOG_HEADER).unwrap_or(&old);
     std::fs::write(&path, format!("{CHANGELOG_HEADER}{section}\n{rest}"))
@@ -115,8 +141,12 @@ pub fn cut(repo: &Path, options: &CutOptions) -> anyhow::Result<Cut> {
     let tag = options.tag.then(|| format!("{prefix}{version}"));
     let mut edits = Vec::new();
     let candidates = files::KNOWN.iter().map(PathBuf::from).chain(options.extra_files.iter().cloned());
+    file_inside(repo, Path::new("CHANGELOG.md"))?;
     for relative in candidates {
-        let path = repo.join(&relative);
+        if std::fs::symlink_metadata(repo.join(&relative)).is_err() {
+            continue;
+        }
+        let path = file_inside(repo, &relative)?;
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let name = relative.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let extra = options.extra_files.contains(&relative);

@@ -14,21 +14,26 @@ pub use crate::access::{Identity, Role, Tokens};
 
 /// Who presented a token in these headers, if anyone known.
 pub fn identify_headers(tokens: &Tokens, headers: &axum::http::HeaderMap) -> Option<Identity> {
-    tokens.identify(token_of(headers)?)
+    tokens.identify(token_of(headers, true)?)
 }
 
-/// The presented token: `Authorization: Bearer <token>`, or `X-API-Key: <token>` (which
-/// OpenFeature's OFREP providers may send instead).
-fn token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+/// The presented token: `Authorization: Bearer <token>`, the raw token in `Authorization` (as
+/// Unleash's SDKs send it; its secrets may hold `:`, `*` and `.`), or, where `api_key` allows
+/// it, `X-API-Key: <token>` (which OpenFeature's OFREP providers may send instead). Admin and
+/// receiver routes read `Authorization` only.
+fn token_of(headers: &axum::http::HeaderMap, api_key: bool) -> Option<&str> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+        let value = value.trim();
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+            Some(_) => None,
+            None => Some(value),
+        };
+    }
+    if !api_key {
+        return None;
     }
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
-}
-
-fn bearer(req: &Request) -> Option<&str> {
-    token_of(req.headers())
 }
 
 /// The identity behind a request's token, if its role is one of `allowed`: 401 without a
@@ -40,8 +45,9 @@ fn authenticate(
     allowed: &[Role],
     refusal: impl Fn(&Identity) -> String,
 ) -> Result<Identity, ApiError> {
-    let secret =
-        bearer(req).ok_or_else(|| ApiError::unauthorized(format!("send {wanted} as Authorization: Bearer <token>")))?;
+    // X-API-Key is for clients only (OFREP providers send it); admin routes read Authorization.
+    let secret = token_of(req.headers(), !allowed.contains(&Role::Receiver) && allowed.contains(&Role::Client))
+        .ok_or_else(|| ApiError::unauthorized(format!("send {wanted} as Authorization: Bearer <token>")))?;
     let identity = tokens.identify(secret).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
     if allowed.contains(&identity.role) { Ok(identity) } else { Err(ApiError::forbidden(refusal(&identity))) }
 }

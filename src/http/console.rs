@@ -4,7 +4,8 @@
 //! under a Content-Security-Policy that allows only these files (no inline script or style),
 //! with an `ETag` per file so a reload costs a 304.
 
-use axum::extract::Path;
+use super::KeyPath;
+
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -72,7 +73,7 @@ pub async fn index(headers: HeaderMap) -> Response {
         (status = 404, description = "no such file", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn asset(KeyPath(name): KeyPath, headers: HeaderMap) -> Result<Response, ApiError> {
     let asset = ASSETS
         .iter()
         .find(|a| a.name == name)

@@ -1,7 +1,8 @@
 //! Evaluation routes: `POST /evaluate`, `POST /evaluate/all`, `GET /evaluate/{key}`.
 
+use super::KeyPath;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Uri;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue};
@@ -141,7 +142,7 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
         (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn get_one(State(state): State<AppState>, Path(key): Path<String>, uri: Uri) -> Result<Response, ApiError> {
+pub async fn get_one(State(state): State<AppState>, KeyPath(key): KeyPath, uri: Uri) -> Result<Response, ApiError> {
     // `explain` is the one reserved query key: `explain=true` asks for the steps. Names and
     // values borrow the query string unless they are percent-encoded.
     let mut explain = false;

@@ -1,9 +1,10 @@
 //! Flag routes (admin): `GET /flags`, `GET /flags/{key}`, `PUT /flags/{key}` (kill switch and
 //! overrides), `DELETE /flags/{key}/override`, `POST /flags/{key}/rollout` (pause/resume).
 
+use super::KeyPath;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -188,7 +189,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
     let (flag, rt) = find(&served, &key)?;
     let mut v = detail_view(flag, rt, &served, Utc::now());
@@ -287,7 +288,7 @@ fn kind_name(v: &Value) -> &'static str {
 pub async fn put_override(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     ApiJson(req): ApiJson<OverrideRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
@@ -298,7 +299,7 @@ pub async fn put_override(
     let change =
         Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action: Action::SetOverride(kind) };
     changes::apply(&state.serving, change).await?.map_err(refused)?;
-    show(State(state), Path(key)).await
+    show(State(state), KeyPath(key)).await
 }
 
 #[utoipa::path(
@@ -321,7 +322,7 @@ pub async fn put_override(
 pub async fn clear_override(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     ApiJson(body): ApiJson<ReasonRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
@@ -373,7 +374,7 @@ pub struct RolloutRequest {
 pub async fn rollout(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     ApiJson(req): ApiJson<RolloutRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let served = state.serving.load();
@@ -398,7 +399,7 @@ pub async fn rollout(
         Refusal::AlreadyPaused => ApiError::new(Code::InvalidTransition, format!("{key} is already paused")),
         _ => ApiError::new(Code::InvalidTransition, format!("{key} is not paused")),
     })?;
-    show(State(state), Path(key)).await
+    show(State(state), KeyPath(key)).await
 }
 
 /// A refusal of an operator's change (an override is always written, so none is expected).

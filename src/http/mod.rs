@@ -331,6 +331,24 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
+/// The one path parameter of a route (a flag key, a console asset): a segment that does not
+/// decode to UTF-8 (`/evaluate/%ff%fe`) is a 400 `invalid_request` in our JSON shape.
+#[derive(Debug)]
+pub struct KeyPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(key)) => Ok(KeyPath(key)),
+            Err(e) => {
+                Err(ApiError::new(Code::InvalidRequest, format!("the path's key is not valid: {}", e.body_text())))
+            }
+        }
+    }
+}
+
 /// What a request body type answers when it is well-formed JSON of the wrong shape (a wrong
 /// type, an unknown field): each route names its own code.
 pub trait RequestBody {

@@ -6,10 +6,11 @@
 //! booleans only. Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
 //! Bulk answers carry an `ETag` (a hash of the body) and honour `If-None-Match` with 304.
 
+use super::KeyPath;
 use std::io::Write as _;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -191,7 +192,7 @@ fn answer<'a>(
 )]
 pub async fn evaluate_flag(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     body: Result<RawBody, super::error::ApiError>,
 ) -> Response {
     let bytes = match body_of(Some(&key), body) {

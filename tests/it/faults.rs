@@ -215,3 +215,36 @@ fn a_rate_limited_sunset_flag_holds_bounded_memory_whatever_keys_arrive() {
     // Still counting: a value seen twice this window is over the limit of 2 on its third.
     assert_eq!(send("warm")["reason"], json!("RATE_LIMITED"));
 }
+
+/// Tokens as Unleash's SDKs send them (the raw secret in `Authorization`, with `:`, `*` and
+/// `.`); `X-API-Key` is for clients only; a path that is not UTF-8 gets our JSON error.
+#[test]
+fn raw_and_unleash_shaped_tokens_are_read_and_admin_routes_want_authorization() {
+    let dir = Workdir::new(SEED);
+    let unleash = "*:production.2f0c1a2b3c4d";
+    let server = Server::start(&dir, &["--client-tokens", &format!("sdk:{unleash}")]);
+    let evaluate = |header: &str, value: &str| {
+        http()
+            .post(server.url("/evaluate"))
+            .header(header, value)
+            .json(&json!({"flag": "enhanced_search", "context": {}}))
+            .send()
+            .expect("request")
+            .status()
+    };
+    assert_eq!(evaluate("authorization", unleash), 200, "the raw secret");
+    assert_eq!(evaluate("authorization", &format!("Bearer {unleash}")), 200);
+    assert_eq!(evaluate("x-api-key", unleash), 200);
+    assert_eq!(evaluate("authorization", "*:production.wrong"), 401);
+    assert_eq!(evaluate("authorization", &format!("Basic {unleash}")), 401, "another scheme is not a token");
+    let flags = |header: &str, value: &str| {
+        http().get(server.url("/flags")).header(header, value).send().expect("request").status()
+    };
+    assert_eq!(flags("authorization", crate::support::ADMIN), 200, "a raw admin token");
+    assert_eq!(flags("x-api-key", crate::support::ADMIN), 401, "admin routes read Authorization only");
+
+    let r = http().get(server.url("/evaluate/%ff%fe")).bearer_auth(unleash).send().expect("request");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().expect("a JSON error");
+    assert_eq!(body["error"]["code"], json!("invalid_request"), "{body}");
+}

@@ -205,6 +205,8 @@ fn dot_keys_and_header_injection_in_links_are_file_errors() {
         "\"https://a/\\u0007bell\"",
         "'https://'",
         "'ftp://a/'",
+        "'//evil.example/x'",
+        "'/\\evil.example/x'",
     ] {
         let yaml = format!(
             "feature_flags:\n  old:\n    sunset_plan:\n      warning_phase: {{start_date: 2024-01-01, actions: [deprecation_headers], link: {link}}}\n"

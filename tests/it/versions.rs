@@ -356,3 +356,32 @@ fn release_cuts_a_version_from_git() {
     assert_eq!(dirty.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&dirty.stderr).contains("uncommitted changes"));
 }
+
+/// Commit messages end up in CHANGELOG.md and version files: a committed symlink pointing out of
+/// the repository is never written through, and nothing is changed.
+#[test]
+fn release_refuses_version_files_and_changelogs_that_are_symlinks() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().expect("temp dir");
+    let target = outside.path().join("bashrc");
+    std::fs::write(&target, "export KEEP=1\n").expect("write");
+    for (link, message) in [("CHANGELOG.md", "is a symlink"), ("VERSION", "is a symlink")] {
+        let repo = tempfile::tempdir().expect("temp dir");
+        let dir = repo.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        commit(dir, "feat: first");
+        git(dir, &["tag", "v1.0.0"]);
+        symlink(&target, dir.join(link)).expect("symlink");
+        git(dir, &["add", link]);
+        commit(dir, "fix: $(rm -rf ~)");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .args(["release", "--repo"])
+            .arg(dir)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(link) && stderr.contains(message), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "export KEEP=1\n", "untouched through {link}");
+    }
+}

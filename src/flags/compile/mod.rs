@@ -167,7 +167,10 @@ fn is_flag_key(key: &str) -> bool {
 /// An absolute http(s) URL or a path, safe to put in a header: visible ASCII only, and none of
 /// `<`, `>`, `"`, `\`, which would let a value close the `Link` header's `<...>` and add links.
 fn is_header_url(url: &str) -> bool {
-    let absolute = url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/');
+    // `//host/x` is a protocol-relative URL to another host, not a path.
+    let absolute = url.starts_with("http://")
+        || url.starts_with("https://")
+        || (url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\"));
     let rest = url.trim_start_matches("https://").trim_start_matches("http://");
     absolute
         && !rest.is_empty()
