@@ -6,6 +6,9 @@
 pub enum Role {
     Admin,
     Client,
+    /// Answers only (the frontend API, OFREP, `/evaluate`), never flag definitions: the token a
+    /// browser or mobile app carries.
+    Frontend,
     /// May only post Alertmanager notifications to `/alerts`.
     Receiver,
 }
@@ -22,6 +25,7 @@ pub struct Identity {
 pub struct Tokens {
     admin: Vec<(String, String)>,
     client: Vec<(String, String)>,
+    frontend: Vec<(String, String)>,
     receiver: Vec<(String, String)>,
 }
 
@@ -31,6 +35,7 @@ impl std::fmt::Debug for Tokens {
         f.debug_struct("Tokens")
             .field("admin", &names(&self.admin))
             .field("client", &names(&self.client))
+            .field("frontend", &names(&self.frontend))
             .field("receiver", &names(&self.receiver))
             .finish()
     }
@@ -82,7 +87,7 @@ pub fn parse_quota(text: &str) -> Result<governor::Quota, String> {
 
 impl Tokens {
     pub fn new(admin: Vec<(String, String)>, client: Vec<(String, String)>) -> Self {
-        Self { admin, client, receiver: Vec::new() }
+        Self { admin, client, frontend: Vec::new(), receiver: Vec::new() }
     }
 
     #[must_use]
@@ -91,8 +96,15 @@ impl Tokens {
         self
     }
 
+    #[must_use]
+    pub fn with_frontend(mut self, frontend: Vec<(String, String)>) -> Self {
+        self.frontend = frontend;
+        self
+    }
+
+    /// Whether evaluation asks for a token: any client or frontend token configured.
     pub fn has_client_tokens(&self) -> bool {
-        !self.client.is_empty()
+        !self.client.is_empty() || !self.frontend.is_empty()
     }
 
     pub fn has_admin_tokens(&self) -> bool {
@@ -106,8 +118,13 @@ impl Tokens {
     /// Who a presented secret belongs to. Every configured secret is compared.
     pub fn identify(&self, secret: &str) -> Option<Identity> {
         let mut found = None;
-        for (role, list) in [(Role::Admin, &self.admin), (Role::Client, &self.client), (Role::Receiver, &self.receiver)]
-        {
+        let roles = [
+            (Role::Admin, &self.admin),
+            (Role::Client, &self.client),
+            (Role::Frontend, &self.frontend),
+            (Role::Receiver, &self.receiver),
+        ];
+        for (role, list) in roles {
             for (name, s) in list {
                 if constant_time_eq(s.as_bytes(), secret.as_bytes()) && found.is_none() {
                     found = Some(Identity { name: name.clone(), role });

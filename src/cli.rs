@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// Client tokens for evaluation routes, `name:secret,...`; evaluation is open without any.
     #[arg(long, env = "TOGGLED_CLIENT_TOKENS", hide_env_values = true)]
     pub client_tokens: Option<String>,
+    /// Frontend tokens, `name:secret,...`: answers only (the Unleash frontend API, OFREP,
+    /// /evaluate), never flag definitions; what browser and mobile SDKs carry.
+    #[arg(long, env = "TOGGLED_FRONTEND_TOKENS", hide_env_values = true)]
+    pub frontend_tokens: Option<String>,
     /// Tokens that may only post Alertmanager notifications to /alerts, `name:secret,...`.
     #[arg(long, env = "TOGGLED_RECEIVER_TOKENS", hide_env_values = true)]
     pub receiver_tokens: Option<String>,

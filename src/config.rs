@@ -54,6 +54,8 @@ impl Config {
             .map_err(|e| anyhow!("--client-tokens: {e}"))?;
         let receivers = parse_tokens(args.receiver_tokens.as_deref().unwrap_or_default())
             .map_err(|e| anyhow!("--receiver-tokens: {e}"))?;
+        let frontend = parse_tokens(args.frontend_tokens.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("--frontend-tokens: {e}"))?;
         for (name, url) in [("prometheus-url", &args.prometheus_url), ("webhook-url", &args.webhook_url)] {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -112,7 +114,7 @@ impl Config {
             flags: args.flags,
             listen: args.listen,
             database: normalise_database(&args.database).context("--database")?,
-            tokens: Tokens::new(admin, client).with_receivers(receivers),
+            tokens: Tokens::new(admin, client).with_receivers(receivers).with_frontend(frontend),
             monitor,
             notify,
             releases,

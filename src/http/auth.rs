@@ -85,13 +85,14 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
     Ok(next.run(req).await)
 }
 
-/// Middleware for evaluation routes: open when no client token is configured; otherwise a
-/// client or admin token is required.
+/// Middleware for evaluation routes (answers only): open when no client or frontend token is
+/// configured; otherwise a client, frontend or admin token is required.
 pub async fn require_client(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     if !state.tokens.has_client_tokens() {
         return Ok(next.run(req).await);
     }
-    let identity = authenticate(&state.tokens, &req, "a client token", &[Role::Admin, Role::Client], |i| {
+    let allowed = [Role::Admin, Role::Client, Role::Frontend];
+    let identity = authenticate(&state.tokens, &req, "a client or frontend token", &allowed, |i| {
         format!("token {:?} may only post to /alerts", i.name)
     })?;
     req.extensions_mut().insert(identity);

@@ -17,6 +17,7 @@ mod quality;
 pub mod releases;
 mod stream;
 mod train;
+pub mod unleash;
 mod versions;
 
 use std::sync::Arc;
@@ -76,6 +77,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/evaluate/{key}"),
     ("POST", "/ofrep/v1/evaluate/flags/{key}"),
     ("POST", "/ofrep/v1/evaluate/flags"),
+    ("GET", "/api/frontend"),
+    ("POST", "/api/frontend"),
+    ("GET", "/api/frontend/features/{name}"),
     ("GET", "/flags"),
     ("GET", "/flags/{key}"),
     ("PUT", "/flags/{key}"),
@@ -161,6 +165,7 @@ impl AppState {
     tags(
         (name = "evaluation", description = "what a context gets (client token when client tokens are configured)"),
         (name = "openfeature", description = "OpenFeature Remote Evaluation Protocol"),
+        (name = "unleash", description = "Unleash's frontend API, for Unleash's browser and mobile SDKs"),
         (name = "flags", description = "live state, kill switch, overrides, rollouts (admin)"),
         (name = "releases", description = "versions, release plans, quality (admin)"),
         (name = "operations", description = "health, readiness, metrics, audit, reload, self-description"),
@@ -176,9 +181,12 @@ impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (name, what) in
-            [("admin", "an admin token"), ("client", "a client token"), ("receiver", "a receiver token")]
-        {
+        for (name, what) in [
+            ("admin", "an admin token"),
+            ("client", "a client token"),
+            ("frontend", "a frontend token (answers only)"),
+            ("receiver", "a receiver token"),
+        ] {
             let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what)).build();
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
@@ -202,7 +210,11 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .route("/ofrep/v1/evaluate/flags/{key}/", post(ofrep::evaluate_flag))
         .routes(routes!(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
-        .routes(routes!(stream::events));
+        .routes(routes!(stream::events))
+        .routes(routes!(unleash::frontend_get, unleash::frontend_post))
+        .routes(routes!(unleash::frontend_feature))
+        .routes(routes!(unleash::frontend_metrics))
+        .routes(routes!(unleash::frontend_register));
     // Evaluation is open when no client token is configured: no middleware at all then.
     if state.tokens.has_client_tokens() {
         evaluation = evaluation.route_layer(from_fn_with_state(state.clone(), auth::require_client));
@@ -295,7 +307,16 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([AUTHORIZATION, CONTENT_TYPE, IF_NONE_MATCH, HeaderName::from_static("x-api-key")])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+            // What Unleash's browser SDK sends.
+            HeaderName::from_static("unleash-appname"),
+            HeaderName::from_static("unleash-connection-id"),
+            HeaderName::from_static("unleash-sdk"),
+        ])
         .expose_headers([ETAG])
 }
 

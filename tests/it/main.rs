@@ -27,4 +27,5 @@ mod soak;
 mod store;
 mod support;
 mod targeting;
+mod unleash;
 mod versions;

@@ -1,0 +1,324 @@
+//! Unleash's frontend API, as browser and mobile SDKs call it (and as Unleash Edge serves it):
+//! `GET /api/frontend` (context in the query), `POST /api/frontend` (`{"context": {...}}`),
+//! `GET /api/frontend/features/{name}`, and the SDKs' `client/metrics` and `client/register`
+//! posts. Answers come from toggled's own evaluator over the served snapshot, so they are what
+//! `/evaluate` answers for the same context.
+//!
+//! How an answer becomes an Unleash toggle (the list holds enabled toggles only):
+//! - a boolean flag is listed when its value is `true`, with the variant `disabled` (what Unleash
+//!   gives a feature without variants);
+//! - a variant flag is listed when the context gets a live variant (reason `STATIC`,
+//!   `TARGETING_MATCH`, `SPLIT` or `OVERRIDE`), with that variant and its value as the payload
+//!   (`string`, `number`, or `json` for anything else); a flag that is off, killed, rolled back,
+//!   past its sunset or outside its targeting is left out, so the SDK answers its own default.
+//!
+//! The context: `userId`, `sessionId`, `remoteAddress`, `appName`, `environment`, `currentTime`
+//! as they are; `properties[name]=value` (query) or `properties: {...}` (body) both as
+//! `properties.name` (what imported Unleash flags read) and as a top-level `name` (what
+//! toggled's own flags read), the standard fields winning. `remoteAddress` is not filled from
+//! the connection (as on `/evaluate`): send it when a flag targets addresses.
+
+use std::borrow::Cow;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, ETAG};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{ApiError, Code};
+use super::{AppState, KeyPath, RawBody};
+use crate::eval::context::Attr;
+use crate::eval::{Context, Evaluation, Reason};
+use crate::flags::Flag;
+use crate::flags::snapshot::FlagKind;
+
+/// Context fields Unleash defines at the top level; everything else is a property.
+const STANDARD_FIELDS: [&str; 6] = ["userId", "sessionId", "remoteAddress", "appName", "environment", "currentTime"];
+
+/// One toggle of the frontend API's answer.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Toggle<'a> {
+    pub name: &'a str,
+    pub enabled: bool,
+    pub variant: ToggleVariant<'a>,
+    #[serde(rename = "impressionData")]
+    pub impression_data: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ToggleVariant<'a> {
+    pub name: &'a str,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Payload>,
+    /// Both spellings: SDKs read one or the other.
+    pub feature_enabled: bool,
+    #[serde(rename = "featureEnabled")]
+    pub feature_enabled_camel: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// Pure: the toggle an answer is, or `None` when the toggle is off for this context.
+pub fn toggle<'a>(flag: &'a Flag, e: &Evaluation<'a>) -> Option<Toggle<'a>> {
+    let variant = match flag.kind {
+        FlagKind::Boolean => {
+            if *e.value != Value::Bool(true) {
+                return None;
+            }
+            ToggleVariant {
+                name: "disabled",
+                enabled: false,
+                payload: None,
+                feature_enabled: true,
+                feature_enabled_camel: true,
+            }
+        }
+        FlagKind::Variant => {
+            if !matches!(e.reason, Reason::Static | Reason::TargetingMatch | Reason::Split | Reason::Override) {
+                return None;
+            }
+            ToggleVariant {
+                name: e.variant,
+                enabled: true,
+                payload: Some(payload(e.value)),
+                feature_enabled: true,
+                feature_enabled_camel: true,
+            }
+        }
+    };
+    Some(Toggle { name: &flag.key, enabled: true, variant, impression_data: false })
+}
+
+/// A variant's value as Unleash's payload: strings as they are, numbers as their JSON text,
+/// anything else as JSON.
+fn payload(value: &Value) -> Payload {
+    match value {
+        Value::String(s) => Payload { kind: "string", value: s.clone() },
+        Value::Number(n) => Payload { kind: "number", value: n.to_string() },
+        other => Payload { kind: "json", value: other.to_string() },
+    }
+}
+
+/// Builds the evaluation context from Unleash's fields and properties.
+fn context_of<'c>(fields: Vec<(Cow<'c, str>, Cow<'c, str>)>, properties: Vec<(Cow<'c, str>, Attr<'c>)>) -> Context<'c> {
+    let mut ctx = Context::new();
+    for (name, value) in &properties {
+        ctx.insert(name.clone(), value.clone());
+    }
+    if !properties.is_empty() {
+        ctx.insert("properties", Attr::Object(properties));
+    }
+    for (name, value) in fields {
+        ctx.insert(name, Attr::Str(value));
+    }
+    ctx
+}
+
+/// The context of a query string: `properties[name]=value` are properties, the standard fields
+/// are fields, and any other name is a property too (as Edge reads it).
+fn query_context(query: &str) -> Context<'_> {
+    let (mut fields, mut properties) = (Vec::new(), Vec::new());
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(prop) = name.strip_prefix("properties[").and_then(|n| n.strip_suffix(']')) {
+            properties.push((Cow::Owned(prop.to_owned()), Attr::Str(value)));
+        } else if STANDARD_FIELDS.contains(&name.as_ref()) {
+            fields.push((name, value));
+        } else {
+            properties.push((name, Attr::Str(value)));
+        }
+    }
+    context_of(fields, properties)
+}
+
+/// The context of a `POST /api/frontend` body: `{"context": {...}}` (a bare context object is
+/// read the same way).
+fn body_context(body: &Value) -> Result<Context<'_>, ApiError> {
+    let object = match body.get("context").unwrap_or(body) {
+        Value::Object(map) => map,
+        Value::Null => return Ok(Context::new()),
+        _ => return Err(ApiError::new(Code::InvalidContext, "`context` must be a JSON object")),
+    };
+    let (mut fields, mut properties) = (Vec::new(), Vec::new());
+    for (name, value) in object {
+        if name == "properties" {
+            let Value::Object(props) = value else {
+                return Err(ApiError::new(Code::InvalidContext, "`context.properties` must be a JSON object"));
+            };
+            properties.extend(props.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Attr::of_json(v))));
+        } else if STANDARD_FIELDS.contains(&name.as_str()) {
+            match value {
+                Value::String(s) => fields.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(s.as_str()))),
+                Value::Null => {}
+                other => fields.push((Cow::Borrowed(name.as_str()), Cow::Owned(other.to_string()))),
+            }
+        } else {
+            properties.push((Cow::Borrowed(name.as_str()), Attr::of_json(value)));
+        }
+    }
+    Ok(context_of(fields, properties))
+}
+
+#[derive(Serialize)]
+struct Toggles<'a> {
+    toggles: Vec<Toggle<'a>>,
+}
+
+/// Every enabled toggle for `ctx`, from one snapshot, with an `ETag` of the body (304 when the
+/// client has it).
+fn answer_all(state: &AppState, ctx: &Context, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let served = state.serving.load();
+    if !served.ready {
+        return Err(ApiError::not_ready());
+    }
+    let now = Utc::now();
+    let toggles = served
+        .snapshot
+        .flags
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, flag)| toggle(flag, &served.evaluate(&state.serving.metrics, idx, ctx, now)))
+        .collect();
+    let body = serde_json::to_vec(&Toggles { toggles }).expect("toggles serialise");
+    let etag = super::etag::of(&body);
+    let etag_header = HeaderValue::from_str(&etag).expect("an entity tag is ASCII");
+    if super::etag::fresh(headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_header)]).into_response());
+    }
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ETAG, etag_header)], Bytes::from(body))
+        .into_response())
+}
+
+/// Every enabled toggle for the context in the query string.
+#[utoipa::path(
+    operation_id = "unleash_frontend_get",
+    get,
+    path = "/api/frontend",
+    tag = "unleash",
+    security((), ("client" = []), ("frontend" = [])),
+    params(("userId" = Option<String>, Query, description = "and sessionId, remoteAddress, appName, environment, currentTime, properties[name]")),
+    responses(
+        (status = 200, description = "`{toggles: [{name, enabled, variant, impressionData}]}`, enabled toggles only", body = serde_json::Value),
+        (status = 304, description = "the client's ETag is current"),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn frontend_get(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    let ctx = query_context(uri.query().unwrap_or_default());
+    answer_all(&state, &ctx, &headers)
+}
+
+/// Every enabled toggle for the context in the body.
+#[utoipa::path(
+    operation_id = "unleash_frontend_post",
+    post,
+    path = "/api/frontend",
+    tag = "unleash",
+    security((), ("client" = []), ("frontend" = [])),
+    request_body(content = serde_json::Value, description = "`{\"context\": {userId, sessionId, properties: {...}, ...}}`"),
+    responses(
+        (status = 200, description = "`{toggles: [...]}`, enabled toggles only", body = serde_json::Value),
+        (status = 304, description = "the client's ETag is current"),
+        (status = 400, description = "malformed JSON or context", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn frontend_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON: {e}")))?
+    };
+    let ctx = body_context(&value)?;
+    answer_all(&state, &ctx, &headers)
+}
+
+/// One toggle for the context in the query string; 404 when it is off (as Edge answers).
+#[utoipa::path(
+    operation_id = "unleash_frontend_feature",
+    get,
+    path = "/api/frontend/features/{name}",
+    tag = "unleash",
+    security((), ("client" = []), ("frontend" = [])),
+    params(("name" = String, Path, description = "flag key")),
+    responses(
+        (status = 200, description = "the toggle `{name, enabled, variant, impressionData}`", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such flag, or off for this context", body = crate::http::error::ErrorBody),
+        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn frontend_feature(
+    State(state): State<AppState>,
+    KeyPath(name): KeyPath,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let ctx = query_context(uri.query().unwrap_or_default());
+    let served = state.serving.load();
+    if !served.ready {
+        return Err(ApiError::not_ready());
+    }
+    let idx = served.index(&name).ok_or_else(|| ApiError::flag_not_found(&name))?;
+    let flag = &served.snapshot.flags[idx];
+    let e = served.evaluate(&state.serving.metrics, idx, &ctx, Utc::now());
+    let toggle = toggle(flag, &e).ok_or_else(|| ApiError::flag_not_found(&name))?;
+    Ok(axum::Json(toggle).into_response())
+}
+
+/// What an SDK posts about itself or its counts: accepted (202) when it is JSON.
+fn accepted(body: &[u8]) -> Result<StatusCode, ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON: {e}")))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A frontend SDK's evaluation counts (accepted; not yet added to toggled's counters).
+#[utoipa::path(
+    operation_id = "unleash_frontend_metrics",
+    post,
+    path = "/api/frontend/client/metrics",
+    tag = "unleash",
+    security((), ("client" = []), ("frontend" = [])),
+    request_body(content = serde_json::Value, description = "Unleash client metrics"),
+    responses(
+        (status = 202, description = "accepted"),
+        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn frontend_metrics(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    accepted(&body)
+}
+
+/// A frontend SDK's registration (accepted).
+#[utoipa::path(
+    operation_id = "unleash_frontend_register",
+    post,
+    path = "/api/frontend/client/register",
+    tag = "unleash",
+    security((), ("client" = []), ("frontend" = [])),
+    request_body(content = serde_json::Value, description = "Unleash client registration"),
+    responses(
+        (status = 202, description = "accepted"),
+        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn frontend_register(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    accepted(&body)
+}
