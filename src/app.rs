@@ -9,7 +9,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, ImportSource, LogFormat, VersionCommand};
+use crate::cli::{Cli, Command, ExportTarget, ImportSource, LogFormat, VersionCommand};
 use crate::config::Config;
 use crate::eval::{self, Context, FlagState};
 use crate::flags;
@@ -156,6 +156,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe { url } => probe(&url),
+        Command::Export { target: ExportTarget::Unleash { file, flags: path } } => {
+            let text = read_flag_file(&path)?;
+            let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&path.display().to_string())))?;
+            let projection = crate::export::unleash::project(&snapshot, |_| FlagState::default(), Utc::now());
+            for (flag, what) in &projection.notes {
+                eprintln!("note: {flag}: {what}");
+            }
+            let out = serde_json::to_string_pretty(&projection.document).context("failed to render the document")?;
+            match file {
+                Some(file) => {
+                    std::fs::write(&file, out + "\n").with_context(|| format!("cannot write {}", file.display()))?;
+                }
+                None => println!("{out}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Evaluate { file, flag, context, at, first_seen, explain } => {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref(), explain)
         }

@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Write toggled's flags in another flag server's format (standard output, or FILE).
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Print the JSON Schema (2020-12) of the flag file, for editors and CI validators (also
     /// served at `GET /schema/flags.json`).
     Schema,
@@ -127,6 +132,20 @@ pub enum Command {
 }
 
 /// Where `toggled import` reads from.
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// Unleash's client features document (what `GET /api/client/features` serves), as of now
+    /// and without a store's overrides: a bootstrap file Unleash's SDKs accept. What Unleash
+    /// cannot express is listed on standard error (`note: FLAG: what`).
+    Unleash {
+        /// Write the document here instead of standard output.
+        file: Option<PathBuf>,
+        /// The flag file.
+        #[arg(long, env = "TOGGLED_FLAGS", default_value = "flags/feature-flags.yaml")]
+        flags: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImportSource {
     /// An Unleash client features document (`GET /api/client/features`, JSON).

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod events;
+pub mod export;
 pub mod flags;
 pub mod http;
 pub mod import;

@@ -98,3 +98,18 @@ pub async fn require_client(State(state): State<AppState>, mut req: Request, nex
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
 }
+
+/// Middleware for flag definitions (Unleash's `/api/client/*`): a client or admin token; a
+/// frontend token gets answers only (403). Open, like evaluation, when no client or frontend
+/// token is configured.
+pub async fn require_definitions(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let identity = authenticate(&state.tokens, &req, "a client token", &[Role::Admin, Role::Client], |i| {
+        format!("token {:?} may ask for answers only, not for flag definitions (a client token may)", i.name)
+    })?;
+    req.extensions_mut().insert(identity);
+    Ok(next.run(req).await)
+}

@@ -64,6 +64,8 @@ pub struct Shared {
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Most `/events` streams open at once.
     pub max_subscribers: usize,
+    /// The Unleash client features document, rendered once per served state and second.
+    pub unleash_features: Arc<unleash::FeaturesCache>,
     /// Most requests in flight (0: no bound).
     pub max_concurrent_requests: usize,
     /// Per-client limits on evaluation and admin routes (none: no middleware).
@@ -80,6 +82,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/frontend"),
     ("POST", "/api/frontend"),
     ("GET", "/api/frontend/features/{name}"),
+    ("GET", "/api/client/features"),
     ("GET", "/flags"),
     ("GET", "/flags/{key}"),
     ("PUT", "/flags/{key}"),
@@ -117,6 +120,7 @@ impl AppState {
             releases: Arc::new(releases::ReleaseSettings::default()),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
+            unleash_features: Arc::default(),
             max_concurrent_requests: 0,
             evaluation_limit: None,
             admin_limit: None,
@@ -245,6 +249,18 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         Some(limiter) => admin.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit)),
         None => admin,
     };
+    // Unleash's server SDKs read flag definitions (targeting rules included): client and admin
+    // tokens only, never frontend ones.
+    let mut sdk = OpenApiRouter::new()
+        .routes(routes!(unleash::client_features))
+        .routes(routes!(unleash::client_register))
+        .routes(routes!(unleash::client_metrics));
+    if state.tokens.has_client_tokens() {
+        sdk = sdk.route_layer(from_fn_with_state(state.clone(), auth::require_definitions));
+    }
+    if let Some(limiter) = &state.evaluation_limit {
+        sdk = sdk.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit));
+    }
     let receiver = OpenApiRouter::new()
         .routes(routes!(alerts::receive))
         .route_layer(from_fn_with_state(state.clone(), auth::require_receiver));
@@ -259,6 +275,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(evaluation)
         .merge(admin)
+        .merge(sdk)
         .merge(receiver)
         .merge(open)
         .split_for_parts();

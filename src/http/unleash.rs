@@ -1,3 +1,7 @@
+//! Unleash's APIs. For server SDKs: `GET /api/client/features`, the served flags projected into
+//! Unleash's model ([`crate::export::unleash`]), rendered once per served state and second,
+//! with `ETag`/304; `POST /api/client/register` and `/api/client/metrics` (202).
+//!
 //! Unleash's frontend API, as browser and mobile SDKs call it (and as Unleash Edge serves it):
 //! `GET /api/frontend` (context in the query), `POST /api/frontend` (`{"context": {...}}`),
 //! `GET /api/frontend/features/{name}`, and the SDKs' `client/metrics` and `client/register`
@@ -19,6 +23,7 @@
 //! the connection (as on `/evaluate`): send it when a flag targets addresses.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -54,18 +59,11 @@ pub struct ToggleVariant<'a> {
     pub name: &'a str,
     pub enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Payload>,
+    pub payload: Option<Value>,
     /// Both spellings: SDKs read one or the other.
     pub feature_enabled: bool,
     #[serde(rename = "featureEnabled")]
     pub feature_enabled_camel: bool,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Payload {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub value: String,
 }
 
 /// Pure: the toggle an answer is, or `None` when the toggle is off for this context.
@@ -90,23 +88,13 @@ pub fn toggle<'a>(flag: &'a Flag, e: &Evaluation<'a>) -> Option<Toggle<'a>> {
             ToggleVariant {
                 name: e.variant,
                 enabled: true,
-                payload: Some(payload(e.value)),
+                payload: Some(crate::export::unleash::payload(e.value)),
                 feature_enabled: true,
                 feature_enabled_camel: true,
             }
         }
     };
     Some(Toggle { name: &flag.key, enabled: true, variant, impression_data: false })
-}
-
-/// A variant's value as Unleash's payload: strings as they are, numbers as their JSON text,
-/// anything else as JSON.
-fn payload(value: &Value) -> Payload {
-    match value {
-        Value::String(s) => Payload { kind: "string", value: s.clone() },
-        Value::Number(n) => Payload { kind: "number", value: n.to_string() },
-        other => Payload { kind: "json", value: other.to_string() },
-    }
 }
 
 /// Builds the evaluation context from Unleash's fields and properties.
@@ -278,6 +266,103 @@ pub async fn frontend_feature(
     let e = served.evaluate(&state.serving.metrics, idx, &ctx, Utc::now());
     let toggle = toggle(flag, &e).ok_or_else(|| ApiError::flag_not_found(&name))?;
     Ok(axum::Json(toggle).into_response())
+}
+
+/// One rendering of the client features document.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The served state it was rendered from (its address: a new state is a new allocation,
+    /// and the cache holds this one alive, so the address is not reused meanwhile).
+    served: Arc<crate::serving::Served>,
+    second: i64,
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+/// The last rendering: read without a lock; a stale one is replaced by whoever renders.
+#[derive(Debug, Default)]
+pub struct FeaturesCache(arc_swap::ArcSwapOption<Rendered>);
+
+/// What Unleash's server SDKs poll: toggled's flags as Unleash features (see
+/// [`crate::export::unleash`]), `ETag`/304 on `If-None-Match`.
+#[utoipa::path(
+    operation_id = "unleash_client_features",
+    get,
+    path = "/api/client/features",
+    tag = "unleash",
+    security((), ("client" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "Unleash's client features document, version 2", body = serde_json::Value),
+        (status = 304, description = "the SDK's ETag is current"),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a frontend token: answers only, never definitions", body = crate::http::error::ErrorBody),
+        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn client_features(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let served = state.serving.load_full();
+    if !served.ready {
+        return Err(ApiError::not_ready());
+    }
+    let now = Utc::now();
+    let second = now.timestamp();
+    let cached = state.unleash_features.0.load_full().filter(|r| Arc::ptr_eq(&r.served, &served) && r.second == second);
+    let rendered = match cached {
+        Some(r) => r,
+        None => {
+            let projection = crate::export::unleash::project(&served.snapshot, |i| served.flags[i].state(), now);
+            let body = Bytes::from(serde_json::to_vec(&projection.document).expect("a document serialises"));
+            let etag = HeaderValue::from_str(&super::etag::of(&body)).expect("an entity tag is ASCII");
+            let r = Arc::new(Rendered { served: served.clone(), second, body, etag });
+            state.unleash_features.0.store(Some(r.clone()));
+            r
+        }
+    };
+    let etag = rendered.etag.to_str().unwrap_or_default();
+    if super::etag::fresh(&headers, etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, rendered.etag.clone())]).into_response());
+    }
+    Ok((
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ETAG, rendered.etag.clone())],
+        rendered.body.clone(),
+    )
+        .into_response())
+}
+
+/// A server SDK's registration (accepted).
+#[utoipa::path(
+    operation_id = "unleash_client_register",
+    post,
+    path = "/api/client/register",
+    tag = "unleash",
+    security((), ("client" = []), ("admin" = [])),
+    request_body(content = serde_json::Value, description = "Unleash client registration"),
+    responses(
+        (status = 202, description = "accepted"),
+        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn client_register(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    accepted(&body)
+}
+
+/// A server SDK's evaluation counts (accepted; not yet added to toggled's counters).
+#[utoipa::path(
+    operation_id = "unleash_client_metrics",
+    post,
+    path = "/api/client/metrics",
+    tag = "unleash",
+    security((), ("client" = []), ("admin" = [])),
+    request_body(content = serde_json::Value, description = "Unleash client metrics"),
+    responses(
+        (status = 202, description = "accepted"),
+        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn client_metrics(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    accepted(&body)
 }
 
 /// What an SDK posts about itself or its counts: accepted (202) when it is JSON.

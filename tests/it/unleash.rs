@@ -48,19 +48,36 @@ segments:
 "#;
 
 const FRONTEND: &str = "*:development.5a3c1f0e9b";
+const CLIENT_TOKEN: &str = "default:development.9d8e7f6a5b";
 
-/// The SDK's answers for each context: `[{flag: {enabled, variant, payload}}]`.
+/// The browser SDK's answers for each context: `[{flag: {enabled, variant, payload}}]`.
 fn through_sdk(server: &Server, flags: &[&str], contexts: &[Value], post: bool) -> Vec<Value> {
+    let input = json!({"url": server.base, "token": FRONTEND, "flags": flags, "contexts": contexts, "post": post});
+    run_sdk("frontend.mjs", "unleash-proxy-client", &input)
+}
+
+/// The Node.js server SDK's answers (it polls /api/client/features and evaluates locally).
+fn through_server_sdk(server: &Server, flags: &[&str], contexts: &[Value]) -> Vec<Value> {
+    let backups = tempfile::tempdir().expect("temp dir");
+    let input = json!({"url": server.base, "token": CLIENT_TOKEN, "flags": flags, "contexts": contexts});
+    run_sdk_with("server.mjs", "unleash-client", &input, &[("BACKUP_DIR", backups.path().to_str().expect("utf-8"))])
+}
+
+fn run_sdk(script: &str, package: &str, input: &Value) -> Vec<Value> {
+    run_sdk_with(script, package, input, &[])
+}
+
+fn run_sdk_with(script: &str, package: &str, input: &Value, env: &[(&str, &str)]) -> Vec<Value> {
     use std::io::Write as _;
     let root = env!("CARGO_MANIFEST_DIR");
     let js = format!("{root}/target/js");
     assert!(
-        std::path::Path::new(&format!("{js}/node_modules/unleash-proxy-client")).is_dir(),
-        ".ci/deps installs unleash-proxy-client in target/js"
+        std::path::Path::new(&format!("{js}/node_modules/{package}")).is_dir(),
+        ".ci/deps installs {package} in target/js"
     );
-    let input = json!({"url": server.base, "token": FRONTEND, "flags": flags, "contexts": contexts, "post": post});
     let mut child = std::process::Command::new("node")
-        .arg(format!("{root}/tests/unleash/frontend.mjs"))
+        .arg(format!("{root}/tests/unleash/{script}"))
+        .envs(env.iter().copied())
         .current_dir(&js)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -74,29 +91,41 @@ fn through_sdk(server: &Server, flags: &[&str], contexts: &[Value], post: bool) 
     serde_json::from_str(&stdout).expect("JSON")
 }
 
-/// What the SDK must say, from toggled's own `/evaluate` for the same context.
-fn expected(server: &Server, flag: &str, context: &Value) -> Value {
+/// What the SDKs must say for `context`, from toggled's own `/evaluate/all` (one snapshot):
+/// `{flag: {enabled, variant, payload}}`.
+fn expected(client: &reqwest::blocking::Client, server: &Server, context: &Value) -> Value {
     let mut ctx = context.clone();
     if let Some(props) = context["properties"].as_object() {
         for (k, v) in props {
             ctx[k] = v.clone();
         }
     }
-    let e = server.evaluate(flag, &ctx);
-    let reason = e["reason"].as_str().expect("reason");
-    if e["value"].is_boolean() {
-        return json!({"enabled": e["value"] == json!(true), "variant": "disabled", "payload": null});
-    }
-    if ["STATIC", "TARGETING_MATCH", "SPLIT", "OVERRIDE"].contains(&reason) {
-        let payload = match &e["value"] {
-            Value::String(s) => json!({"type": "string", "value": s}),
-            Value::Number(n) => json!({"type": "number", "value": n.to_string()}),
-            other => json!({"type": "json", "value": other.to_string()}),
+    let all: Value = client
+        .post(server.url("/evaluate/all"))
+        .bearer_auth(crate::support::ADMIN)
+        .json(&json!({"context": ctx}))
+        .send()
+        .expect("request")
+        .json()
+        .expect("JSON");
+    let mut out = serde_json::Map::new();
+    for (flag, e) in all["flags"].as_object().expect("flags") {
+        let reason = e["reason"].as_str().expect("reason");
+        let want = if e["value"].is_boolean() {
+            json!({"enabled": e["value"] == json!(true), "variant": "disabled", "payload": null})
+        } else if ["STATIC", "TARGETING_MATCH", "SPLIT", "OVERRIDE"].contains(&reason) {
+            let payload = match &e["value"] {
+                Value::String(s) => json!({"type": "string", "value": s}),
+                Value::Number(n) => json!({"type": "number", "value": n.to_string()}),
+                other => json!({"type": "json", "value": other.to_string()}),
+            };
+            json!({"enabled": true, "variant": e["variant"], "payload": payload})
+        } else {
+            json!({"enabled": false, "variant": "disabled", "payload": null})
         };
-        json!({"enabled": true, "variant": e["variant"], "payload": payload})
-    } else {
-        json!({"enabled": false, "variant": "disabled", "payload": null})
+        out.insert(flag.clone(), want);
     }
+    Value::Object(out)
 }
 
 fn contexts() -> Vec<Value> {
@@ -114,37 +143,87 @@ fn contexts() -> Vec<Value> {
 #[test]
 fn the_browser_sdk_answers_what_evaluate_answers() {
     let dir = Workdir::new(FLAGS);
-    let server = Server::start(&dir, &["--frontend-tokens", &format!("web:{FRONTEND}")]);
+    let tokens = [
+        "--frontend-tokens".to_owned(),
+        format!("web:{FRONTEND}"),
+        "--client-tokens".to_owned(),
+        format!("service:{CLIENT_TOKEN}"),
+    ];
+    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
     let flags = ["checkout", "layout", "beta_banner", "new_checkout_copy", "static_on", "price_tier", "killed_later"];
     let contexts = contexts();
-    let check = |post: bool| {
-        let answers = through_sdk(&server, &flags, &contexts, post);
+    // `sdk`: 0 the browser SDK by GET, 1 by POST, 2 the Node.js server SDK evaluating locally.
+    let check = |sdk: u8| {
+        let answers = match sdk {
+            0 | 1 => through_sdk(&server, &flags, &contexts, sdk == 1),
+            _ => through_server_sdk(&server, &flags, &contexts),
+        };
         assert_eq!(answers.len(), contexts.len());
         let mut on = 0;
+        let client = http();
         for (context, answer) in contexts.iter().zip(&answers) {
+            let wanted = expected(&client, &server, context);
             for flag in flags {
-                let want = expected(&server, flag, context);
+                let want = &wanted[flag];
                 on += usize::from(want["enabled"] == json!(true));
-                assert_eq!(answer[flag], want, "{flag} for {context}");
+                assert_eq!(&answer[flag], want, "SDK {sdk}: {flag} for {context}");
             }
         }
         assert!(on > 40 && on < 40 * flags.len(), "a mix of on and off answers: {on}");
     };
-    check(false);
-    check(true);
+    for sdk in 0..3 {
+        check(sdk);
+    }
     // A kill switch reaches the SDK on its next fetch.
     let (status, _) =
         server.admin(Method::PUT, "/flags/killed_later", Some(json!({"enabled": false, "reason": "incident"})));
     assert_eq!(status, 200);
     let answers = through_sdk(&server, &["killed_later"], &contexts[..3], false);
     assert!(answers.iter().all(|a| a["killed_later"]["enabled"] == json!(false)), "{answers:?}");
-    check(false);
+    check(0);
+    check(2);
+}
+
+/// The example flags (a gradual rollout in its first stage, an A/B split, a flag past its
+/// sunset) answer through both SDKs as through `/evaluate`.
+#[test]
+fn the_example_flags_answer_the_same_through_both_sdks() {
+    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
+    let tokens = [
+        "--frontend-tokens".to_owned(),
+        format!("web:{FRONTEND}"),
+        "--client-tokens".to_owned(),
+        format!("service:{CLIENT_TOKEN}"),
+    ];
+    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    let flags = ["new_payment_flow", "enhanced_search", "legacy_api_deprecation"];
+    let contexts: Vec<Value> = (0..60)
+        .map(|i| json!({"userId": format!("u{i}"), "properties": {"email": if i % 2 == 0 { "a@example.com" } else { "a@other.org" }}}))
+        .collect();
+    let client = http();
+    for answers in [through_sdk(&server, &flags, &contexts, false), through_server_sdk(&server, &flags, &contexts)] {
+        let mut on = 0;
+        for (context, answer) in contexts.iter().zip(&answers) {
+            let wanted = expected(&client, &server, context);
+            for flag in flags {
+                on += usize::from(wanted[flag]["enabled"] == json!(true));
+                assert_eq!(&answer[flag], &wanted[flag], "{flag} for {context}");
+            }
+        }
+        assert!(on > 0, "some answers are on");
+    }
 }
 
 #[test]
 fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
     let dir = Workdir::new(FLAGS);
-    let server = Server::start(&dir, &["--frontend-tokens", &format!("web:{FRONTEND}")]);
+    let tokens = [
+        "--frontend-tokens".to_owned(),
+        format!("web:{FRONTEND}"),
+        "--client-tokens".to_owned(),
+        format!("service:{CLIENT_TOKEN}"),
+    ];
+    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
     let get = |path: &str, etag: Option<&str>| {
         let mut req = http().get(server.url(path)).header("authorization", FRONTEND);
         if let Some(tag) = etag {
@@ -187,4 +266,63 @@ fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
         .expect("request");
     assert_eq!(r.status(), 200);
     assert_eq!(http().get(server.url("/api/frontend")).send().expect("request").status(), 401, "a token is needed");
+
+    // Definitions: client tokens only; the document is rendered once per change, with an ETag.
+    assert_eq!(get("/api/client/features", None).status(), 403, "a frontend token never reads definitions");
+    let features = |etag: Option<&str>| {
+        let mut req = http().get(server.url("/api/client/features")).header("authorization", CLIENT_TOKEN);
+        if let Some(tag) = etag {
+            req = req.header("if-none-match", tag);
+        }
+        req.send().expect("request")
+    };
+    let r = features(None);
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().expect("ascii").to_owned();
+    let doc: Value = r.json().expect("JSON");
+    assert_eq!(doc["version"], json!(2));
+    assert_eq!(doc["features"].as_array().map(Vec::len), Some(7));
+    assert_eq!(features(Some(&etag)).status(), 304);
+    let (status, _) = server.admin(Method::PUT, "/flags/killed_later", Some(json!({"enabled": false, "reason": "x"})));
+    assert_eq!(status, 200);
+    let r = features(Some(&etag));
+    assert_eq!(r.status(), 200, "a kill switch is a new document");
+    let doc: Value = r.json().expect("JSON");
+    let killed = doc["features"].as_array().expect("features").iter().find(|f| f["name"] == "killed_later").cloned();
+    assert_eq!(killed.expect("killed_later")["enabled"], json!(false));
+    for path in ["/api/client/register", "/api/client/metrics"] {
+        let r =
+            http().post(server.url(path)).header("authorization", CLIENT_TOKEN).json(&json!({"appName": "svc"})).send();
+        assert_eq!(r.expect("request").status(), 202, "{path}");
+    }
+}
+
+/// `toggled export unleash` writes the document `/api/client/features` serves (without a store's
+/// overrides) and names what Unleash cannot express.
+#[test]
+fn export_writes_the_projection_and_names_what_unleash_cannot_express() {
+    let dir = Workdir::new(FLAGS);
+    let extra = "  office_only:\n    default_value: false\n    constraints: [{attribute: ip, operator: IN_CIDR, values: [10.0.0.0/8]}]\n  old_api:\n    default_value: true\n    sunset_plan:\n      restricted_phase: {start_date: 2020-01-01, actions: [rate_limiting], rate_limit: {requests: 2, per: 1h}}\n";
+    let text = FLAGS.replacen("segments:", &format!("{extra}segments:"), 1);
+    std::fs::write(dir.path().join("flags/feature-flags.yaml"), &text).expect("write");
+    let out_file = dir.path().join("unleash.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["export", "unleash"])
+        .arg(&out_file)
+        .arg("--flags")
+        .arg(dir.path().join("flags/feature-flags.yaml"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("note: office_only: IN_CIDR on \"ip\" has no Unleash operator"), "{stderr}");
+    assert!(stderr.contains("note: old_api: its sunset rate limit is not applied"), "{stderr}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).expect("written")).expect("JSON");
+    assert_eq!(doc["version"], json!(2));
+    let names: Vec<&str> =
+        doc["features"].as_array().expect("features").iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(names.len(), 9, "{names:?}");
+    let office =
+        doc["features"].as_array().expect("features").iter().find(|f| f["name"] == "office_only").expect("there");
+    assert_eq!(office["enabled"], json!(false), "its only strategy is left out (and named above): {office}");
 }

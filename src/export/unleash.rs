@@ -1,0 +1,474 @@
+//! The served flags projected into Unleash's client features document (version 2), as Unleash's
+//! server SDKs poll it from `GET /api/client/features` and accept as a bootstrap file. Pure: the
+//! snapshot, each flag's persisted state and the time in; the document and what it cannot
+//! express out.
+//!
+//! Each flag becomes one feature whose **ordered strategies** reproduce toggled's precedence: the
+//! SDK enables a feature when any strategy does and takes the variant of the first one that does,
+//! which is toggled's "first match decides". Every strategy is a `flexibleRollout` with toggled's
+//! own stickiness and group id, so the SDK's murmur3 gives the bucket toggled gives:
+//! - an override or kill switch, `enabled: false` and a sunset shutdown serve one value to
+//!   everyone; variant pins, `rules`, `constraints` and the rollout strategy become strategies in
+//!   that order; a gradual rollout becomes one strategy per stage reached (with the stage's
+//!   criteria), an A/B split the strategy's variants with its weights, a scheduled rollout its
+//!   current step; `requires` become `dependencies`;
+//! - an answer becomes an Unleash answer as on the frontend API: a boolean flag is enabled where
+//!   it answers `true`; a variant flag is enabled where the context gets a live variant (reason
+//!   `STATIC`, `TARGETING_MATCH`, `SPLIT`, `OVERRIDE`), with that variant and its value as payload.
+//!
+//! What Unleash cannot express is named in the notes, per flag, with how it is served: a
+//! constraint Unleash has no operator for (`IN_CIDR`) or a nested attribute (the strategy is left
+//! out), a boolean step serving `false` before one serving `true` or on a flag whose safe value is
+//! `true` (left out: Unleash enables a feature when any strategy does), a prerequisite on a
+//! value, a sunset rate limit (not applied by SDKs).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::eval::{FlagState, Override, rollout};
+use crate::flags::Snapshot;
+use crate::flags::snapshot::{
+    Constraint, Expect, Flag, FlagKind, HashSpec, NumOp, Operator, RuleAction, Stickiness, Strategy, SunsetAction,
+    VariantIdx,
+};
+
+/// The document and, per flag, what it could not express exactly.
+#[derive(Debug)]
+pub struct Projection {
+    pub document: Value,
+    pub notes: Vec<(String, String)>,
+}
+
+/// A variant's value as Unleash's payload: strings as they are, numbers as their JSON text,
+/// anything else as JSON.
+pub fn payload(value: &Value) -> Value {
+    match value {
+        Value::String(s) => json!({"type": "string", "value": s}),
+        Value::Number(n) => json!({"type": "number", "value": n.to_string()}),
+        other => json!({"type": "json", "value": other.to_string()}),
+    }
+}
+
+/// Projects every flag of `snapshot` at `now`; `state(i)` is flag `i`'s persisted state.
+pub fn project<'a>(snapshot: &'a Snapshot, state: impl Fn(usize) -> FlagState<'a>, now: DateTime<Utc>) -> Projection {
+    let mut notes = Vec::new();
+    let features: Vec<Value> = snapshot
+        .flags
+        .iter()
+        .enumerate()
+        .map(|(i, flag)| {
+            let mut note = |what: String| notes.push((flag.key.clone(), what));
+            feature(snapshot, flag, &state(i), now, &mut note)
+        })
+        .collect();
+    let document = json!({
+        "version": 2,
+        "features": features,
+        "segments": [],
+        "query": {"environment": "default", "inlineSegmentConstraints": true},
+        "meta": {"revisionId": snapshot.revision},
+    });
+    Projection { document, notes }
+}
+
+/// Who a step admits: everyone its constraints admit, or a share of them.
+enum Gate<'a> {
+    All,
+    Percentage(u32, &'a HashSpec),
+}
+
+/// What a step serves.
+enum Serve<'a> {
+    Variant(VariantIdx),
+    Split(&'a [(VariantIdx, u32)], &'a HashSpec),
+}
+
+struct Step<'a> {
+    constraints: Vec<&'a Constraint>,
+    /// A variant pin's condition, already in Unleash's shape.
+    pin: Option<Value>,
+    gate: Gate<'a>,
+    serve: Serve<'a>,
+}
+
+fn feature(
+    snapshot: &Snapshot,
+    flag: &Flag,
+    state: &FlagState<'_>,
+    now: DateTime<Utc>,
+    note: &mut impl FnMut(String),
+) -> Value {
+    let mut forced_on = false;
+    match state.override_ {
+        Some(Override::Kill | Override::RolledBack) => return everyone(flag, flag.default, false),
+        Some(Override::Variant(name)) => return everyone(flag, flag.variant_index(name).unwrap_or(flag.default), true),
+        Some(Override::Value(v)) => return everyone_value(flag, v),
+        Some(Override::Enable) => forced_on = true,
+        None => {}
+    }
+    if !flag.enabled && !forced_on {
+        return everyone(flag, flag.default, false);
+    }
+    let phase = flag.sunset.as_ref().and_then(|plan| plan.phase_at(now));
+    if let Some(phase) = phase {
+        if phase.actions.contains(&SunsetAction::ApiDisabled) {
+            return everyone(flag, phase.shutdown, false);
+        }
+        if phase.actions.contains(&SunsetAction::RateLimiting) {
+            note("its sunset rate limit is not applied by SDKs evaluating locally".to_owned());
+        }
+    }
+    let dependencies = dependencies(snapshot, flag, note);
+    if flag.is_static() {
+        return with_dependencies(everyone(flag, flag.default, true), dependencies);
+    }
+    let steps = steps(flag, state, now);
+    let mut strategies = Vec::new();
+    let safe_on = flag.kind == FlagKind::Boolean && flag.variants[flag.default].value == Value::Bool(true);
+    let mut dropped_false = false;
+    for step in &steps {
+        if flag.kind == FlagKind::Boolean {
+            let serves_true = match step.serve {
+                Serve::Variant(i) => flag.variants[i].value == Value::Bool(true),
+                Serve::Split(..) => false,
+            };
+            if !serves_true {
+                dropped_false = true;
+                continue;
+            }
+            if dropped_false {
+                note("a step serving false comes before one serving true: Unleash enables a feature when any strategy does, so the false one is left out".to_owned());
+                dropped_false = false;
+            }
+        }
+        if let Some(s) = strategy(flag, step, note) {
+            strategies.push(s);
+        }
+    }
+    if safe_on {
+        if dropped_false {
+            note("its safe value is true and some contexts get false: Unleash cannot serve false to them (the feature is on for everyone)".to_owned());
+        }
+        if !flag.requires.is_empty() {
+            note(
+                "an unmet prerequisite serves its safe value true here, but disables the feature in Unleash".to_owned(),
+            );
+        }
+        strategies.push(json!({"name": "default", "parameters": {}, "constraints": []}));
+    }
+    let enabled = !strategies.is_empty();
+    with_dependencies(base(flag, enabled, strategies), dependencies)
+}
+
+/// The steps of toggled's precedence after prerequisites: variant pins, rules, then the
+/// flag's own strategy (or its constraints alone); each under the flag's `constraints`.
+fn steps<'a>(flag: &'a Flag, state: &FlagState<'_>, now: DateTime<Utc>) -> Vec<Step<'a>> {
+    let base: Vec<&Constraint> = flag.constraints.iter().collect();
+    let mut steps = Vec::new();
+    // Pins are matched on one attribute: `userId` stands for toggled's default stickiness.
+    let mut pinned: Vec<(VariantIdx, Vec<&String>)> = Vec::new();
+    for (value, idx) in &flag.overrides {
+        match pinned.iter_mut().find(|(i, _)| i == idx) {
+            Some((_, values)) => values.push(value),
+            None => pinned.push((*idx, vec![value])),
+        }
+    }
+    pinned.sort_by_key(|(idx, _)| *idx);
+    for (idx, mut values) in pinned {
+        values.sort();
+        let name = match &flag.override_stickiness {
+            Stickiness::Default => "userId".to_owned(),
+            Stickiness::Attribute(path) => path.name.clone(),
+        };
+        let pin = json!({"contextName": context_name(&name), "operator": "IN", "values": values, "inverted": false, "caseInsensitive": false});
+        steps.push(Step { constraints: base.clone(), pin: Some(pin), gate: Gate::All, serve: Serve::Variant(idx) });
+    }
+    for rule in &flag.rules {
+        let mut constraints = base.clone();
+        constraints.extend(rule.constraints.iter());
+        match &rule.action {
+            RuleAction::Serve(idx) => {
+                steps.push(Step { constraints, pin: None, gate: Gate::All, serve: Serve::Variant(*idx) });
+            }
+            RuleAction::Percentage { percentage, serve, hash } => {
+                steps.push(Step {
+                    constraints,
+                    pin: None,
+                    gate: Gate::Percentage(*percentage, hash),
+                    serve: Serve::Variant(*serve),
+                });
+            }
+            RuleAction::Strategy(strategy) => strategy_steps(flag, strategy, &constraints, state, now, &mut steps),
+        }
+    }
+    match &flag.strategy {
+        Some(strategy) => strategy_steps(flag, strategy, &base, state, now, &mut steps),
+        None if !flag.constraints.is_empty() && flag.rules.is_empty() => {
+            steps.push(Step { constraints: base, pin: None, gate: Gate::All, serve: Serve::Variant(flag.rollout) });
+        }
+        None => {}
+    }
+    steps
+}
+
+/// The steps of a rollout strategy at `now`.
+fn strategy_steps<'a>(
+    flag: &'a Flag,
+    strategy: &'a Strategy,
+    constraints: &[&'a Constraint],
+    state: &FlagState<'_>,
+    now: DateTime<Utc>,
+    steps: &mut Vec<Step<'a>>,
+) {
+    let rollout = Serve::Variant(flag.rollout);
+    match strategy {
+        Strategy::Percentage { percentage, hash } => {
+            steps.push(Step {
+                constraints: constraints.to_vec(),
+                pin: None,
+                gate: Gate::Percentage(*percentage, hash),
+                serve: rollout,
+            });
+        }
+        Strategy::Scheduled { steps: schedule, hash } => {
+            let percentage = rollout::scheduled_percentage(schedule, now);
+            steps.push(Step {
+                constraints: constraints.to_vec(),
+                pin: None,
+                gate: Gate::Percentage(percentage, hash),
+                serve: rollout,
+            });
+        }
+        Strategy::Gradual { stages, start, hash } => {
+            let start = rollout::schedule_start(*start, state.first_seen, now);
+            if let Some(progress) = rollout::gradual_progress(stages, start, now, state.pause) {
+                for stage in &stages[..=progress.stage] {
+                    let mut c = constraints.to_vec();
+                    c.extend(stage.constraints.iter());
+                    steps.push(Step {
+                        constraints: c,
+                        pin: None,
+                        gate: Gate::Percentage(stage.percentage, hash),
+                        serve: Serve::Variant(flag.rollout),
+                    });
+                }
+            }
+        }
+        Strategy::AbTest { split, duration, start, winner, hash, .. } => {
+            let start = rollout::schedule_start(*start, state.first_seen, now);
+            if now < start {
+                return;
+            }
+            if rollout::window_over(start, *duration, now) {
+                if let Some(w) = winner {
+                    steps.push(Step {
+                        constraints: constraints.to_vec(),
+                        pin: None,
+                        gate: Gate::All,
+                        serve: Serve::Variant(*w),
+                    });
+                }
+                return;
+            }
+            steps.push(Step {
+                constraints: constraints.to_vec(),
+                pin: None,
+                gate: Gate::All,
+                serve: Serve::Split(split, hash),
+            });
+        }
+    }
+}
+
+/// Unleash's name for a stickiness.
+fn stickiness(s: &Stickiness) -> String {
+    match s {
+        Stickiness::Default => "default".to_owned(),
+        Stickiness::Attribute(path) => context_name(&path.name).to_owned(),
+    }
+}
+
+/// A context attribute as Unleash names it: custom fields live in `properties`, which Unleash
+/// reads by the bare name.
+fn context_name(attribute: &str) -> &str {
+    attribute.strip_prefix("properties.").unwrap_or(attribute)
+}
+
+fn strategy(flag: &Flag, step: &Step<'_>, note: &mut impl FnMut(String)) -> Option<Value> {
+    let mut constraints: Vec<Value> = step.pin.iter().cloned().collect();
+    for c in &step.constraints {
+        match constraint(c) {
+            Ok(v) => constraints.push(v),
+            Err(why) => {
+                note(format!("{why}: the strategy holding it is left out"));
+                return None;
+            }
+        }
+    }
+    let (rollout, hash) = match step.gate {
+        Gate::All => (100, None),
+        Gate::Percentage(p, hash) => (p, Some(hash)),
+    };
+    let hash = hash.or(match &step.serve {
+        Serve::Split(_, hash) => Some(*hash),
+        Serve::Variant(_) => None,
+    });
+    let group = hash.map_or(flag.key.as_str(), |h| h.group.as_str());
+    let sticky = hash.map_or_else(|| "default".to_owned(), |h| stickiness(&h.stickiness));
+    let variants: Vec<Value> = match (&step.serve, flag.kind) {
+        (_, FlagKind::Boolean) => Vec::new(),
+        (Serve::Variant(i), FlagKind::Variant) => vec![variant(flag, *i, 1000, "fix", &sticky)],
+        (Serve::Split(split, _), FlagKind::Variant) => {
+            split.iter().map(|(i, w)| variant(flag, *i, *w, "variable", &sticky)).collect()
+        }
+    };
+    Some(json!({
+        "name": "flexibleRollout",
+        "parameters": {"rollout": rollout.to_string(), "stickiness": sticky, "groupId": group},
+        "constraints": constraints,
+        "variants": variants,
+        "segments": [],
+    }))
+}
+
+fn variant(flag: &Flag, idx: VariantIdx, weight: u32, weight_type: &str, stickiness: &str) -> Value {
+    let v = &flag.variants[idx];
+    json!({"name": v.name, "weight": weight, "weightType": weight_type, "stickiness": stickiness, "payload": payload(&v.value)})
+}
+
+/// A constraint in Unleash's shape, or why it has none.
+fn constraint(c: &Constraint) -> Result<Value, String> {
+    let name = context_name(&c.attribute.name);
+    if name.contains('.') {
+        return Err(format!("the nested attribute {:?} has no Unleash context field", c.attribute.name));
+    }
+    let number = |n: f64| if n.fract() == 0.0 && n.abs() < 1e15 { format!("{n:.0}") } else { n.to_string() };
+    let ops = |op: NumOp, prefix: &str| {
+        let suffix = match op {
+            NumOp::Eq => "EQ",
+            NumOp::Gt => "GT",
+            NumOp::Gte => "GTE",
+            NumOp::Lt => "LT",
+            NumOp::Lte => "LTE",
+        };
+        format!("{prefix}_{suffix}")
+    };
+    let (operator, values, value) = match &c.operator {
+        Operator::In(v) => ("IN".to_owned(), Some(v.clone()), None),
+        Operator::NotIn(v) => ("NOT_IN".to_owned(), Some(v.clone()), None),
+        Operator::StrContains(v) => ("STR_CONTAINS".to_owned(), Some(v.clone()), None),
+        Operator::StrStartsWith(v) => ("STR_STARTS_WITH".to_owned(), Some(v.clone()), None),
+        Operator::StrEndsWith(v) => ("STR_ENDS_WITH".to_owned(), Some(v.clone()), None),
+        Operator::Regex(r) => ("REGEX".to_owned(), None, Some(r.as_str().to_owned())),
+        Operator::Num(op, n) => (ops(*op, "NUM"), None, Some(number(*n))),
+        Operator::DateAfter(d) => ("DATE_AFTER".to_owned(), None, Some(d.to_rfc3339())),
+        Operator::DateBefore(d) => ("DATE_BEFORE".to_owned(), None, Some(d.to_rfc3339())),
+        Operator::Semver(op, v) => (ops(*op, "SEMVER"), None, Some(v.to_string())),
+        Operator::InCidr(_) => return Err(format!("IN_CIDR on {:?} has no Unleash operator", c.attribute.name)),
+    };
+    let mut out = Map::new();
+    out.insert("contextName".into(), json!(name));
+    out.insert("operator".into(), json!(operator));
+    if let Some(values) = values {
+        out.insert("values".into(), json!(values));
+    }
+    if let Some(value) = value {
+        out.insert("value".into(), json!(value));
+    }
+    out.insert("inverted".into(), json!(c.inverted));
+    out.insert("caseInsensitive".into(), json!(c.case_insensitive));
+    Ok(Value::Object(out))
+}
+
+fn dependencies(snapshot: &Snapshot, flag: &Flag, note: &mut impl FnMut(String)) -> Vec<Value> {
+    flag.requires
+        .iter()
+        .filter_map(|r| match &r.expect {
+            Expect::Enabled(on) => Some(json!({"feature": r.key, "enabled": on})),
+            Expect::Variant(name) => Some(json!({"feature": r.key, "enabled": true, "variants": [name]})),
+            Expect::Value(v) => {
+                let parent = snapshot.flags.get(r.index)?;
+                match parent.variants.iter().find(|p| p.value == *v) {
+                    Some(p) if parent.kind == FlagKind::Variant => {
+                        Some(json!({"feature": r.key, "enabled": true, "variants": [p.name]}))
+                    }
+                    _ if *v == Value::Bool(true) => Some(json!({"feature": r.key, "enabled": true})),
+                    _ if *v == Value::Bool(false) => Some(json!({"feature": r.key, "enabled": false})),
+                    _ => {
+                        note(format!(
+                            "a prerequisite on the value {v} of {} has no Unleash dependency: left out",
+                            r.key
+                        ));
+                        None
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn base(flag: &Flag, enabled: bool, strategies: Vec<Value>) -> Value {
+    json!({
+        "name": flag.key,
+        "type": "release",
+        "description": flag.description,
+        "project": "default",
+        "enabled": enabled,
+        "stale": false,
+        "impressionData": false,
+        "strategies": strategies,
+        "variants": [],
+        "dependencies": [],
+    })
+}
+
+fn with_dependencies(mut feature: Value, dependencies: Vec<Value>) -> Value {
+    feature["dependencies"] = Value::Array(dependencies);
+    feature
+}
+
+/// One variant to everyone: `live` says whether it counts as on (toggled's reasons `STATIC`
+/// and `OVERRIDE`) or as off (`DISABLED`, `ROLLED_BACK`, `SUNSET`).
+fn everyone(flag: &Flag, idx: VariantIdx, live: bool) -> Value {
+    let on = match flag.kind {
+        FlagKind::Boolean => flag.variants[idx].value == Value::Bool(true),
+        FlagKind::Variant => live,
+    };
+    if !on {
+        return base(flag, false, Vec::new());
+    }
+    let variants = match flag.kind {
+        FlagKind::Boolean => Vec::new(),
+        FlagKind::Variant => vec![variant(flag, idx, 1000, "fix", "default")],
+    };
+    let strategy = json!({
+        "name": "flexibleRollout",
+        "parameters": {"rollout": "100", "stickiness": "default", "groupId": flag.key},
+        "constraints": [],
+        "variants": variants,
+        "segments": [],
+    });
+    base(flag, true, vec![strategy])
+}
+
+/// A forced value to everyone (an override of `value`).
+fn everyone_value(flag: &Flag, value: &Value) -> Value {
+    match flag.kind {
+        FlagKind::Boolean => {
+            let on = *value == Value::Bool(true);
+            let strategies =
+                if on { vec![json!({"name": "default", "parameters": {}, "constraints": []})] } else { Vec::new() };
+            base(flag, on, strategies)
+        }
+        FlagKind::Variant => {
+            let name = flag.variants.iter().find(|v| v.value == *value).map_or("override", |v| v.name.as_str());
+            let variant = json!({"name": name, "weight": 1000, "weightType": "fix", "stickiness": "default", "payload": payload(value)});
+            let strategy = json!({
+                "name": "flexibleRollout",
+                "parameters": {"rollout": "100", "stickiness": "default", "groupId": flag.key},
+                "constraints": [], "variants": [variant], "segments": [],
+            });
+            base(flag, true, vec![strategy])
+        }
+    }
+}
