@@ -24,9 +24,39 @@ pub struct Limiter {
     limiter: DefaultKeyedRateLimiter<String>,
 }
 
+/// How often a limiter forgets clients whose budget is full again.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Limiter {
+    /// A limiter; inside a runtime it also prunes itself every minute (until it is dropped), so
+    /// the state kept per client address does not grow for good.
     pub fn new(scope: &'static str, quota: Quota) -> Arc<Self> {
-        Arc::new(Self { scope, limiter: RateLimiter::keyed(quota) })
+        let limiter = Arc::new(Self { scope, limiter: RateLimiter::keyed(quota) });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&limiter);
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(PRUNE_EVERY);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(limiter) = weak.upgrade() else { return };
+                    limiter.prune();
+                }
+            });
+        }
+        limiter
+    }
+
+    /// Forgets every client whose budget is full again (it would be treated the same fresh).
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// How many clients the limiter holds state for.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.limiter.len()
     }
 }
 
@@ -50,4 +80,26 @@ pub async fn limit(State((state, limiter)): State<(AppState, Arc<Limiter>)>, req
             .into_response();
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limiter;
+
+    #[test]
+    fn a_limiter_forgets_clients_whose_budget_is_full_again() {
+        let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1_000).expect("non-zero"));
+        let limiter = Limiter::new("evaluation", quota);
+        for i in 0..10_000 {
+            assert!(limiter.limiter.check_key(&format!("addr:10.0.{}.{}", i / 256, i % 256)).is_ok());
+        }
+        assert_eq!(limiter.tracked(), 10_000);
+        // Each client's budget refills within a millisecond; prune until all are forgotten.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while limiter.tracked() > 0 {
+            assert!(std::time::Instant::now() < deadline, "{} still held", limiter.tracked());
+            std::thread::yield_now();
+            limiter.prune();
+        }
+    }
 }

@@ -64,6 +64,8 @@ pub struct Shared {
     pub openapi: Arc<std::sync::OnceLock<String>>,
     /// Most `/events` streams open at once.
     pub max_subscribers: usize,
+    /// `/events` streams open now.
+    pub streams: Arc<std::sync::atomic::AtomicUsize>,
     /// The Unleash client features document, rendered once per served state and second.
     pub unleash_features: Arc<unleash::FeaturesCache>,
     /// Most requests in flight (0: no bound).
@@ -120,6 +122,7 @@ impl AppState {
             releases: Arc::new(releases::ReleaseSettings::default()),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,
+            streams: Arc::default(),
             unleash_features: Arc::default(),
             max_concurrent_requests: 0,
             evaluation_limit: None,

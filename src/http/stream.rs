@@ -4,6 +4,8 @@
 //! providers listen for). Admin tokens also get each event's `detail`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,6 +23,22 @@ use crate::events::{Event, Replay};
 /// Most concurrent `/events` subscribers per replica.
 /// The default of `--max-subscribers`.
 pub const MAX_SUBSCRIBERS: usize = 1_000;
+
+/// One open stream, counted in `AppState::streams` while it lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 fn sse_event(e: &Event, full: bool) -> SseEvent {
     let mut data = json!({
@@ -59,22 +77,33 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let bus = &state.serving.events;
-    if bus.subscribers() >= state.max_subscribers {
-        let max = state.max_subscribers;
-        return Err(ApiError::new(Code::TooManySubscribers, format!("at most {max} event subscribers")));
-    }
     let full = super::auth::identify_headers(&state.tokens, &headers).is_some_and(|i| i.role == Role::Admin);
+    // A tenth of the slots (at least one) is kept for admin tokens: clients that take every
+    // other slot never lock the console out.
+    let max = state.max_subscribers;
+    let open_to_all = max - (max / 10).max(1).min(max);
+    let open = state.streams.load(Ordering::Relaxed);
+    if open >= max || (!full && open >= open_to_all) {
+        let message = if full {
+            format!("at most {max} event subscribers")
+        } else {
+            format!("at most {open_to_all} event subscribers without an admin token (the rest are kept for admins)")
+        };
+        return Err(ApiError::new(Code::TooManySubscribers, message));
+    }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let slot = Slot::take(state.streams.clone());
     let (replay, receiver) = bus.subscribe(last);
     let first: std::collections::VecDeque<SseEvent> = match replay {
         Replay::Events(events) => events.iter().map(|e| sse_event(e, full)).collect(),
         Replay::Resync => std::iter::once(resync()).collect(),
     };
     let stop = state.shutdown.clone();
-    let stream =
-        futures_util::stream::unfold((first, receiver, stop), move |(mut first, mut rx, mut stop)| async move {
+    let stream = futures_util::stream::unfold(
+        (first, receiver, stop, slot),
+        move |(mut first, mut rx, mut stop, slot)| async move {
             if let Some(e) = first.pop_front() {
-                return Some((Ok(e), (first, rx, stop)));
+                return Some((Ok(e), (first, rx, stop, slot)));
             }
             if *stop.borrow() {
                 return None;
@@ -82,11 +111,12 @@ pub async fn events(
             tokio::select! {
                 _ = stop.changed() => None,
                 received = rx.recv() => match received {
-                    Ok(e) => Some((Ok(sse_event(&e, full)), (first, rx, stop))),
-                    Err(RecvError::Lagged(_)) => Some((Ok(resync()), (first, rx, stop))),
+                    Ok(e) => Some((Ok(sse_event(&e, full)), (first, rx, stop, slot))),
+                    Err(RecvError::Lagged(_)) => Some((Ok(resync()), (first, rx, stop, slot))),
                     Err(RecvError::Closed) => None,
                 },
             }
-        });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -358,11 +358,19 @@ fn the_change_stream_resumes_from_last_event_id_and_ends_on_shutdown() {
     let dir = Workdir::new(GUARDED);
     let mut server = Server::start(&dir, &["--max-subscribers", "2"]);
     let _a = client.get(server.url("/events")).send().expect("subscribe");
-    let _b = client.get(server.url("/events")).send().expect("subscribe");
+    assert_eq!(_a.status(), 200);
+    // The last slot is kept for admin tokens: anonymous clients cannot lock the console out.
     let r = client.get(server.url("/events")).send().expect("request");
     assert_eq!(r.status(), 503);
     let body: Value = r.json().expect("JSON");
     assert_eq!(body["error"]["code"], json!("too_many_subscribers"));
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("kept for admins")), "{body}");
+    let _admin = client.get(server.url("/events")).bearer_auth(ADMIN).send().expect("subscribe");
+    assert_eq!(_admin.status(), 200, "an admin gets the kept slot");
+    let r = client.get(server.url("/events")).bearer_auth(ADMIN).send().expect("request");
+    assert_eq!(r.status(), 503, "and then every slot is taken");
+    // Slots come back when streams end (the kept one too).
+    drop(_admin);
     drop(_a);
     eventually(Duration::from_secs(10), || {
         (client.get(server.url("/events")).send().ok()?.status() == 200).then_some(())
