@@ -374,7 +374,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let board = crate::monitor::AlertBoard::default();
     let monitor = match config.monitor.clone() {
         Some(m) => {
-            tracing::info!(prometheus = %m.prometheus_url, "guarded rollouts: monitor started");
+            tracing::info!(prometheus = %crate::outbound::redact(&m.prometheus_url), "guarded rollouts: monitor started");
             supervise.spawn("monitor", {
                 let (serving, board, stopped) = (serving.clone(), board.clone(), stopped.clone());
                 move || crate::monitor::run(serving.clone(), m.clone(), board.clone(), stopped.clone())

@@ -31,7 +31,9 @@ pub async fn apply(serving: &Serving, change: Change) -> Result<Result<NewAudit,
     Ok(result)
 }
 
-/// Events, metrics and logs of an applied change.
+/// Events, metrics and logs of an applied change. Reasons are anyone's text (an admin's, an
+/// Alertmanager annotation's): they are logged quoted and escaped, so a newline cannot forge a
+/// log line.
 fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
     let flag = Some(change.flag.as_str());
     let (key, actor, reason) = (&change.flag, &change.actor, &change.reason);
@@ -47,15 +49,15 @@ fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
         Action::Rollback { trigger } => {
             let labels = RollbackLabels { flag: key.clone(), trigger: trigger.clone() };
             serving.metrics.rollbacks.get_or_create(&labels).inc();
-            tracing::warn!(flag = %key, trigger = %trigger, "rolled back: {reason}");
+            tracing::warn!(flag = %key, trigger = %trigger, "rolled back: {reason:?}");
             serving.publish("rollback", flag, json!({"reason": reason, "trigger": trigger}));
         }
         Action::Pause => {
-            tracing::info!(flag = %key, actor = %actor, "rollout paused: {reason}");
+            tracing::info!(flag = %key, actor = %actor, "rollout paused: {reason:?}");
             serving.publish("pause", flag, json!({"reason": reason, "actor": actor}));
         }
         Action::Resume { .. } => {
-            tracing::info!(flag = %key, actor = %actor, "rollout resumed: {reason}");
+            tracing::info!(flag = %key, actor = %actor, "rollout resumed: {reason:?}");
             serving.publish("resume", flag, json!({"reason": reason, "actor": actor}));
         }
         // A reload is installed by `Serving::install` (the snapshot swap) and announced by

@@ -153,16 +153,18 @@ pub async fn query(client: &reqwest::Client, base: &str, promql: &str) -> Sample
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
     let url = match reqwest::Url::parse_with_params(&url, &[("query", promql)]) {
         Ok(u) => u,
-        Err(e) => return Sample::Error(format!("bad Prometheus URL {url}: {e}")),
+        Err(e) => return Sample::Error(format!("bad Prometheus URL {}: {e}", crate::outbound::redact(&url))),
     };
     let response = match client.get(url).send().await {
         Ok(r) => r,
-        Err(e) => return Sample::Error(format!("query failed: {e}")),
+        Err(e) => return Sample::Error(format!("query failed: {}", crate::outbound::error_text(e))),
     };
     let status = response.status();
     let body: Value = match response.json().await {
         Ok(b) => b,
-        Err(e) => return Sample::Error(format!("HTTP {status}: unreadable answer: {e}")),
+        Err(e) => {
+            return Sample::Error(format!("HTTP {status}: unreadable answer: {}", crate::outbound::error_text(e)));
+        }
     };
     if body["status"] != "success" {
         return Sample::Error(format!("HTTP {status}: {}", body["error"].as_str().unwrap_or("query failed")));
@@ -201,12 +203,12 @@ async fn notify(client: reqwest::Client, url: String, secret: Option<String>, pa
         match req.send().await {
             Ok(r) if r.status().is_success() => return,
             Ok(r) => tracing::warn!(attempt, status = %r.status(), "alert_team webhook refused"),
-            Err(e) => tracing::warn!(attempt, "alert_team webhook failed: {e}"),
+            Err(e) => tracing::warn!(attempt, "alert_team webhook failed: {}", crate::outbound::error_text(e)),
         }
         tokio::time::sleep(delay).await;
         delay *= 4;
     }
-    tracing::error!(url, "alert_team webhook gave up after 3 attempts");
+    tracing::error!(url = %crate::outbound::redact(&url), "alert_team webhook gave up after 3 attempts");
 }
 
 /// The monitor loop: every flag's alerts are sampled once per its `interval`.
@@ -339,7 +341,7 @@ pub async fn fire(
                     "notified"
                 }
                 None => {
-                    tracing::warn!(flag = %flag.key, "alert_team fired but no --webhook-url is set: {why}");
+                    tracing::warn!(flag = %flag.key, "alert_team fired but no --webhook-url is set: {why:?}");
                     "no_webhook"
                 }
             }

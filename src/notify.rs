@@ -85,17 +85,24 @@ pub fn event(row: &AuditEntry) -> Option<Value> {
     }))
 }
 
+/// Text for a Slack message: `&`, `<` and `>` escaped as Slack asks, so a reason cannot
+/// mention `<!channel>` or smuggle a link (`<https://x|text>`).
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// The bytes sent for an event in `format`.
 pub fn body(event: &Value, format: NotifyFormat) -> Vec<u8> {
     let value = match format {
         NotifyFormat::Json => event.clone(),
         NotifyFormat::Slack => {
+            let field = |v: &Value| slack_escape(v.as_str().unwrap_or_default());
             let text = format!(
                 "[toggled] {} {} by {}: {}",
-                event["type"].as_str().unwrap_or_default(),
-                event["subject"].as_str().unwrap_or_default(),
-                event["actor"].as_str().unwrap_or_default(),
-                event["detail"]["reason"].as_str().unwrap_or_default()
+                field(&event["type"]),
+                field(&event["subject"]),
+                field(&event["actor"]),
+                field(&event["detail"]["reason"])
             );
             json!({"text": text})
         }
@@ -116,7 +123,7 @@ impl Destination {
         self.failures = self.failures.saturating_add(1);
         let backoff = Duration::from_secs(1u64 << self.failures.min(9).saturating_sub(1)).min(MAX_BACKOFF);
         self.retry_at = tokio::time::Instant::now() + backoff;
-        tracing::warn!(url = %self.url, failures = self.failures, retry_in = ?backoff, "notification not delivered: {what}");
+        tracing::warn!(url = %crate::outbound::redact(&self.url), failures = self.failures, retry_in = ?backoff, "notification not delivered: {what}");
     }
 }
 
@@ -235,7 +242,7 @@ async fn deliver(
             let outcome = match request.body(bytes).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("HTTP {}", r.status())),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(crate::outbound::error_text(e)),
             };
             let label = if outcome.is_ok() { "delivered" } else { "failed" };
             serving.metrics.notifications.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
@@ -326,5 +333,13 @@ mod tests {
         assert!(event(&row("something_else")).is_none());
         let slack: Value = serde_json::from_slice(&body(&e, NotifyFormat::Slack)).expect("JSON");
         assert_eq!(slack, json!({"text": "[toggled] flag.override_set checkout by ops: incident 7"}));
+        let mut loud = row("override_set");
+        loud.entry.reason = "<!channel> see <https://evil.example|the fix> & more".into();
+        let slack: Value =
+            serde_json::from_slice(&body(&event(&loud).expect("notified"), NotifyFormat::Slack)).expect("JSON");
+        assert_eq!(
+            slack["text"],
+            "[toggled] flag.override_set checkout by ops: &lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; more"
+        );
     }
 }

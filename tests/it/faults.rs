@@ -248,3 +248,44 @@ fn raw_and_unleash_shaped_tokens_are_read_and_admin_routes_want_authorization() 
     let body: Value = r.json().expect("a JSON error");
     assert_eq!(body["error"]["code"], json!("invalid_request"), "{body}");
 }
+
+/// Secrets never reach help, logs or answers, and a newline in an annotation cannot forge a log
+/// line.
+#[test]
+fn secrets_stay_out_of_help_logs_and_answers_and_log_lines_cannot_be_forged() {
+    let help = Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["serve", "--help"])
+        .env("TOGGLED_DATABASE", "postgres://toggled:DBSECRET@db/toggled")
+        .env("TOGGLED_NOTIFY_URLS", "https://hooks.example/services/HOOKSECRET")
+        .env("TOGGLED_PROMETHEUS_URL", "http://prom:PROMSECRET@prom:9090")
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for secret in ["DBSECRET", "HOOKSECRET", "PROMSECRET"] {
+        assert!(!help.contains(secret), "{secret} in serve --help");
+    }
+    let dir = Workdir::new(SEED);
+    // Nothing listens on port 1: every delivery and query fails, and is logged.
+    let server = Server::start(
+        &dir,
+        &[
+            "--notify-url",
+            "http://127.0.0.1:1/services/HOOKSECRET",
+            "--prometheus-url",
+            "http://prom:PROMSECRET@127.0.0.1:1",
+        ],
+    );
+    let alert = json!({"version": "4", "alerts": [{"status": "firing",
+        "labels": {"flag": "new_payment_flow", "action": "rollback"},
+        "annotations": {"summary": "error rate\nERROR forged line"}}]});
+    assert_eq!(server.admin(Method::POST, "/alerts", Some(alert)).0, 200);
+    eventually(Duration::from_secs(20), || (!server.log_lines("notification not delivered").is_empty()).then_some(()));
+    let logs = server.logs.lock().expect("logs").clone();
+    assert!(logs.iter().any(|l| l.contains("rolled back")), "{logs:?}");
+    for line in &logs {
+        for secret in ["HOOKSECRET", "PROMSECRET"] {
+            assert!(!line.contains(secret), "{secret} logged: {line}");
+        }
+        assert!(!line.starts_with("ERROR forged"), "a forged line: {logs:?}");
+    }
+}
