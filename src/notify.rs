@@ -180,7 +180,8 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
                 next_reminders = tokio::time::Instant::now();
             }
         }
-        let mut leading = None;
+        // What each due URL has pending (reads only).
+        let mut work = Vec::new();
         for d in &mut destinations {
             if tokio::time::Instant::now() < d.retry_at {
                 continue;
@@ -189,19 +190,30 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
                 Ok(cursor) => serving.store.audit_after(cursor, 100).await,
                 Err(e) => Err(e),
             };
-            let rows = match pending {
-                Ok(rows) if rows.is_empty() => continue,
-                Ok(rows) => rows,
-                Err(e) => {
-                    d.failed(&format!("store: {e}"));
-                    continue;
+            match pending {
+                Ok(rows) if rows.is_empty() => {}
+                Ok(rows) => work.push((d, rows)),
+                Err(e) => d.failed(&format!("store: {e}")),
+            }
+        }
+        // Every URL is delivered to at once (one that never answers delays only itself), and
+        // the lease is renewed while they run, however long that takes.
+        if !work.is_empty() && lease.take(&serving).await {
+            let deliveries = futures_util::future::join_all(
+                work.into_iter().map(|(d, rows)| deliver(&serving, &client, &config, d, rows)),
+            );
+            let mut deliveries = std::pin::pin!(deliveries);
+            let renew_every = lease.ttl.to_std().unwrap_or(Duration::from_secs(3)) / 3;
+            let released = loop {
+                tokio::select! {
+                    released = &mut deliveries => break released,
+                    () = tokio::time::sleep(renew_every) => {
+                        lease.take(&serving).await;
+                    }
                 }
             };
-            if leading.is_none() {
-                leading = Some(lease.take(&serving).await);
-            }
             // A release was planned or changed: its reminders may be due now, not in a minute.
-            if leading == Some(true) && deliver(&serving, &client, &config, d, rows).await {
+            if released.into_iter().any(|r| r) {
                 next_reminders = tokio::time::Instant::now();
             }
         }

@@ -289,3 +289,45 @@ fn secrets_stay_out_of_help_logs_and_answers_and_log_lines_cannot_be_forged() {
         assert!(!line.starts_with("ERROR forged"), "a forged line: {logs:?}");
     }
 }
+
+/// A notification URL that is slow to answer delays only itself. The slow receiver answers
+/// only once the other URL has the event: delivered one after the other, the slow request would
+/// wait for the other, which waits for it, until the 10 s timeout fails it; delivered at once,
+/// both succeed and nothing fails.
+#[test]
+fn a_slow_notify_url_delays_no_other_url() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let sink = crate::support::WebhookSink::failing_first(0);
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let slow_url = format!("http://{}/hook", slow.local_addr().expect("addr"));
+    let other = sink.received.clone();
+    std::thread::spawn(move || {
+        for conn in slow.incoming().flatten() {
+            let other = other.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone"));
+                let (mut line, mut len) = (String::new(), 0usize);
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.trim().is_empty() {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let _ = reader.read_exact(&mut vec![0; len]);
+                let until = std::time::Instant::now() + Duration::from_secs(60);
+                while other.lock().expect("lock").is_empty() && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = (&conn).write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            });
+        }
+    });
+    let dir = Workdir::new(SEED);
+    let urls = format!("{slow_url},{}", sink.url);
+    let server = Server::start(&dir, &["--notify-url", &urls]);
+    assert_eq!(kill(&server, "drill"), 200);
+    eventually(Duration::from_secs(60), || {
+        (server.metric(r#"toggled_notifications_total{outcome="delivered"}"#) >= 2.0).then_some(())
+    });
+    assert_eq!(server.metric(r#"toggled_notifications_total{outcome="failed"}"#), 0.0, "no URL waited for another");
+}
