@@ -291,8 +291,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot open the store {}", crate::config::redacted(&config.database)))?,
     );
+    let identity = store.identity().await.context("cannot read the store")?;
+    tracing::info!(store = %identity.id, created_at = %identity.created_at, "store opened");
     let metrics = Arc::new(Metrics::new());
     let serving = Arc::new(Serving::new(store, config.flags.clone(), metrics).await.context("cannot read the store")?);
+    serving.store_health.set_identity(identity);
     // Watch first, then load: a change between the two cannot be missed.
     let watcher = crate::reload::Watcher::start(serving.clone(), config.reload_debounce)
         .map_err(|e| tracing::error!("{e:#}; falling back to periodic re-checks and SIGHUP"))

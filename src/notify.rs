@@ -72,11 +72,12 @@ fn event_type(action: &str) -> Option<&'static str> {
     })
 }
 
-/// The event for an audit row, if it is one that is notified.
-pub fn event(row: &AuditEntry) -> Option<Value> {
+/// The event for an audit row of store `store_id`, if it is one that is notified. Its id
+/// carries the store's id: a store created anew never repeats an id a receiver has seen.
+pub fn event(store_id: &str, row: &AuditEntry) -> Option<Value> {
     let a = &row.entry;
     Some(json!({
-        "id": format!("toggled-{}", row.id),
+        "id": format!("toggled-{store_id}-{}", row.id),
         "type": event_type(&a.action)?,
         "at": a.at,
         "actor": a.actor,
@@ -243,9 +244,10 @@ async fn deliver(
     rows: Vec<AuditEntry>,
 ) -> bool {
     let mut releases = false;
+    let store_id = serving.store_health.get().id.unwrap_or_default();
     for row in rows {
         releases |= row.entry.flag.starts_with("release:");
-        if let Some(event) = event(&row) {
+        if let Some(event) = event(&store_id, &row) {
             let bytes = body(&event, config.format);
             let mut request = client.post(&d.url).header("content-type", "application/json");
             if let Some(secret) = &config.secret {
@@ -337,18 +339,18 @@ mod tests {
 
     #[test]
     fn audit_rows_become_events_with_a_stable_id() {
-        let e = event(&row("override_set")).expect("notified");
-        assert_eq!(e["id"], "toggled-42");
+        let e = event("5f0c", &row("override_set")).expect("notified");
+        assert_eq!(e["id"], "toggled-5f0c-42");
         assert_eq!(e["type"], "flag.override_set");
         assert_eq!(e["subject"], "checkout");
         assert_eq!(e["detail"]["reason"], "incident 7");
-        assert!(event(&row("something_else")).is_none());
+        assert!(event("5f0c", &row("something_else")).is_none());
         let slack: Value = serde_json::from_slice(&body(&e, NotifyFormat::Slack)).expect("JSON");
         assert_eq!(slack, json!({"text": "[toggled] flag.override_set checkout by ops: incident 7"}));
         let mut loud = row("override_set");
         loud.entry.reason = "<!channel> see <https://evil.example|the fix> & more".into();
         let slack: Value =
-            serde_json::from_slice(&body(&event(&loud).expect("notified"), NotifyFormat::Slack)).expect("JSON");
+            serde_json::from_slice(&body(&event("5f0c", &loud).expect("notified"), NotifyFormat::Slack)).expect("JSON");
         assert_eq!(
             slack["text"],
             "[toggled] flag.override_set checkout by ops: &lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; more"

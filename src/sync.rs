@@ -21,6 +21,12 @@ pub struct StoreHealth {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// The store's random id (in every notification id) and when it was created: a store
+    /// created anew (a deleted SQLite file) shows here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
     /// Why the last write failed, while reads may still answer (a full disk, a lock held by
     /// another process, a file deleted under the server): the store is down until a write
     /// commits again (the poll probes it).
@@ -35,6 +41,13 @@ pub struct HealthBoard(Arc<Mutex<StoreHealth>>);
 impl HealthBoard {
     pub fn get(&self) -> StoreHealth {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Records which store this is.
+    pub fn set_identity(&self, identity: crate::store::StoreIdentity) {
+        let mut h = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.id = Some(identity.id);
+        h.created_at = Some(identity.created_at);
     }
 
     /// Records that a write failed: the store shows down until a write commits.

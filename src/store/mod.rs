@@ -125,6 +125,13 @@ pub struct ReleaseRecord {
     pub data: crate::release::record::ReleaseData,
 }
 
+/// Which store this is (made when it was created): notification ids carry `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreIdentity {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Everything serving needs from the store.
 #[derive(Debug, Clone, Default)]
 pub struct PersistedState {
@@ -159,6 +166,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn load(&self) -> Result<PersistedState, StoreError>;
     /// The change counter: bumped by every override or pause change.
     async fn version(&self) -> Result<i64, StoreError>;
+    /// Which store this is: its random id and when it was created.
+    async fn identity(&self) -> Result<StoreIdentity, StoreError>;
     /// Writes and commits a row without changing anything (the change counter set to itself):
     /// whether a write can commit now (a full disk, a read-only file or a lock held elsewhere
     /// fail it while reads still answer).

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../../migrations/postgres/0002_notify.sql")),
     (3, include_str!("../../migrations/postgres/0003_leases.sql")),
+    (4, include_str!("../../migrations/postgres/0004_store_identity.sql")),
 ];
 
 /// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
@@ -137,6 +138,16 @@ impl Store for PostgresStore {
 
     async fn version(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn identity(&self) -> Result<super::StoreIdentity, StoreError> {
+        let row = sqlx::query("SELECT store_id, created_at_ms FROM store_identity WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(super::StoreIdentity {
+            id: row.try_get("store_id")?,
+            created_at: millis_to_time(row.try_get("created_at_ms")?),
+        })
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {

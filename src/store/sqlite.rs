@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_notify.sql")),
     (5, include_str!("../../migrations/sqlite/0005_leases.sql")),
     (6, include_str!("../../migrations/sqlite/0006_write_probe.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_store_identity.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,9 @@ impl SqliteStore {
             return Err(StoreError::Missing(options.get_filename().display().to_string()));
         }
         let path = options.get_filename().to_path_buf();
+        if create && !path.exists() && url != "sqlite::memory:" {
+            tracing::warn!(path = %path.display(), "no store at this path: creating a new, empty one");
+        }
         let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
@@ -278,6 +282,16 @@ impl Store for SqliteStore {
     async fn version(&self) -> Result<i64, StoreError> {
         self.same_file()?;
         Ok(sqlx::query_scalar("SELECT version FROM state_version WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn identity(&self) -> Result<super::StoreIdentity, StoreError> {
+        let row = sqlx::query("SELECT store_id, created_at_ms FROM store_identity WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(super::StoreIdentity {
+            id: row.try_get("store_id")?,
+            created_at: millis_to_time(row.try_get("created_at_ms")?),
+        })
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {

@@ -102,7 +102,9 @@ fn after_a_full_disk_the_first_write_once_space_returns_succeeds() {
 #[test]
 fn a_database_file_deleted_under_the_server_is_reported_and_never_written_unseen() {
     let dir = Workdir::new(SEED);
-    let server = Server::start(&dir, &[]);
+    let mut server = Server::start(&dir, &[]);
+    let first = store(&server);
+    assert!(first["id"].is_string() && first["created_at"].is_string(), "{first}");
     assert_eq!(kill(&server, "before"), 200);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.path().join(format!("toggled.db{suffix}")));
@@ -123,6 +125,14 @@ fn a_database_file_deleted_under_the_server_is_reported_and_never_written_unseen
     let (status, body) = server.admin(Method::POST, "/alerts", Some(alert));
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["details"]["results"][0]["outcome"], json!("store_failed"), "{body}");
+
+    // A restart creates a new store: said at WARN with its path, and shown on /ready (a new id,
+    // which notification ids carry, so receivers that de-duplicate see new events as new).
+    server.restart();
+    let warned = server.log_lines("creating a new, empty one");
+    assert!(warned.iter().any(|l| l.contains("toggled.db")), "{warned:?}");
+    let second = store(&server);
+    assert_ne!(second["id"], first["id"], "{first} {second}");
 }
 
 /// A stream is answered once and then lives as long as the client holds it: the header timeout

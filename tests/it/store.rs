@@ -182,9 +182,13 @@ async fn conformance(backend: &dyn Backend) {
     assert!(store.release(9_999).await.expect("release").is_none());
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
 
-    // A restart loses nothing.
+    // A restart loses nothing, and the store is the same one (its identity is kept).
+    let identity = store.identity().await.expect("identity");
+    assert_eq!(identity.id.len(), 16, "{identity:?}");
+    store.probe_write().await.expect("a write commits");
     drop(store);
     let store = backend.open().await;
+    assert_eq!(store.identity().await.expect("identity"), identity);
     let state = store.load().await.expect("load");
     assert_eq!((state.version, state.overrides.len(), state.first_seen.len()), (version, 0, 3));
     assert_eq!(state.pauses["g"].paused_total_ms, 30_000);

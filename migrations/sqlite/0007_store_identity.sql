@@ -1,0 +1,9 @@
+-- Which store this is: a random id made when the store was created (notification ids carry it,
+-- so a store created anew never repeats an id a receiver has seen) and when.
+CREATE TABLE store_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    store_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+INSERT INTO store_identity (id, store_id, created_at_ms)
+VALUES (1, lower(hex(randomblob(8))), CAST(strftime('%s', 'now') AS INTEGER) * 1000);
