@@ -469,7 +469,7 @@ async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Res
     let store = crate::store::open_existing(database)
         .await
         .with_context(|| format!("cannot open the store {}", crate::config::redacted(database)))?;
-    let releases = store.releases(None).await?;
+    let releases = store.release_summaries(crate::store::ReleasePage::default()).await?;
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()
         .filter(|r| r.deployed_at.is_some() && r.status != "failed")

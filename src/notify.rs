@@ -288,11 +288,13 @@ async fn start_cursor(serving: &Serving, url: &str) -> Result<i64, StoreError> {
 /// come (one per threshold, the nearest if several passed at once).
 async fn remind(serving: &Serving) -> Result<(), StoreError> {
     let now = Utc::now();
-    for mut r in serving.store.releases(None).await? {
-        let Some(at) = r.scheduled_at else { continue };
-        if !matches!(r.status.as_str(), "planned" | "scheduled") || at <= now {
+    for summary in serving.store.release_summaries(crate::store::ReleasePage::default()).await? {
+        let Some(at) = summary.scheduled_at else { continue };
+        if !matches!(summary.status.as_str(), "planned" | "scheduled") || at <= now {
             continue;
         }
+        // Only a release that may be due is read whole.
+        let Some(mut r) = serving.store.release(summary.id).await? else { continue };
         let sent = r.data.reminders_sent.clone();
         let due: Vec<i64> = REMINDERS
             .iter()

@@ -133,10 +133,14 @@ pub async fn flag_rolled_back(
     trigger: &str,
 ) -> Result<(), StoreError> {
     let actor = format!("flag-rollback:{flag}");
-    for mut r in serving.store.releases(None).await? {
-        if !matches!(r.status.as_str(), "deployed" | "in_progress") || !r.data.ships(flag) {
+    for summary in serving.store.release_summaries(crate::store::ReleasePage::default()).await? {
+        if !matches!(summary.status.as_str(), "deployed" | "in_progress")
+            || !summary.brief.flags.iter().any(|f| f == flag)
+        {
             continue;
         }
+        // Only a release that ships the flag is read whole.
+        let Some(mut r) = serving.store.release(summary.id).await? else { continue };
         let before = r.status.clone();
         let cause = RollbackCause { flag: flag.to_owned(), trigger: trigger.to_owned(), at: Utc::now() };
         if rollback_plan(strategy, &r.kind) == "automatic" {

@@ -12,7 +12,7 @@ use crate::release::ReleaseSettings;
 use crate::release::quality::{self, ReleaseFacts};
 use crate::release::version::split_tag;
 use crate::serving::Serving;
-use crate::store::{ReleaseRecord, StoreError};
+use crate::store::{ReleasePage, ReleaseSummary, StoreError};
 
 /// Quality metrics and gates over a window, and the stale flags that feed flag cleanup.
 pub async fn quality(
@@ -21,7 +21,7 @@ pub async fn quality(
     service: Option<&str>,
     window: chrono::Duration,
 ) -> Result<(quality::Quality, Vec<quality::StaleFlag>), StoreError> {
-    let releases = serving.store.releases(None).await?;
+    let releases = serving.store.release_summaries(ReleasePage::default()).await?;
     let facts: Vec<ReleaseFacts> = releases.iter().filter_map(facts_of).collect();
     let stale = stale(serving, settings, &releases).await?;
     let served = serving.load_full();
@@ -47,11 +47,9 @@ pub async fn quality(
 }
 
 /// What the quality report reads from a stored release.
-fn facts_of(r: &ReleaseRecord) -> Option<ReleaseFacts> {
-    let messages = r.data.commits.iter().map(|c| c.message.as_str());
-    let (features, flagged_features) = quality::flag_coverage(messages, !r.data.flags.is_empty());
+fn facts_of(r: &ReleaseSummary) -> Option<ReleaseFacts> {
     let failed = matches!(r.status.as_str(), "failed" | "rolled_back");
-    let reason = r.data.status_reason.as_deref().unwrap_or_default().to_lowercase();
+    let reason = r.brief.status_reason.as_deref().unwrap_or_default().to_lowercase();
     Some(ReleaseFacts {
         service: r.service.clone(),
         version: split_tag(&r.version).ok()?.1,
@@ -59,8 +57,8 @@ fn facts_of(r: &ReleaseRecord) -> Option<ReleaseFacts> {
         status_at: r.status_at,
         deployed_at: r.deployed_at,
         first_commit_at: r.first_commit_at,
-        features,
-        flagged_features,
+        features: r.brief.features,
+        flagged_features: r.brief.flagged_features,
         dependency_failure: failed && reason.contains("dependenc"),
     })
 }
@@ -69,7 +67,7 @@ fn facts_of(r: &ReleaseRecord) -> Option<ReleaseFacts> {
 pub async fn stale(
     serving: &Serving,
     settings: &ReleaseSettings,
-    releases: &[ReleaseRecord],
+    releases: &[ReleaseSummary],
 ) -> Result<Vec<quality::StaleFlag>, StoreError> {
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()

@@ -63,7 +63,7 @@ pub async fn metrics(
     )
 )]
 pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let releases = state.serving.store.releases(None).await?;
+    let releases = state.serving.store.release_summaries(crate::store::ReleasePage::default()).await?;
     let flags = reports::stale(&state.serving, &state.releases, &releases).await?;
     state.serving.metrics.flags_stale.set(flags.len() as i64);
     Ok(Json(json!({"flags": flags})))

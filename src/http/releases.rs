@@ -19,7 +19,7 @@ use crate::release::record::{Approval, ReleaseData, StoredCommit, TestReport};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
 use crate::releasing;
-use crate::store::ReleaseRecord;
+use crate::store::{ReleasePage, ReleaseRecord, ReleaseSummary};
 
 pub use crate::release::ReleaseSettings;
 
@@ -52,7 +52,7 @@ fn store_err(e: &crate::store::StoreError) -> ApiError {
     ApiError::store(e)
 }
 
-fn others_of(releases: &[ReleaseRecord]) -> Vec<OtherRelease> {
+fn others_of(releases: &[ReleaseSummary]) -> Vec<OtherRelease> {
     releases
         .iter()
         .filter_map(|r| {
@@ -161,7 +161,7 @@ pub async fn create(
     if !unknown.is_empty() {
         return Err(ApiError::new(Code::UnknownFlag, format!("no such flags: {}", unknown.join(", "))));
     }
-    let all = state.serving.store.releases(None).await.map_err(|e| store_err(&e))?;
+    let all = state.serving.store.release_summaries(ReleasePage::default()).await.map_err(|e| store_err(&e))?;
     let others = others_of(&all);
     let last = others
         .iter()
@@ -228,7 +228,7 @@ pub async fn create(
     }
     let new_version =
         semver::Version::parse(&version).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
-    let mut latest_per_service: HashMap<&str, &ReleaseRecord> = HashMap::new();
+    let mut latest_per_service: HashMap<&str, &ReleaseSummary> = HashMap::new();
     for r in &all {
         latest_per_service.entry(r.service.as_str()).or_insert(r);
     }
@@ -236,7 +236,7 @@ pub async fn create(
         .values()
         .filter(|r| r.service != service)
         .flat_map(|r| {
-            r.data
+            r.brief
                 .dependencies
                 .iter()
                 .filter(|d| d.service == service)
@@ -308,6 +308,10 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     service: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<i64>,
+    /// Releases per page: 1 to 500, default 50.
+    limit: Option<u32>,
 }
 
 #[utoipa::path(
@@ -318,7 +322,7 @@ pub struct ListQuery {
     security(("admin" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "`{releases}`", body = serde_json::Value),
+        (status = 200, description = "`{releases, next_cursor}`: summaries, newest first, a page at a time", body = serde_json::Value),
         (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
         (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
@@ -326,8 +330,14 @@ pub struct ListQuery {
     )
 )]
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
-    let releases = state.serving.store.releases(q.service.as_deref()).await.map_err(|e| store_err(&e))?;
-    Ok(Json(json!({"releases": releases.iter().map(|r| view(&state, r)).collect::<Vec<_>>()})))
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery, format!("limit {limit}: expected 1 to 500")));
+    }
+    let page = ReleasePage { service: q.service.as_deref(), before: q.cursor, limit: Some(limit) };
+    let releases = state.serving.store.release_summaries(page).await.map_err(|e| store_err(&e))?;
+    let next = (releases.len() == limit as usize).then(|| releases.last().map(|r| r.id)).flatten();
+    Ok(Json(json!({"releases": releases, "next_cursor": next})))
 }
 
 #[utoipa::path(

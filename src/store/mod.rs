@@ -132,6 +132,33 @@ pub struct StoreIdentity {
     pub created_at: DateTime<Utc>,
 }
 
+/// A release as lists and reports read it: its columns and its brief, never its commits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseSummary {
+    pub id: i64,
+    pub service: String,
+    pub version: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub status_at: DateTime<Utc>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    pub first_commit_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub brief: crate::release::record::ReleaseBrief,
+}
+
+/// Which release summaries to read: newest first, of one service or all, with ids below
+/// `before` (a page's cursor), at most `limit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReleasePage<'a> {
+    pub service: Option<&'a str>,
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
 /// Everything serving needs from the store.
 #[derive(Debug, Clone, Default)]
 pub struct PersistedState {
@@ -197,6 +224,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Releases, newest first, of one service or all.
     async fn releases(&self, service: Option<&str>) -> Result<Vec<ReleaseRecord>, StoreError>;
     async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError>;
+    /// Release summaries, newest first (see [`ReleasePage`]): what lists and reports read.
+    async fn release_summaries(&self, page: ReleasePage<'_>) -> Result<Vec<ReleaseSummary>, StoreError>;
     /// Writes a release's status, times and data with its audit row, in one transaction.
     async fn update_release(&self, release: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError>;
     /// Writes an audit row that changes no state (a refused release plan, a reminder).

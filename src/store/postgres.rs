@@ -14,8 +14,18 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
-use super::rows::{AUDIT_COLUMNS, RELEASE_COLUMNS, audit_of, data_text, override_of, pause_of, release_of};
-use super::{AuditEntry, NewAudit, PersistedState, ReleaseRecord, Store, StoreError, millis_to_time, release_subject};
+use super::rows::{
+    AUDIT_COLUMNS, RELEASE_COLUMNS, SUMMARY_SELECT, audit_of, data_text, override_of, pause_of, release_of, summary_of,
+    summary_text,
+};
+use super::{
+    AuditEntry, NewAudit, PersistedState, ReleasePage, ReleaseRecord, ReleaseSummary, Store, StoreError,
+    millis_to_time, release_subject,
+};
+
+/// Writes a release's summary (in the transaction that writes the release).
+const SUMMARY_UPSERT: &str = "INSERT INTO release_summaries (id, summary) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET summary = excluded.summary";
 
 /// Ordered schema migrations (`migrations/postgres/`), each run once in a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -23,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/postgres/0002_notify.sql")),
     (3, include_str!("../../migrations/postgres/0003_leases.sql")),
     (4, include_str!("../../migrations/postgres/0004_store_identity.sql")),
+    (5, include_str!("../../migrations/postgres/0005_release_summary.sql")),
 ];
 
 /// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
@@ -373,6 +384,7 @@ impl Store for PostgresStore {
         .bind(data_text(r)?)
         .fetch_one(&mut *tx)
         .await?;
+        sqlx::query(SUMMARY_UPSERT).bind(id).bind(summary_text(r)?).execute(&mut *tx).await?;
         Self::write_audit(&mut tx, &NewAudit { flag: release_subject(id), ..audit.clone() }).await?;
         tx.commit().await?;
         Ok(id)
@@ -385,6 +397,24 @@ impl Store for PostgresStore {
         rows.iter().map(release_of).collect()
     }
 
+    async fn release_summaries(&self, page: ReleasePage<'_>) -> Result<Vec<ReleaseSummary>, StoreError> {
+        let sql = format!(
+            "{SUMMARY_SELECT} WHERE ($1::TEXT IS NULL OR r.service = $1)
+             AND ($2::BIGINT IS NULL OR r.id < $2) ORDER BY r.id DESC LIMIT $3"
+        );
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(page.service)
+            .bind(page.before)
+            .bind(page.limit.map(i64::from))
+            .fetch(&self.pool);
+        // Decoded as they arrive: 10,000 rows are never held at once.
+        let mut out = Vec::new();
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            out.push(summary_of(&row)?);
+        }
+        Ok(out)
+    }
+
     async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
         let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
@@ -394,6 +424,7 @@ impl Store for PostgresStore {
     async fn update_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
+        sqlx::query(SUMMARY_UPSERT).bind(r.id).bind(summary_text(r)?).execute(&mut *tx).await?;
         sqlx::query("UPDATE releases SET status = $1, status_at = $2, deployed_at = $3, data = $4 WHERE id = $5")
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())

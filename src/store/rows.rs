@@ -4,7 +4,8 @@
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use super::{
-    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, ReleaseRecord, StoreError, millis_to_time,
+    AuditEntry, NewAudit, OverrideKind, OverrideRecord, PauseRecord, ReleaseRecord, ReleaseSummary, StoreError,
+    millis_to_time,
 };
 
 /// A column type both backends decode.
@@ -14,6 +15,56 @@ impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Decodes<DB> for T {}
 
 pub(super) const RELEASE_COLUMNS: &str =
     "id, service, version, kind, status, scheduled_at, created_at, status_at, deployed_at, first_commit_at, data";
+
+/// A release summary's columns and tables (`releases r` joined with `release_summaries s`):
+/// only columns stored before `data` are read from `releases`, so its data pages are not
+/// walked; `data` only where a release predates summaries.
+pub(super) const SUMMARY_SELECT: &str = "SELECT r.id AS id, r.service AS service, r.version AS version, \
+     r.kind AS kind, r.status AS status, r.scheduled_at AS scheduled_at, r.created_at AS created_at, \
+     r.status_at AS status_at, r.deployed_at AS deployed_at, r.first_commit_at AS first_commit_at, \
+     s.summary AS summary, CASE WHEN s.summary IS NULL THEN r.data END AS data \
+     FROM releases r LEFT JOIN release_summaries s ON s.id = r.id";
+
+pub(super) fn summary_of<R: Row>(row: &R) -> Result<ReleaseSummary, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    i64: Decodes<R::Database>,
+{
+    let id: i64 = row.try_get("id")?;
+    let corrupt =
+        |e: serde_json::Error| StoreError::Corrupt { table: "releases", detail: format!("release {id}: {e}") };
+    let brief = match row.try_get::<Option<String>, _>("summary")? {
+        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+        None => {
+            let data: Option<String> = row.try_get("data")?;
+            let data: crate::release::record::ReleaseData =
+                serde_json::from_str(data.as_deref().unwrap_or("{}")).map_err(corrupt)?;
+            data.brief()
+        }
+    };
+    Ok(ReleaseSummary {
+        id,
+        service: row.try_get("service")?,
+        version: row.try_get("version")?,
+        kind: row.try_get("kind")?,
+        status: row.try_get("status")?,
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(millis_to_time),
+        created_at: millis_to_time(row.try_get("created_at")?),
+        status_at: millis_to_time(row.try_get("status_at")?),
+        deployed_at: row.try_get::<Option<i64>, _>("deployed_at")?.map(millis_to_time),
+        first_commit_at: millis_to_time(row.try_get("first_commit_at")?),
+        brief,
+    })
+}
+
+/// A release's brief as stored beside its data.
+pub(super) fn summary_text(r: &ReleaseRecord) -> Result<String, StoreError> {
+    serde_json::to_string(&r.data.brief())
+        .map_err(|e| StoreError::Corrupt { table: "releases", detail: format!("release {}: {e}", r.id) })
+}
 
 pub(super) fn override_of<R: Row>(row: &R) -> Result<OverrideRecord, StoreError>
 where

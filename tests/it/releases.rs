@@ -341,3 +341,109 @@ fn quality_metrics_and_stale_flags_on_a_seeded_history() {
     assert!(stderr.contains("nowhere.db does not exist"), "{stderr}");
     assert!(!missing.exists(), "lint created {}", missing.display());
 }
+
+/// 10,000 stored releases (40 commits each): lists are paginated summaries, reports and a new
+/// plan read only summaries, and the idle server holds about what it holds on an empty store.
+#[test]
+fn ten_thousand_releases_are_listed_by_page_and_held_as_summaries() {
+    use toggled::release::record::{ReleaseData, StoredCommit};
+    use toggled::store::{NewAudit, ReleaseRecord};
+    fn rss_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+    // On a tmpfs: 10,000 commits of SQLite's synchronous writes cost no disk flushes.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("temp dir"));
+    let url = format!("sqlite://{}", shm.path().join("many.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = toggled::store::open(&url).await.expect("the store opens");
+        let at = chrono::Utc::now() - chrono::Duration::days(1);
+        for i in 0..10_000u32 {
+            let commits = (0..40)
+                .map(|c| StoredCommit {
+                    message: format!("feat(area-{c}): change {c} of release {i}"),
+                    sha: None,
+                    date: None,
+                })
+                .collect();
+            let data = ReleaseData { commits, flags: vec!["new_checkout".into()], ..ReleaseData::default() };
+            let record = ReleaseRecord {
+                id: 0,
+                service: format!("svc-{}", i % 100),
+                version: format!("1.{}.0", i / 100),
+                kind: "minor".into(),
+                status: "deployed".into(),
+                scheduled_at: None,
+                created_at: at,
+                status_at: at,
+                deployed_at: Some(at),
+                first_commit_at: at,
+                data,
+            };
+            let audit = NewAudit {
+                at,
+                actor: "seed".into(),
+                flag: String::new(),
+                action: "release_planned".into(),
+                before: None,
+                after: None,
+                reason: String::new(),
+            };
+            store.create_release(&record, &audit).await.expect("stored");
+        }
+    });
+    let empty_dir = Workdir::new(FLAGS);
+    let empty = Server::start(&empty_dir, &[]);
+    let dir = Workdir::new(FLAGS);
+    let server = Server::start(&dir, &["--database", &url]);
+    // Reports over every release run (at start and on request) before memory is compared.
+    let (status, metrics) = server.admin(Method::GET, "/releases/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["deployed"], json!(10_000), "{metrics}");
+    assert_eq!(metrics["features"], json!(400_000), "feature counts come from the summaries: {metrics}");
+    assert_eq!(empty.admin(Method::GET, "/releases/metrics", None).0, 200);
+    // Held, not passing through: what a report read is returned to the system within the
+    // allocator's decay time once the server is idle.
+    let baseline = rss_kib(empty.pid());
+    let settled = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let held = rss_kib(server.pid());
+        if held < baseline + 10 * 1024 {
+            break;
+        }
+        assert!(std::time::Instant::now() < settled, "10,000 releases: {held} KiB held, empty store: {baseline} KiB");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let (status, first) = server.admin(Method::GET, "/releases", None);
+    assert_eq!(status, 200);
+    let page = first["releases"].as_array().expect("releases");
+    assert_eq!(page.len(), 50, "the default page");
+    assert!(page[0].get("commits").is_none() && page[0].get("notes").is_none(), "summaries only: {}", page[0]);
+    assert_eq!(page[0]["flags"], json!(["new_checkout"]));
+    assert!(first["next_cursor"].is_i64());
+    let (mut seen, mut last) = (0, i64::MAX);
+    let (_, all) = server.admin(Method::GET, "/releases?limit=500", None);
+    let mut page = all;
+    loop {
+        for r in page["releases"].as_array().expect("releases") {
+            let id = r["id"].as_i64().expect("id");
+            assert!(id < last, "newest first, no repeats");
+            last = id;
+            seen += 1;
+        }
+        let Some(c) = page["next_cursor"].as_i64() else { break };
+        page = server.admin(Method::GET, &format!("/releases?limit=500&cursor={c}"), None).1;
+    }
+    assert_eq!(seen, 10_000);
+    assert_eq!(server.admin(Method::GET, "/releases?limit=0", None).0, 400);
+    // A new plan checks its conflicts against every service's releases.
+    let (status, r) = post(&server, "/releases", json!({"service": "svc-7", "commits": ["feat: one more"]}));
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["version"], json!("1.100.0"));
+}
