@@ -19,7 +19,10 @@ fn main() {
             // About 1 KB a commit, as a commit with a body and a footer is.
             let commits = (0..c)
                 .map(|k| StoredCommit {
-                    message: format!("feat(area-{k}): change {k} of release {i}\n\n{}\n\nRefs #{k}", "body ".repeat(190)),
+                    message: format!(
+                        "feat(area-{k}): change {k} of release {i}\n\n{}\n\nRefs #{k}",
+                        "body ".repeat(190)
+                    ),
                     sha: Some(format!("{i:08x}{k:08x}")),
                     date: Some(at),
                 })

@@ -37,6 +37,12 @@ pub fn analysis(
 /// The last SemVer tag reachable from HEAD (`0.0.0` without one) and the commits since it.
 pub fn commits_since_last_tag(repo: &Path) -> anyhow::Result<(String, Vec<crate::release::CommitInput>)> {
     use crate::release::version::{CommitInput, split_tag};
+    if git(repo, &["rev-parse", "--git-dir"]).is_err() {
+        bail!("{} is not a git repository (run this in one, or give --repo)", repo.display());
+    }
+    if git(repo, &["rev-parse", "--verify", "-q", "HEAD"]).is_err() {
+        bail!("{} has no commits yet: there is nothing to version or release", repo.display());
+    }
     let tags = git(repo, &["tag", "--merged", "HEAD"])?;
     let latest = tags
         .lines()

@@ -31,6 +31,13 @@ const flagHref = (key) => '#/flags/' + encodeURIComponent(key);
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 const when = (ts) => (ts ? dateFormat.format(new Date(ts)) : '—');
 const compact = (v) => (v === undefined ? '' : JSON.stringify(v));
+/// A live-state value as text: nothing is '—', an object its members that are set.
+const shown = (v) => {
+  if (v == null) return '—';
+  if (typeof v !== 'object') return String(v);
+  const set = Object.entries(v).filter(([, x]) => x != null).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : x}`);
+  return set.length ? set.join(', ') : '—';
+};
 
 function table(headers, rows, attrs) {
   return h('div', { class: 'scroll' },
@@ -209,9 +216,15 @@ function killButton(key) {
   }, 'Kill');
 }
 
+/// Killed or rolled back: nothing to kill or pause until the override is cleared.
+const isOff = (flag) => {
+  const o = flag.state && flag.state.override;
+  return Boolean(o && (o.kind === 'kill' || o.kind === 'rolled_back'));
+};
+
 function actions(flag) {
   const key = flag.key;
-  const out = [killButton(key)];
+  const out = isOff(flag) ? [] : [killButton(key)];
   const variant = h('select', { 'aria-label': 'Variant to force', 'data-testid': 'variant-select' },
     Object.keys(flag.variants || {}).map((v) => h('option', { value: v }, v)));
   out.push(h('span', { class: 'group' }, variant, h('button', {
@@ -235,7 +248,7 @@ function actions(flag) {
         (reason) => api('DELETE', `/flags/${encodeURIComponent(key)}/override`, { reason })),
     }, 'Clear override'));
   }
-  if (flag.strategy === 'gradual') {
+  if (flag.strategy === 'gradual' && !isOff(flag)) {
     const paused = flag.state && flag.state.paused;
     const action = paused ? 'resume' : 'pause';
     out.push(h('button', {
@@ -262,9 +275,9 @@ async function viewFlags(main) {
     h('th', { scope: 'row' }, link(flagHref(f.key), f.key)),
     h('td', {}, f.type),
     h('td', {}, pill(status)),
-    h('td', { class: 'small' }, countsText(counts[f.key])),
-    h('td', { class: 'small' }, f.description || ''),
-    h('td', {}, killButton(f.key)));
+    h('td', { class: 'small c-counts' }, countsText(counts[f.key])),
+    h('td', { class: 'small c-description' }, f.description || ''),
+    h('td', {}, isOff(f) ? '' : killButton(f.key)));
   const fill = () => {
     const q = ui.search.toLowerCase();
     const shown = [];
@@ -377,7 +390,7 @@ async function viewFlag(main, key) {
     const verdicts = s.alerts || [];
     state.replaceChildren(
       h('h2', {}, 'Live state'),
-      table(['Field', 'Value'], live.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v == null ? '—' : String(v))))),
+      table(['Field', 'Value'], live.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, shown(v))))),
       s.override ? h('p', { 'data-testid': 'override' }, `Override: ${s.override.kind} by ${s.override.actor} at ${when(s.override.created_at)} — ${s.override.reason || 'no reason'}`) : null,
       h('p', {}, 'Evaluations by reason: ', countsText(counts[key])),
       h('h3', {}, 'Alerts'),

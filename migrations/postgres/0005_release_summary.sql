@@ -1,4 +1,18 @@
--- What lists and reports read of a release (flags, dependencies, feature counts, status
--- reason), in a table of its own so that reading it never walks a release's data (commits,
--- notes, plan). Releases written before have none: readers derive it from `data` then.
-CREATE TABLE release_summaries (id BIGINT PRIMARY KEY, summary TEXT NOT NULL);
+-- What lists and reports read of a release: its columns and a small JSON summary (flags,
+-- dependencies, feature counts, status reason), in a table of its own so that reading 10,000 of
+-- them never touches a release's data (commits, notes, plan). Releases stored before are
+-- summarised when the store opens.
+CREATE TABLE release_summaries (
+    id BIGINT PRIMARY KEY,
+    service TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    scheduled_at BIGINT,
+    created_at BIGINT NOT NULL,
+    status_at BIGINT NOT NULL,
+    deployed_at BIGINT,
+    first_commit_at BIGINT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE INDEX release_summaries_by_service ON release_summaries (service, id);

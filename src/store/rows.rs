@@ -16,14 +16,9 @@ impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Decodes<DB> for T {}
 pub(super) const RELEASE_COLUMNS: &str =
     "id, service, version, kind, status, scheduled_at, created_at, status_at, deployed_at, first_commit_at, data";
 
-/// A release summary's columns and tables (`releases r` joined with `release_summaries s`):
-/// only columns stored before `data` are read from `releases`, so its data pages are not
-/// walked; `data` only where a release predates summaries.
-pub(super) const SUMMARY_SELECT: &str = "SELECT r.id AS id, r.service AS service, r.version AS version, \
-     r.kind AS kind, r.status AS status, r.scheduled_at AS scheduled_at, r.created_at AS created_at, \
-     r.status_at AS status_at, r.deployed_at AS deployed_at, r.first_commit_at AS first_commit_at, \
-     s.summary AS summary, CASE WHEN s.summary IS NULL THEN r.data END AS data \
-     FROM releases r LEFT JOIN release_summaries s ON s.id = r.id";
+/// A release summary's columns (table `release_summaries`).
+pub(super) const SUMMARY_COLUMNS: &str = "id, service, version, kind, status, scheduled_at, created_at, status_at, \
+     deployed_at, first_commit_at, summary";
 
 pub(super) fn summary_of<R: Row>(row: &R) -> Result<ReleaseSummary, StoreError>
 where

@@ -12,8 +12,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::change::{Change, Refusal, Write, decide};
 use super::rows::{
-    AUDIT_COLUMNS, RELEASE_COLUMNS, SUMMARY_SELECT, audit_of, data_text, override_of, pause_of, release_of, summary_of,
-    summary_text,
+    AUDIT_COLUMNS, RELEASE_COLUMNS, SUMMARY_COLUMNS, audit_of, data_text, override_of, pause_of, release_of,
+    summary_of, summary_text,
 };
 use super::{
     AuditEntry, NewAudit, PersistedState, ReleasePage, ReleaseRecord, ReleaseSummary, Store, StoreError,
@@ -21,8 +21,10 @@ use super::{
 };
 
 /// Writes a release's summary (in the transaction that writes the release).
-const SUMMARY_UPSERT: &str = "INSERT INTO release_summaries (id, summary) VALUES (?1, ?2)
-     ON CONFLICT (id) DO UPDATE SET summary = excluded.summary";
+const SUMMARY_UPSERT: &str = "INSERT INTO release_summaries (id, service, version, kind, status, scheduled_at,
+     created_at, status_at, deployed_at, first_commit_at, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at,
+     deployed_at = excluded.deployed_at, summary = excluded.summary";
 
 /// Ordered schema migrations (`migrations/sqlite/`, one file each); each runs once, in a
 /// transaction, recorded in `schema_migrations`.
@@ -80,6 +82,7 @@ impl SqliteStore {
         let file = identity(&path).map(|id| (path, id));
         let store = Self { pool, file };
         store.migrate().await?;
+        store.summarise_old_releases().await?;
         Ok(store)
     }
 
@@ -91,6 +94,42 @@ impl SqliteStore {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Writes (or rewrites) release `id`'s summary row.
+    async fn write_summary(tx: &mut Transaction<'_, Sqlite>, id: i64, r: &ReleaseRecord) -> Result<(), StoreError> {
+        sqlx::query(SUMMARY_UPSERT)
+            .bind(id)
+            .bind(&r.service)
+            .bind(&r.version)
+            .bind(&r.kind)
+            .bind(&r.status)
+            .bind(r.scheduled_at.map(|t| t.timestamp_millis()))
+            .bind(r.created_at.timestamp_millis())
+            .bind(r.status_at.timestamp_millis())
+            .bind(r.deployed_at.map(|t| t.timestamp_millis()))
+            .bind(r.first_commit_at.timestamp_millis())
+            .bind(summary_text(r)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Summarises releases stored before summaries existed (once, when the store opens).
+    async fn summarise_old_releases(&self) -> Result<(), StoreError> {
+        let missing: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM releases WHERE id NOT IN (SELECT id FROM release_summaries) ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for id in missing {
+            if let Some(r) = self.release(id).await? {
+                let mut tx = self.pool.begin().await?;
+                Self::write_summary(&mut tx, id, &r).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -167,7 +206,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let id = result.last_insert_rowid();
-        sqlx::query(SUMMARY_UPSERT).bind(id).bind(summary_text(r)?).execute(&mut *tx).await?;
+        Self::write_summary(&mut tx, id, r).await?;
         Self::write_audit(&mut tx, &NewAudit { flag: release_subject(id), ..audit.clone() }).await?;
         tx.commit().await?;
         Ok(id)
@@ -181,8 +220,8 @@ impl Store for SqliteStore {
 
     async fn release_summaries(&self, page: ReleasePage<'_>) -> Result<Vec<ReleaseSummary>, StoreError> {
         let sql = format!(
-            "{SUMMARY_SELECT} WHERE (?1 IS NULL OR r.service = ?1) AND (?2 IS NULL OR r.id < ?2)
-             ORDER BY r.id DESC LIMIT ?3"
+            "SELECT {SUMMARY_COLUMNS} FROM release_summaries WHERE (?1 IS NULL OR service = ?1)
+             AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
         );
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(page.service)
@@ -205,7 +244,7 @@ impl Store for SqliteStore {
 
     async fn update_release(&self, r: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(SUMMARY_UPSERT).bind(r.id).bind(summary_text(r)?).execute(&mut *tx).await?;
+        Self::write_summary(&mut tx, r.id, r).await?;
         sqlx::query("UPDATE releases SET status = ?, status_at = ?, deployed_at = ?, data = ? WHERE id = ?")
             .bind(&r.status)
             .bind(r.status_at.timestamp_millis())

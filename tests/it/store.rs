@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use toggled::release::record::ReleaseData;
-use toggled::store::{Action, Change, NewAudit, OverrideKind, Refusal, ReleaseRecord, Store, release_subject};
+use toggled::store::{
+    Action, Change, NewAudit, OverrideKind, Refusal, ReleasePage, ReleaseRecord, Store, release_subject,
+};
 
 type Opened = Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>>;
 
@@ -195,6 +197,15 @@ async fn conformance(backend: &dyn Backend) {
     assert_eq!(store.audit(None, None, 100).await.expect("audit").len(), 11);
     assert_eq!(store.notify_cursor("http://a").await.expect("cursor"), Some(outbox[3].id));
     assert_eq!(store.releases(None).await.expect("releases").len(), 3);
+    // Summaries: what lists and reports read, kept in step with every release write.
+    let summaries = store.release_summaries(ReleasePage::default()).await.expect("summaries");
+    let full = store.releases(None).await.expect("releases");
+    assert_eq!(summaries.len(), full.len());
+    for (s, r) in summaries.iter().zip(&full) {
+        assert_eq!((s.id, &s.status, s.deployed_at, &s.brief), (r.id, &r.status, r.deployed_at, &r.data.brief()));
+    }
+    let page = store.release_summaries(ReleasePage { service: None, before: Some(full[0].id), limit: Some(1) }).await;
+    assert_eq!(page.expect("a page").iter().map(|s| s.id).collect::<Vec<_>>(), [full[1].id]);
 }
 
 /// Two handles on one database (as two replicas) race 16 automatic rollbacks of one flag and 16

@@ -385,3 +385,27 @@ fn release_refuses_version_files_and_changelogs_that_are_symlinks() {
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "export KEEP=1\n", "untouched through {link}");
     }
 }
+
+/// A repository without commits, and a directory that is not one, get a sentence, not git's text.
+#[test]
+fn release_in_an_empty_repository_says_so() {
+    let repo = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+            .args(args)
+            .arg("--repo")
+            .arg(repo.path())
+            .output()
+            .expect("runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&["release"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("is not a git repository"), "{stderr}");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    for args in [&["release"][..], &["version", "next"][..]] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(stderr.contains("has no commits yet") && !stderr.contains("fatal:"), "{args:?}: {stderr}");
+    }
+}

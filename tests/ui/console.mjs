@@ -114,6 +114,10 @@ try {
   // The flag page: the override, the audit trail, explain, and clearing the override.
   await a.goto(base + '/ui#/flags/' + encodeURIComponent(flag));
   await a.getByTestId('override').waitFor();
+  // A killed flag offers no Kill and no Pause, and its live state shows no raw null.
+  assert.equal(await a.getByTestId('kill-' + flag).count(), 0);
+  assert.equal(await a.getByTestId('pause-' + flag).count(), 0);
+  assert.ok(!(await a.getByRole('table').first().textContent()).includes('null'));
   await a.getByTestId('audit-row').filter({ hasText: 'browser test: incident 42' }).waitFor();
   await a.getByTestId('explain').click();
   await a.getByTestId('explain-result').filter({ hasText: 'kill switch' }).waitFor();
@@ -163,6 +167,14 @@ try {
   await signIn(dark);
   seen.darkBackground = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor);
   seen.zoomOverflow = await dark.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+
+  // A phone: the flag list keeps each row's status and Kill on screen.
+  const phone = await tab({ viewport: { width: 390, height: 800 } });
+  await signIn(phone);
+  const kill = phone.locator('[data-testid^="kill-"]').first();
+  await kill.waitFor();
+  const box = await kill.boundingBox();
+  assert.ok(box && box.x + box.width <= 390, `Kill at ${JSON.stringify(box)} on a 390 px screen`);
 
   // Signing out forgets the token.
   await a.getByTestId('sign-out').click();
