@@ -1,8 +1,6 @@
 //! Release routes (admin): plans with conflict checks, status transitions gated by approvals
 //! and test reports, notes and plan documents (quality metrics and stale flags: `quality.rs`).
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -161,8 +159,14 @@ pub async fn create(
     if !unknown.is_empty() {
         return Err(ApiError::new(Code::UnknownFlag, format!("no such flags: {}", unknown.join(", "))));
     }
-    let all = state.serving.store.release_summaries(ReleasePage::default()).await.map_err(|e| store_err(&e))?;
-    let others = others_of(&all);
+    // What the plan is checked against: this service's releases and its dependencies'.
+    let store = &state.serving.store;
+    let mut related = Vec::new();
+    for s in std::iter::once(service.as_str()).chain(req.dependencies.iter().map(|d| d.service.as_str())) {
+        let page = ReleasePage { service: Some(s), ..ReleasePage::default() };
+        related.extend(store.release_summaries(page).await.map_err(|e| store_err(&e))?);
+    }
+    let others = others_of(&related);
     let last = others
         .iter()
         .filter(|o| o.service == service && !matches!(o.status.as_str(), "failed" | "cancelled"))
@@ -228,12 +232,9 @@ pub async fn create(
     }
     let new_version =
         semver::Version::parse(&version).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
-    let mut latest_per_service: HashMap<&str, &ReleaseSummary> = HashMap::new();
-    for r in &all {
-        latest_per_service.entry(r.service.as_str()).or_insert(r);
-    }
+    let latest_per_service = store.latest_release_summaries().await.map_err(|e| store_err(&e))?;
     let dependents: Vec<Dependency> = latest_per_service
-        .values()
+        .iter()
         .filter(|r| r.service != service)
         .flat_map(|r| {
             r.brief

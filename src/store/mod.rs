@@ -226,6 +226,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError>;
     /// Release summaries, newest first (see [`ReleasePage`]): what lists and reports read.
     async fn release_summaries(&self, page: ReleasePage<'_>) -> Result<Vec<ReleaseSummary>, StoreError>;
+    /// The newest release summary of every service, newest first.
+    async fn latest_release_summaries(&self) -> Result<Vec<ReleaseSummary>, StoreError>;
     /// Writes a release's status, times and data with its audit row, in one transaction.
     async fn update_release(&self, release: &ReleaseRecord, audit: &NewAudit) -> Result<(), StoreError>;
     /// Writes an audit row that changes no state (a refused release plan, a reminder).

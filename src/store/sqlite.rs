@@ -236,6 +236,15 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn latest_release_summaries(&self) -> Result<Vec<ReleaseSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM release_summaries
+             WHERE id IN (SELECT MAX(id) FROM release_summaries GROUP BY service) ORDER BY id DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(summary_of).collect()
+    }
+
     async fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
         let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;

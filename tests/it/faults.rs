@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, eventually, http};
+use crate::support::{Server, Workdir, eventually, http, rss_kib};
 
 const SEED: &str = include_str!("../../flags/feature-flags.yaml");
 
@@ -171,15 +171,6 @@ fn an_event_stream_outlives_the_header_timeout_and_idle_connections_still_close(
         "the server closed the idle connection: {ended:?}"
     );
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "answered, then closed when idle");
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 /// A flag in a sunset `rate_limiting` phase counts clients by their stickiness value. Whatever

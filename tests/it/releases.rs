@@ -346,16 +346,9 @@ fn quality_metrics_and_stale_flags_on_a_seeded_history() {
 /// plan read only summaries, and the idle server holds about what it holds on an empty store.
 #[test]
 fn ten_thousand_releases_are_listed_by_page_and_held_as_summaries() {
+    use crate::support::rss_kib;
     use toggled::release::record::{ReleaseData, StoredCommit};
     use toggled::store::{NewAudit, ReleaseRecord};
-    fn rss_kib(pid: u32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
     // On a tmpfs: 10,000 commits of SQLite's synchronous writes cost no disk flushes.
     let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("temp dir"));
     let url = format!("sqlite://{}", shm.path().join("many.db").display());

@@ -266,6 +266,16 @@ pub fn http_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(timeout).build().expect("client")
 }
 
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
 /// Polls `f` until it returns `Some`, failing after `deadline`. No fixed sleeps.
 pub fn eventually<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -50,6 +50,13 @@ segments:
 const FRONTEND: &str = "*:development.5a3c1f0e9b";
 const CLIENT_TOKEN: &str = "default:development.9d8e7f6a5b";
 
+/// A server with a frontend token and a client token, as the SDKs are given.
+fn with_sdk_tokens(dir: &Workdir) -> Server {
+    let frontend = format!("web:{FRONTEND}");
+    let client = format!("service:{CLIENT_TOKEN}");
+    Server::start(dir, &["--frontend-tokens", &frontend, "--client-tokens", &client])
+}
+
 /// The browser SDK's answers for each context: `[{flag: {enabled, variant, payload}}]`.
 fn through_sdk(server: &Server, flags: &[&str], contexts: &[Value], post: bool) -> Vec<Value> {
     let input = json!({"url": server.base, "token": FRONTEND, "flags": flags, "contexts": contexts, "post": post});
@@ -143,13 +150,7 @@ fn contexts() -> Vec<Value> {
 #[test]
 fn the_browser_sdk_answers_what_evaluate_answers() {
     let dir = Workdir::new(FLAGS);
-    let tokens = [
-        "--frontend-tokens".to_owned(),
-        format!("web:{FRONTEND}"),
-        "--client-tokens".to_owned(),
-        format!("service:{CLIENT_TOKEN}"),
-    ];
-    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = with_sdk_tokens(&dir);
     let flags = ["checkout", "layout", "beta_banner", "new_checkout_copy", "static_on", "price_tier", "killed_later"];
     let contexts = contexts();
     // `sdk`: 0 the browser SDK by GET, 1 by POST, 2 the Node.js server SDK evaluating locally.
@@ -189,13 +190,7 @@ fn the_browser_sdk_answers_what_evaluate_answers() {
 #[test]
 fn the_example_flags_answer_the_same_through_both_sdks() {
     let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
-    let tokens = [
-        "--frontend-tokens".to_owned(),
-        format!("web:{FRONTEND}"),
-        "--client-tokens".to_owned(),
-        format!("service:{CLIENT_TOKEN}"),
-    ];
-    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = with_sdk_tokens(&dir);
     let flags = ["new_payment_flow", "enhanced_search", "legacy_api_deprecation"];
     let contexts: Vec<Value> = (0..60)
         .map(|i| json!({"userId": format!("u{i}"), "properties": {"email": if i % 2 == 0 { "a@example.com" } else { "a@other.org" }}}))
@@ -217,13 +212,7 @@ fn the_example_flags_answer_the_same_through_both_sdks() {
 #[test]
 fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
     let dir = Workdir::new(FLAGS);
-    let tokens = [
-        "--frontend-tokens".to_owned(),
-        format!("web:{FRONTEND}"),
-        "--client-tokens".to_owned(),
-        format!("service:{CLIENT_TOKEN}"),
-    ];
-    let server = Server::start(&dir, &tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = with_sdk_tokens(&dir);
     let get = |path: &str, etag: Option<&str>| {
         let mut req = http().get(server.url(path)).header("authorization", FRONTEND);
         if let Some(tag) = etag {
