@@ -332,3 +332,24 @@ fn a_slow_notify_url_delays_no_other_url() {
     });
     assert_eq!(server.metric(r#"toggled_notifications_total{outcome="failed"}"#), 0.0, "no URL waited for another");
 }
+
+/// Another process holding the database's write lock: writes wait out the busy timeout and
+/// answer 503 (the store shows down); once the lock is released the next write commits.
+#[test]
+fn a_write_lock_held_elsewhere_fails_writes_until_it_is_released() {
+    use sqlx::Connection as _;
+    let dir = Workdir::new(SEED);
+    let server = Server::start(&dir, &[]);
+    assert_eq!(kill(&server, "before"), 200);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let url = format!("sqlite://{}", dir.path().join("toggled.db").display());
+    let mut other = runtime.block_on(sqlx::SqliteConnection::connect(&url)).expect("another connection");
+    runtime.block_on(sqlx::query("BEGIN IMMEDIATE").execute(&mut other)).expect("the write lock");
+    let (status, body) =
+        server.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "locked"})));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(store(&server)["up"], json!(false));
+    runtime.block_on(sqlx::query("ROLLBACK").execute(&mut other)).expect("released");
+    assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
+    eventually(Duration::from_secs(10), || (store(&server)["up"] == json!(true)).then_some(()));
+}

@@ -228,3 +228,34 @@ fn a_rollback_marks_its_release_once_across_replicas() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// toggled's PostgreSQL connections killed (`pg_terminate_backend`): the next write commits on
+/// a fresh connection, never on a broken one, and the store shows up.
+#[test]
+fn a_terminated_connection_is_never_reused() {
+    use sqlx::Connection as _;
+    let pg = Postgres::start();
+    let url = pg.database("terminated");
+    let (_dir, a) = replica(&url, &[]);
+    assert_eq!(a.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false}))).0, 200);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let killed: i64 = runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+        sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("terminate")
+    });
+    assert!(killed > 0, "toggled's connections were terminated");
+    let (status, body) = a.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "after"})));
+    assert_eq!(status, 200, "the first write after the termination commits: {body}");
+    let (_, audit) = a.admin(Method::GET, "/audit?flag=new_payment_flow", None);
+    assert_eq!(audit["entries"][0]["reason"], json!("after"));
+    eventually(Duration::from_secs(10), || {
+        let r: Value = http().get(a.url("/ready")).send().ok()?.json().ok()?;
+        (r["store"]["up"] == json!(true)).then_some(())
+    });
+}
