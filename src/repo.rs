@@ -24,6 +24,17 @@ pub fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Fails with a sentence (not git's text) unless `repo` is a git repository with a commit.
+fn with_commits(repo: &Path) -> anyhow::Result<()> {
+    if git(repo, &["rev-parse", "--git-dir"]).is_err() {
+        bail!("{} is not a git repository (run this in one, or give --repo)", repo.display());
+    }
+    if git(repo, &["rev-parse", "--verify", "-q", "HEAD"]).is_err() {
+        bail!("{} has no commits yet: there is nothing to version or release", repo.display());
+    }
+    Ok(())
+}
+
 /// The latest SemVer tag reachable from HEAD (by precedence) and the commits since it.
 pub fn analysis(
     repo: &Path,
@@ -37,12 +48,7 @@ pub fn analysis(
 /// The last SemVer tag reachable from HEAD (`0.0.0` without one) and the commits since it.
 pub fn commits_since_last_tag(repo: &Path) -> anyhow::Result<(String, Vec<crate::release::CommitInput>)> {
     use crate::release::version::{CommitInput, split_tag};
-    if git(repo, &["rev-parse", "--git-dir"]).is_err() {
-        bail!("{} is not a git repository (run this in one, or give --repo)", repo.display());
-    }
-    if git(repo, &["rev-parse", "--verify", "-q", "HEAD"]).is_err() {
-        bail!("{} has no commits yet: there is nothing to version or release", repo.display());
-    }
+    with_commits(repo)?;
     let tags = git(repo, &["tag", "--merged", "HEAD"])?;
     let latest = tags
         .lines()
@@ -127,6 +133,7 @@ pub struct Cut {
 /// annotated tag keeping the tag prefix in use. A dirty work tree is refused; no bump is no
 /// release.
 pub fn cut(repo: &Path, options: &CutOptions) -> anyhow::Result<Cut> {
+    with_commits(repo)?;
     if !git(repo, &["status", "--porcelain"])?.trim().is_empty() {
         bail!("the work tree of {} has uncommitted changes: commit or stash them first", repo.display());
     }
