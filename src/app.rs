@@ -217,7 +217,12 @@ fn validate(files: &[std::path::PathBuf]) -> ExitCode {
                 eprintln!("{shown}: {err:#}");
             }
             Ok(text) => match flags::compile(&text) {
-                Ok(snapshot) => println!("{shown}: ok: {} flags", snapshot.flags.len()),
+                Ok(snapshot) => {
+                    println!("{shown}: ok: {} flags", snapshot.flags.len());
+                    for (flag, what) in crate::export::unleash::notes(&snapshot, Utc::now()) {
+                        eprintln!("{shown}: note: {flag}: Unleash's SDKs: {what}");
+                    }
+                }
                 Err(errors) => {
                     failed = true;
                     eprint!("{}", errors.render(&shown));

@@ -147,6 +147,9 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
                 action: crate::store::Action::Reload(serde_json::json!({"before": before, "after": change})),
             };
             let flags = snapshot.flags.len();
+            for (flag, what) in crate::export::unleash::notes(&snapshot, Utc::now()) {
+                tracing::info!(flag = %flag, "served to Unleash's SDKs with a difference: {what}");
+            }
             serving.install(snapshot, audit).await;
             serving.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
             let compile_ms = took.as_secs_f64() * 1000.0;

@@ -49,6 +49,18 @@ pub fn payload(value: &Value) -> Value {
     }
 }
 
+/// What Unleash cannot express in `snapshot`, per flag, as of `now` with no persisted state
+/// (`toggled validate` and every load report these).
+pub fn notes(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<(String, String)> {
+    let mut notes = Vec::new();
+    for flag in &snapshot.flags {
+        let mut note = |what: String| notes.push((flag.key.clone(), what));
+        // Each feature is dropped at once: no document of every flag is held.
+        drop(feature(snapshot, flag, &FlagState::default(), now, &mut note));
+    }
+    notes
+}
+
 /// Projects every flag of `snapshot` at `now`; `state(i)` is flag `i`'s persisted state.
 pub fn project<'a>(snapshot: &'a Snapshot, state: impl Fn(usize) -> FlagState<'a>, now: DateTime<Utc>) -> Projection {
     let mut notes = Vec::new();
