@@ -20,6 +20,19 @@ pub struct EvalLabels {
     pub reason: String,
 }
 
+/// Evaluations Unleash SDKs made themselves and reported (`/api/client/metrics`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SdkEvalLabels {
+    pub flag: String,
+    /// `yes`, `no`, or `variant:<name>`.
+    pub result: String,
+    /// The SDK's `appName` (at most [`crate::metrics::SDK_APPS`] names; the rest are `other`).
+    pub app: String,
+}
+
+/// Most distinct SDK app names counted by name.
+pub const SDK_APPS: usize = 50;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
@@ -159,6 +172,7 @@ pub struct Metrics {
     pub rate_limited: Family<RateLimitLabels, Counter>,
     /// Notification deliveries by outcome (`delivered`, `failed`).
     pub notifications: Family<OutcomeLabels, Counter>,
+    pub sdk_evaluations: Family<SdkEvalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -187,6 +201,12 @@ impl Metrics {
         let store_up = Gauge::default();
         let rate_limited = Family::<RateLimitLabels, Counter>::default();
         let notifications = Family::<OutcomeLabels, Counter>::default();
+        let sdk_evaluations = Family::<SdkEvalLabels, Counter>::default();
+        registry.register(
+            "toggled_sdk_evaluations",
+            "Evaluations Unleash SDKs made locally and reported, by flag, result and app",
+            sdk_evaluations.clone(),
+        );
         registry.register(
             "toggled_notifications",
             "Notification deliveries (--notify-url) by outcome",
@@ -267,6 +287,7 @@ impl Metrics {
             store_up,
             rate_limited,
             notifications,
+            sdk_evaluations,
         }
     }
 

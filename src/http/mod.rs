@@ -66,6 +66,8 @@ pub struct Shared {
     pub max_subscribers: usize,
     /// `/events` streams open now.
     pub streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Unleash SDK instances seen and the app names counted.
+    pub sdks: Arc<crate::sdks::SdkRegistry>,
     /// The Unleash client features document, rendered once per served state and second.
     pub unleash_features: Arc<unleash::FeaturesCache>,
     /// Most requests in flight (0: no bound).
@@ -124,6 +126,7 @@ impl AppState {
             max_subscribers: stream::MAX_SUBSCRIBERS,
             streams: Arc::default(),
             unleash_features: Arc::default(),
+            sdks: Arc::default(),
             max_concurrent_requests: 0,
             evaluation_limit: None,
             admin_limit: None,
@@ -247,6 +250,7 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(releases::set_status))
         .routes(routes!(releases::approve))
         .routes(routes!(quality::stale_flags))
+        .routes(routes!(unleash::sdk_instances))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
     let admin = match &state.admin_limit {
         Some(limiter) => admin.route_layer(from_fn_with_state((state.clone(), limiter.clone()), limits::limit)),

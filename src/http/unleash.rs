@@ -329,7 +329,7 @@ pub async fn client_features(State(state): State<AppState>, headers: HeaderMap) 
         .into_response())
 }
 
-/// A server SDK's registration (accepted).
+/// A server SDK's registration: listed on `GET /sdk-instances` (202).
 #[utoipa::path(
     operation_id = "unleash_client_register",
     post,
@@ -343,11 +343,11 @@ pub async fn client_features(State(state): State<AppState>, headers: HeaderMap) 
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn client_register(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
-    accepted(&body)
+pub async fn client_register(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    registered(&state, &body, "server")
 }
 
-/// A server SDK's evaluation counts (accepted; not yet added to toggled's counters).
+/// A server SDK's evaluation counts: added to `toggled_sdk_evaluations_total` (202).
 #[utoipa::path(
     operation_id = "unleash_client_metrics",
     post,
@@ -361,18 +361,45 @@ pub async fn client_register(RawBody(body): RawBody) -> Result<StatusCode, ApiEr
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn client_metrics(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
-    accepted(&body)
+pub async fn client_metrics(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    reported(&state, &body, "server")
 }
 
-/// What an SDK posts about itself or its counts: accepted (202) when it is JSON.
-fn accepted(body: &[u8]) -> Result<StatusCode, ApiError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON: {e}")))?;
+/// A registration: the instance is remembered (202).
+fn registered(state: &AppState, body: &[u8], kind: &'static str) -> Result<StatusCode, ApiError> {
+    let r: crate::sdks::Registration = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("not an Unleash registration: {e}")))?;
+    state.sdks.seen(&r.app_name, &r.instance_id, r.sdk_version, kind);
     Ok(StatusCode::ACCEPTED)
 }
 
-/// A frontend SDK's evaluation counts (accepted; not yet added to toggled's counters).
+/// A metrics report: counted as SDK evaluations of the served flags (202).
+fn reported(state: &AppState, body: &[u8], kind: &'static str) -> Result<StatusCode, ApiError> {
+    let r: crate::sdks::Report = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("not an Unleash metrics report: {e}")))?;
+    state.sdks.seen(&r.app_name, &r.instance_id, None, kind);
+    state.sdks.count(&state.serving, &r);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The Unleash SDK instances that registered or reported, most recently seen first.
+#[utoipa::path(
+    operation_id = "unleash_sdk_instances",
+    get,
+    path = "/sdk-instances",
+    tag = "unleash",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "`{instances: [{app, instance, sdk, kind, last_seen}]}`", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn sdk_instances(State(state): State<AppState>) -> axum::Json<Value> {
+    axum::Json(serde_json::json!({ "instances": state.sdks.instances() }))
+}
+
+/// A frontend SDK's evaluation counts: added to `toggled_sdk_evaluations_total` (202).
 #[utoipa::path(
     operation_id = "unleash_frontend_metrics",
     post,
@@ -386,11 +413,11 @@ fn accepted(body: &[u8]) -> Result<StatusCode, ApiError> {
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn frontend_metrics(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
-    accepted(&body)
+pub async fn frontend_metrics(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    reported(&state, &body, "frontend")
 }
 
-/// A frontend SDK's registration (accepted).
+/// A frontend SDK's registration: listed on `GET /sdk-instances` (202).
 #[utoipa::path(
     operation_id = "unleash_frontend_register",
     post,
@@ -404,6 +431,6 @@ pub async fn frontend_metrics(RawBody(body): RawBody) -> Result<StatusCode, ApiE
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn frontend_register(RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
-    accepted(&body)
+pub async fn frontend_register(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+    registered(&state, &body, "frontend")
 }

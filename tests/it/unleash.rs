@@ -207,6 +207,17 @@ fn the_example_flags_answer_the_same_through_both_sdks() {
         }
         assert!(on > 0, "some answers are on");
     }
+    // The server SDK registered and reported what it evaluated: counted per flag and app, and
+    // the instance is listed.
+    let yes = server.metric(r#"toggled_sdk_evaluations_total{flag="enhanced_search",result="yes",app="toggled-test"}"#);
+    assert!(yes > 0.0, "the SDK's counts arrived");
+    let (_, instances) = server.admin(Method::GET, "/sdk-instances", None);
+    let list = instances["instances"].as_array().expect("instances");
+    assert!(list.iter().any(|i| i["app"] == json!("toggled-test") && i["kind"] == json!("server")), "{instances}");
+    assert!(
+        list.iter().any(|i| i["sdk"].as_str().is_some_and(|s| s.starts_with("unleash-node-sdk"))),
+        "{instances}"
+    );
 }
 
 #[test]

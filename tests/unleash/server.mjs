@@ -12,7 +12,8 @@ const client = initialize({
   url: `${input.url}/api/`,
   appName: 'toggled-test',
   customHeaders: { Authorization: input.token },
-  disableMetrics: true,
+  disableMetrics: false,
+  metricsInterval: 600000,
   refreshInterval: 60000,
   backupPath: process.env.BACKUP_DIR,
 });
@@ -29,5 +30,6 @@ for (const context of input.contexts) {
   }
   out.push(answers);
 }
-client.destroy();
+// What an application's SDK reports: its counts, sent to /api/client/metrics.
+await client.destroyWithFlush();
 process.stdout.write(JSON.stringify(out));
