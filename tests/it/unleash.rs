@@ -214,10 +214,7 @@ fn the_example_flags_answer_the_same_through_both_sdks() {
     let (_, instances) = server.admin(Method::GET, "/sdk-instances", None);
     let list = instances["instances"].as_array().expect("instances");
     assert!(list.iter().any(|i| i["app"] == json!("toggled-test") && i["kind"] == json!("server")), "{instances}");
-    assert!(
-        list.iter().any(|i| i["sdk"].as_str().is_some_and(|s| s.starts_with("unleash-node-sdk"))),
-        "{instances}"
-    );
+    assert!(list.iter().any(|i| i["sdk"].as_str().is_some_and(|s| s.starts_with("unleash-node-sdk"))), "{instances}");
 }
 
 #[test]
