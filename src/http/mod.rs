@@ -65,7 +65,7 @@ pub struct Shared {
     /// Most `/events` streams open at once.
     pub max_subscribers: usize,
     /// `/events` streams open now.
-    pub streams: Arc<std::sync::atomic::AtomicUsize>,
+    pub streams: Arc<stream::Streams>,
     /// Unleash SDK instances seen and the app names counted.
     pub sdks: Arc<crate::sdks::SdkRegistry>,
     /// The Unleash client features document, rendered once per served state and second.

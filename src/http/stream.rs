@@ -24,19 +24,45 @@ use crate::events::{Event, Replay};
 /// The default of `--max-subscribers`.
 pub const MAX_SUBSCRIBERS: usize = 1_000;
 
-/// One open stream, counted in `AppState::streams` while it lives.
-struct Slot(Arc<AtomicUsize>);
+/// The `/events` streams open now: in all, and per client token.
+#[derive(Debug, Default)]
+pub struct Streams {
+    open: AtomicUsize,
+    by_token: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open stream, counted in [`Streams`] while it lives.
+struct Slot(Arc<Streams>, Option<String>);
 
 impl Slot {
-    fn take(count: Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
+    /// Takes a slot for a stream of client token `token` (none: anonymous or admin), unless that
+    /// token already holds `per_token` streams.
+    fn take(streams: Arc<Streams>, token: Option<String>, per_token: usize) -> Option<Self> {
+        if let Some(name) = &token {
+            let mut by = streams.by_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let held = by.entry(name.clone()).or_default();
+            if *held >= per_token {
+                return None;
+            }
+            *held += 1;
+        }
+        streams.open.fetch_add(1, Ordering::Relaxed);
+        Some(Self(streams, token))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(name) = &self.1 {
+            let mut by = self.0.by_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(held) = by.get_mut(name) {
+                *held -= 1;
+                if *held == 0 {
+                    by.remove(name);
+                }
+            }
+        }
     }
 }
 
@@ -77,12 +103,15 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let bus = &state.serving.events;
-    let full = super::auth::identify_headers(&state.tokens, &headers).is_some_and(|i| i.role == Role::Admin);
+    let who = super::auth::identify_headers(&state.tokens, &headers);
+    let full = who.as_ref().is_some_and(|i| i.role == Role::Admin);
     // A tenth of the slots (at least one) is kept for admin tokens: clients that take every
-    // other slot never lock the console out.
+    // other slot never lock the console out. One client token holds at most a quarter of the
+    // rest (at least one).
     let max = state.max_subscribers;
     let open_to_all = max - (max / 10).max(1).min(max);
-    let open = state.streams.load(Ordering::Relaxed);
+    let per_token = (open_to_all / 4).max(1);
+    let open = state.streams.open.load(Ordering::Relaxed);
     if open >= max || (!full && open >= open_to_all) {
         let message = if full {
             format!("at most {max} event subscribers")
@@ -92,7 +121,13 @@ pub async fn events(
         return Err(ApiError::new(Code::TooManySubscribers, message));
     }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    let slot = Slot::take(state.streams.clone());
+    let token = who.filter(|i| i.role != Role::Admin).map(|i| i.name);
+    let Some(slot) = Slot::take(state.streams.clone(), token, per_token) else {
+        return Err(ApiError::new(
+            Code::TooManySubscribers,
+            format!("at most {per_token} event streams per client token; close one first"),
+        ));
+    };
     let (replay, receiver) = bus.subscribe(last);
     let first: std::collections::VecDeque<SseEvent> = match replay {
         Replay::Events(events) => events.iter().map(|e| sse_event(e, full)).collect(),

@@ -353,3 +353,28 @@ fn a_write_lock_held_elsewhere_fails_writes_until_it_is_released() {
     assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
     eventually(Duration::from_secs(10), || (store(&server)["up"] == json!(true)).then_some(()));
 }
+
+/// One client token cannot take every `/events` slot: it holds at most a quarter of the ones
+/// open to clients; another token, and an admin, still connect.
+#[test]
+fn one_client_token_holds_a_bounded_share_of_event_streams() {
+    let dir = Workdir::new(SEED);
+    let server = Server::start(
+        &dir,
+        &["--client-tokens", "web:web-secret-12,mobile:mobile-secret-12", "--max-subscribers", "8"],
+    );
+    let client = crate::support::http_with_timeout(Duration::from_secs(60));
+    let open = |token: &str| client.get(server.url("/events")).bearer_auth(token).send().expect("request");
+    let first = open("web-secret-12");
+    assert_eq!(first.status(), 200);
+    let second = open("web-secret-12");
+    assert_eq!(second.status(), 503);
+    let body: Value = second.json().expect("JSON");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("per client token")), "{body}");
+    let other = open("mobile-secret-12");
+    assert_eq!(other.status(), 200, "another token is not held back");
+    let admin = open(crate::support::ADMIN);
+    assert_eq!(admin.status(), 200);
+    drop(first);
+    eventually(Duration::from_secs(10), || (open("web-secret-12").status() == 200).then_some(()));
+}
