@@ -34,9 +34,39 @@ pub fn variant_target(group: &str, stickiness: &str, total_weight: u32) -> u32 {
     hash_key(group, stickiness, VARIANT_SEED) % total_weight.max(1) + 1
 }
 
+/// flagd's fractional bucket, 0..total_weight: murmur3 x86 32-bit, seed 0, of
+/// `"{group}{stickiness}"` (no separator) as unsigned, scaled by `(hash * total) >> 32`.
+pub fn flagd_bucket(group: &str, stickiness: &str, total_weight: u32) -> u32 {
+    let mut hasher = mur3::Hasher32::with_seed(0);
+    hasher.write(group.as_bytes());
+    hasher.write(stickiness.as_bytes());
+    let hash = u64::from(hasher.finish32());
+    u32::try_from((hash * u64::from(total_weight)) >> 32).expect("below total_weight")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(flag key, targeting key, total weight, bucket)`.
+    const GOLDEN_FLAGD: &[(&str, &str, u32, u32)] = &[
+        ("headerColor", "user-1", 100, 57),
+        ("headerColor", "user-2", 100, 82),
+        ("headerColor", "jon@company.com", 100, 50),
+        ("color-palette-experiment", "user@company.com", 4, 3),
+        ("color-palette-experiment", "user-42", 4, 3),
+        ("new-welcome-banner", "x", 3, 0),
+        ("ab", "ü😀", 1000, 73),
+    ];
+
+    /// Golden values computed outside this code from flagd's algorithm (a separate murmur3
+    /// x86_32 implementation over `flagKey + targetingKey`, seed 0, `(hash * total) >> 32`).
+    #[test]
+    fn golden_flagd_buckets() {
+        for (flag, key, total, bucket) in GOLDEN_FLAGD {
+            assert_eq!(flagd_bucket(flag, key, *total), *bucket, "{flag}{key} of {total}");
+        }
+    }
 
     #[test]
     fn golden_murmur3_vectors() {

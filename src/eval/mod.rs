@@ -509,7 +509,7 @@ fn strategy_decision<'a, T: Tracer>(
             });
             if admitted { (rollout, Reason::TargetingMatch, stage) } else { (safe, Reason::Default, stage) }
         }
-        Strategy::AbTest { split, total_weight, duration, start, winner, .. } => {
+        Strategy::AbTest { split, hashing, total_weight, duration, start, winner, .. } => {
             let start = rollout::schedule_start(*start, state.first_seen, now);
             let over = rollout::window_over(start, *duration, now);
             if T::ON {
@@ -532,11 +532,14 @@ fn strategy_decision<'a, T: Tracer>(
                     None => (safe, Reason::Default, None),
                 };
             }
-            let picked = key.and_then(|s| variant::pick(split, *total_weight, &hash.group, s));
+            let picked = key.and_then(|s| variant::pick(split, *total_weight, *hashing, &hash.group, s));
             if T::ON {
                 let weights: Vec<Value> =
                     split.iter().map(|(idx, w)| json!({ "variant": flag.variants[*idx].name, "weight": w })).collect();
-                let target = key.map(|s| bucket::variant_target(&hash.group, s, *total_weight));
+                let target = key.map(|s| match hashing {
+                    crate::flags::snapshot::Hashing::Unleash => bucket::variant_target(&hash.group, s, *total_weight),
+                    crate::flags::snapshot::Hashing::Flagd => bucket::flagd_bucket(&hash.group, s, *total_weight),
+                });
                 let detail = json!({
                     "target": target,
                     "total_weight": total_weight,

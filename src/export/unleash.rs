@@ -131,6 +131,16 @@ fn feature(
         }
     }
     let dependencies = dependencies(snapshot, flag, note);
+    let flagd_split =
+        |s: &Strategy| matches!(s, Strategy::AbTest { hashing: crate::flags::snapshot::Hashing::Flagd, .. });
+    if flag.strategy.as_ref().is_some_and(flagd_split)
+        || flag.rules.iter().any(|r| matches!(&r.action, RuleAction::Strategy(s) if flagd_split(s)))
+    {
+        note(
+            "an A/B split with `hashing: flagd`: Unleash's SDKs pick with Unleash's hash, so the split is left out"
+                .to_owned(),
+        );
+    }
     if flag.is_static() {
         return with_dependencies(everyone(flag, flag.default, true), dependencies);
     }
@@ -266,7 +276,7 @@ fn strategy_steps<'a>(
                 }
             }
         }
-        Strategy::AbTest { split, duration, start, winner, hash, .. } => {
+        Strategy::AbTest { split, hashing, duration, start, winner, hash, .. } => {
             let start = rollout::schedule_start(*start, state.first_seen, now);
             if now < start {
                 return;
@@ -280,6 +290,10 @@ fn strategy_steps<'a>(
                         serve: Serve::Variant(*w),
                     });
                 }
+                return;
+            }
+            if *hashing == crate::flags::snapshot::Hashing::Flagd {
+                // Unleash's SDKs pick with Unleash's hash: the split is left out (and named).
                 return;
             }
             steps.push(Step {

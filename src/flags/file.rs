@@ -206,6 +206,8 @@ pub struct StrategyEntry {
     pub stages: Option<Vec<Spanned<StageEntry>>>,
     pub start: Option<Spanned<String>>,
     pub traffic_split: Option<KeyedMap<Spanned<Value>>>,
+    /// `ab_test` only: `unleash` (the default) or `flagd` (flagd's fractional buckets).
+    pub hashing: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub winner: Option<Spanned<String>>,
     pub steps: Option<Vec<Spanned<StepEntry>>>,

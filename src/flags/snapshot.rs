@@ -169,6 +169,19 @@ pub enum Stickiness {
     Attribute(AttrPath),
 }
 
+/// How an A/B split computes a context's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hashing {
+    /// Unleash's variant pick (DESIGN 1.1): murmur3 of `"{group}:{stickiness}"`, seed 86028157,
+    /// `% total + 1`.
+    #[default]
+    Unleash,
+    /// flagd's `fractional`: murmur3 x86 32-bit, seed 0, of `"{group}{stickiness}"` (the group
+    /// defaults to the flag key: flagd's `flagKey + targetingKey`), as unsigned; bucket
+    /// `(hash * total) >> 32`, walked in file order.
+    Flagd,
+}
+
 /// How a strategy hashes: the stickiness value and the group (default the flag key).
 #[derive(Debug, Clone)]
 pub struct HashSpec {
@@ -190,6 +203,8 @@ pub enum Strategy {
     AbTest {
         /// (variant, weight) in the order written in `traffic_split`.
         split: Vec<(VariantIdx, u32)>,
+        /// How a context's split bucket is computed (`hashing:`).
+        hashing: Hashing,
         total_weight: u32,
         duration: Option<Duration>,
         start: Option<DateTime<Utc>>,

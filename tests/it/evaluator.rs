@@ -586,3 +586,29 @@ fn the_direct_answer_writer_matches_serde() {
     }
     assert!(compared > 500, "{compared}");
 }
+
+/// `hashing: flagd` buckets an A/B split as flagd's `fractional` does (murmur3 of flag key +
+/// targeting key, `(hash * total) >> 32`, buckets in file order): the golden buckets of
+/// `eval::bucket` (57, 82, 50 of 100) land in the third, fourth and third quarter.
+#[test]
+fn a_flagd_hashed_split_keeps_flagd_buckets() {
+    let snapshot = compile(
+        "feature_flags:\n  headerColor:\n    type: variant\n    variants: {red: '#f00', blue: '#00f', green: '#0f0', yellow: '#ff0'}\n    default_variant: red\n    rollout_strategy:\n      type: ab_test\n      hashing: flagd\n      traffic_split: {red: 25, blue: 25, green: 25, yellow: 25}\n",
+    );
+    for (key, variant) in [("user-1", "green"), ("user-2", "yellow"), ("jon@company.com", "green")] {
+        let got = eval(&snapshot, "headerColor", serde_json::json!({"targetingKey": key}), "2026-01-01T00:00:00Z");
+        assert_eq!((got.variant.as_str(), got.reason), (variant, Reason::Split), "{key}");
+    }
+    // Unleash's scheme stays the default, and a word that is neither is a file error.
+    let unleash = compile(&std::fs::read_to_string("flags/feature-flags.yaml").expect("the example"));
+    assert!(matches!(
+        unleash.get("enhanced_search").and_then(|f| f.strategy.as_ref()),
+        Some(toggled::flags::snapshot::Strategy::AbTest { hashing: toggled::flags::snapshot::Hashing::Unleash, .. })
+    ));
+    let bad = "feature_flags:\n  f:\n    type: variant\n    variants: {a: 1, b: 2}\n    default_variant: a\n    rollout_strategy: {type: ab_test, hashing: md5, traffic_split: {a: 1, b: 1}}\n";
+    let text = toggled::flags::compile(bad).expect_err("refused").render("f.yaml");
+    assert!(text.contains("rollout_strategy.hashing") && text.contains("expected unleash or flagd"), "{text}");
+    let wrong_type = "feature_flags:\n  f:\n    rollout_strategy: {type: percentage, percentage: 5, hashing: flagd}\n";
+    let text = toggled::flags::compile(wrong_type).expect_err("refused").render("f.yaml");
+    assert!(text.contains("`hashing` does not apply to a percentage rollout"), "{text}");
+}

@@ -30,8 +30,8 @@ use crate::flags::file::{
     SunsetPlanEntry,
 };
 use crate::flags::snapshot::{
-    Alert, AlertAction, AttrPath, CondOp, Condition, Constraint, Flag, FlagKind, HashSpec, Metric, Monitoring, NumOp,
-    Operator, Phase, PhaseKind, RateLimit, Snapshot, Stage, Stickiness, Strategy, SuccessMetrics, SunsetAction,
+    Alert, AlertAction, AttrPath, CondOp, Condition, Constraint, Flag, FlagKind, HashSpec, Hashing, Metric, Monitoring,
+    NumOp, Operator, Phase, PhaseKind, RateLimit, Snapshot, Stage, Stickiness, Strategy, SuccessMetrics, SunsetAction,
     SunsetPlan, VariantDef, VariantIdx,
 };
 

@@ -62,7 +62,7 @@ impl Compiler {
         let applies: &[&str] = match strategy_kind {
             "percentage" => &["percentage"],
             "gradual" => &["stages", "start"],
-            "ab_test" => &["traffic_split", "duration", "start", "winner"],
+            "ab_test" => &["traffic_split", "duration", "start", "winner", "hashing"],
             "scheduled" => &["steps"],
             other => {
                 self.error(
@@ -73,7 +73,7 @@ impl Compiler {
                 return None;
             }
         };
-        let fields: [(&str, Option<At>); 7] = [
+        let fields: [(&str, Option<At>); 8] = [
             ("percentage", e.percentage.as_ref().map(At::from)),
             ("stages", e.stages.as_ref().map(|_| At::from(s))),
             ("start", e.start.as_ref().map(At::from)),
@@ -81,6 +81,7 @@ impl Compiler {
             ("duration", e.duration.as_ref().map(At::from)),
             ("winner", e.winner.as_ref().map(At::from)),
             ("steps", e.steps.as_ref().map(|_| At::from(s))),
+            ("hashing", e.hashing.as_ref().map(At::from)),
         ];
         let mut ok = true;
         for (field, at) in fields {
@@ -280,7 +281,21 @@ impl Compiler {
                 idx
             }
         };
-        ok.then_some(Strategy::AbTest { split, total_weight: total as u32, duration, start, winner, hash })
+        let hashing = match e.hashing.as_ref().map(|h| h.value.as_str()) {
+            None | Some("unleash") => Hashing::Unleash,
+            Some("flagd") => Hashing::Flagd,
+            Some(other) => {
+                let at = e.hashing.as_ref().expect("matched Some");
+                self.error(
+                    at.into(),
+                    format!("{path}.hashing"),
+                    format!("hashing {other:?}: expected unleash or flagd"),
+                );
+                ok = false;
+                Hashing::Unleash
+            }
+        };
+        ok.then_some(Strategy::AbTest { split, hashing, total_weight: total as u32, duration, start, winner, hash })
     }
 
     pub(super) fn steps(
