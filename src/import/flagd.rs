@@ -140,12 +140,16 @@ fn serve(v: &Value, report: &mut Report<'_>, name: &str) -> Option<Value> {
     // and an attribute; the default is the targeting key.
     if let Some(attr) = args.first().and_then(|a| var(a).or_else(|| a.get("cat")?.as_array()?.iter().find_map(var))) {
         strategy["stickiness"] = json!(attr);
+        report.notes.push(format!(
+            "{}: {name}: a fractional split on a computed bucketing value becomes an A/B split with the same \
+             weights on `{attr}`; flagd hashes that value its own way, so which user gets which variant changes",
+            report.flag
+        ));
+    } else {
+        // flagd's default bucketing value is flag key + targeting key: `hashing: flagd` with the
+        // flag key as group computes the very same bucket.
+        strategy["hashing"] = json!("flagd");
     }
-    report.notes.push(format!(
-        "{}: {name}: a fractional split becomes an A/B split with the same weights; flagd hashes with its own \
-         scheme, so which user gets which variant changes",
-        report.flag
-    ));
     Some(json!({"name": name, "rollout_strategy": strategy}))
 }
 

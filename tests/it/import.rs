@@ -94,7 +94,7 @@ fn a_flagd_definition_evaluates_as_flagd_answers() {
     assert_eq!(strict.status.code(), Some(1), "the `some` operator cannot be expressed");
     let stderr = String::from_utf8_lossy(&strict.stderr);
     assert!(stderr.contains("unsupported: clever: condition"), "{stderr}");
-    assert!(stderr.contains("note: split: rule-1: a fractional split") && stderr.contains("hashes with its own"));
+    assert!(!stderr.contains("note: split:"), "a default fractional split keeps flagd's buckets: {stderr}");
     let out = run(&["--skip-unsupported"]);
     assert!(out.status.success());
     let yaml = String::from_utf8(out.stdout).expect("utf-8");
@@ -119,8 +119,10 @@ fn a_flagd_definition_evaluates_as_flagd_answers() {
     }
     assert_eq!(ask("discount", json!({"age": 20, "plan": "premium-plus"})).0, json!(10));
     assert_eq!(ask("discount", json!({"age": 17, "plan": "premium"})).0, json!(0));
-    let picks: Vec<Value> = (0..40).map(|i| ask("split", json!({"targetingKey": format!("u{i}")})).0).collect();
-    assert!(picks.contains(&json!("A")) && picks.contains(&json!("B")), "{picks:?}");
+    let picks: Vec<Value> = (0..8).map(|i| ask("split", json!({"targetingKey": format!("u{i}")})).0).collect();
+    // flagd's buckets (murmur3 of "split" + key, `(hash * 100) >> 32` < 50 is A), computed by a
+    // separate implementation of flagd's algorithm.
+    assert_eq!(picks, ["B", "A", "A", "A", "A", "A", "A", "A"].map(|v| json!(v)), "{picks:?}");
     assert_eq!(ask("retired", json!({})), (json!(false), Reason::Disabled));
     assert_eq!(ask("clever", json!({"items": [1]})).0, json!(false), "left out: the default variant");
 }
