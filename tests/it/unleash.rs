@@ -292,6 +292,47 @@ fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
             http().post(server.url(path)).header("authorization", CLIENT_TOKEN).json(&json!({"appName": "svc"})).send();
         assert_eq!(r.expect("request").status(), 202, "{path}");
     }
+    // Counts of unknown flags and variants are dropped; app names beyond 50 count as `other`.
+    let report = |app: &str| {
+        json!({"appName": app, "instanceId": "i-1", "bucket": {"start": "2026-01-01T00:00:00Z",
+            "stop": "2026-01-01T00:01:00Z", "toggles": {
+                "layout": {"yes": 3, "no": 1, "variants": {"grid": 2, "nonsense": 5}},
+                "no_such_flag": {"yes": 9}}}})
+    };
+    for i in 0..60 {
+        let r = http()
+            .post(server.url("/api/client/metrics"))
+            .header("authorization", CLIENT_TOKEN)
+            .json(&report(&format!("app-{i}")))
+            .send();
+        assert_eq!(r.expect("request").status(), 202);
+    }
+    assert_eq!(server.metric(r#"toggled_sdk_evaluations_total{flag="layout",result="yes",app="app-0"}"#), 3.0);
+    assert_eq!(server.metric(r#"toggled_sdk_evaluations_total{flag="layout",result="variant:grid",app="app-0"}"#), 2.0);
+    let text = http().get(server.url("/metrics")).send().expect("metrics").text().expect("text");
+    assert!(!text.contains("no_such_flag") && !text.contains("nonsense"), "unknown names are dropped");
+    assert!(!text.contains(r#"app="app-59""#) && text.contains(r#"app="other""#), "app names are capped");
+    // Bad input gets our error shape and changes nothing.
+    for (path, token) in [
+        ("/api/frontend", FRONTEND),
+        ("/api/frontend/client/metrics", FRONTEND),
+        ("/api/client/metrics", CLIENT_TOKEN),
+        ("/api/client/register", CLIENT_TOKEN),
+    ] {
+        let r = http().post(server.url(path)).header("authorization", token).body("{not json").send().expect("request");
+        assert_eq!(r.status(), 400, "{path}");
+        let body: Value = r.json().expect("a JSON error");
+        assert_eq!(body["error"]["code"], json!("invalid_json"), "{path}: {body}");
+    }
+    let r = http()
+        .post(server.url("/api/frontend"))
+        .header("authorization", FRONTEND)
+        .json(&json!({"context": {"properties": "not an object"}}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().expect("JSON")["error"]["code"], json!("invalid_context"));
+    assert_eq!(server.metric(r#"toggled_sdk_evaluations_total{flag="layout",result="yes",app="app-0"}"#), 3.0);
 }
 
 /// `toggled export unleash` writes the document `/api/client/features` serves (without a store's
