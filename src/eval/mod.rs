@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 
 use explain::{Silent, Step, Tracer};
 
-use crate::flags::snapshot::{Expect, Flag, Rule, RuleAction, Stickiness, Strategy, SunsetAction, VariantIdx};
+use crate::flags::snapshot::{
+    Expect, Flag, HashSpec, Rule, RuleAction, Stickiness, Strategy, SunsetAction, VariantIdx,
+};
 pub use constraint::Scalar;
 pub use rollout::{Pause, Progress};
 pub use sunset::{SunsetBody, SunsetStatus};
@@ -257,6 +259,7 @@ fn prerequisites_met<P: Prerequisites, T: Tracer>(
             match &r.expect {
                 Expect::Enabled(on) => e.enabled == *on,
                 Expect::Variant(name) => e.variant == name,
+                Expect::AnyVariant(names) => names.iter().any(|n| n == e.variant),
                 Expect::Value(v) => e.value == v,
             }
         });
@@ -281,34 +284,44 @@ fn rule_decision<'a, T: Tracer>(
     t: &mut T,
 ) -> Option<(Served<'a>, Reason, Option<u32>)> {
     let holds = explain::all_hold(&rule.constraints, ctx, now, "rule", t);
-    let decided = if !holds {
-        None
-    } else {
-        match &rule.action {
-            RuleAction::Serve(idx) => Some((Served::Variant(*idx), Reason::TargetingMatch, None)),
-            RuleAction::Percentage { percentage, serve, hash } => {
-                let key = stickiness_value(&hash.stickiness, ctx);
-                let b = key.as_ref().map(|s| bucket::bucket(&hash.group, s.as_str()));
-                let inside = *percentage > 0 && b.is_some_and(|b| b <= *percentage);
-                if T::ON {
-                    t.push(
-                        "rule_percentage",
-                        if inside { "inside" } else { "outside" },
-                        json!({ "percentage": percentage, "bucket": b }),
-                    );
+    let decided =
+        if !holds {
+            None
+        } else {
+            match &rule.action {
+                RuleAction::Serve(idx) => Some((Served::Variant(*idx), Reason::TargetingMatch, None)),
+                RuleAction::Percentage { percentage, serve, hash } => inside_share(*percentage, hash, ctx, t)
+                    .then_some((Served::Variant(*serve), Reason::TargetingMatch, None)),
+                RuleAction::Strategy(strategy, gate) => {
+                    if gate.as_ref().is_some_and(|g| !inside_share(g.percentage, &g.hash, ctx, t)) {
+                        None
+                    } else {
+                        let decided = strategy_decision(flag, strategy, ctx, now, state, t);
+                        (decided.1 != Reason::Default).then_some(decided)
+                    }
                 }
-                inside.then_some((Served::Variant(*serve), Reason::TargetingMatch, None))
             }
-            RuleAction::Strategy(strategy) => {
-                let decided = strategy_decision(flag, strategy, ctx, now, state, t);
-                (decided.1 != Reason::Default).then_some(decided)
-            }
-        }
-    };
+        };
     if T::ON {
         t.push("rule", if decided.is_some() { "matched" } else { "no_match" }, json!({ "name": rule.name }));
     }
     decided
+}
+
+/// Whether the context's bucket is within a rule's `percentage` (none without a stickiness
+/// value).
+fn inside_share<T: Tracer>(percentage: u32, hash: &HashSpec, ctx: &Context, t: &mut T) -> bool {
+    let key = stickiness_value(&hash.stickiness, ctx);
+    let b = key.as_ref().map(|s| bucket::bucket(&hash.group, s.as_str()));
+    let inside = percentage > 0 && b.is_some_and(|b| b <= percentage);
+    if T::ON {
+        t.push(
+            "rule_percentage",
+            if inside { "inside" } else { "outside" },
+            json!({ "percentage": percentage, "bucket": b }),
+        );
+    }
+    inside
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -17,7 +17,7 @@
 //!   `STATIC`, `TARGETING_MATCH`, `SPLIT`, `OVERRIDE`), with that variant and its value as payload.
 //!
 //! What Unleash cannot express is named in the notes, per flag, with how it is served: a
-//! constraint Unleash has no operator for (`IN_CIDR`) or a nested attribute (the strategy is left
+//! constraint on a nested attribute, which Unleash's context has no field for (the strategy is left
 //! out), a boolean step serving `false` before one serving `true` or on a flag whose safe value is
 //! `true` (left out: Unleash enables a feature when any strategy does), a prerequisite on a
 //! value, a sunset rate limit (not applied by SDKs).
@@ -31,6 +31,10 @@ use crate::flags::snapshot::{
     Constraint, Expect, Flag, FlagKind, HashSpec, NumOp, Operator, RuleAction, Stickiness, Strategy, SunsetAction,
     VariantIdx,
 };
+
+/// The name Unleash gives the answer of a feature without a variant. A toggled variant of that
+/// name is served as that answer: `{name: "disabled", enabled: false}`, no payload.
+pub const DISABLED: &str = "disabled";
 
 /// The document and, per flag, what it could not express exactly.
 #[derive(Debug)]
@@ -134,7 +138,7 @@ fn feature(
     let flagd_split =
         |s: &Strategy| matches!(s, Strategy::AbTest { hashing: crate::flags::snapshot::Hashing::Flagd, .. });
     if flag.strategy.as_ref().is_some_and(flagd_split)
-        || flag.rules.iter().any(|r| matches!(&r.action, RuleAction::Strategy(s) if flagd_split(s)))
+        || flag.rules.iter().any(|r| matches!(&r.action, RuleAction::Strategy(s, _) if flagd_split(s)))
     {
         note(
             "an A/B split with `hashing: flagd`: Unleash's SDKs pick with Unleash's hash, so the split is left out"
@@ -220,7 +224,16 @@ fn steps<'a>(flag: &'a Flag, state: &FlagState<'_>, now: DateTime<Utc>) -> Vec<S
                     serve: Serve::Variant(*serve),
                 });
             }
-            RuleAction::Strategy(strategy) => strategy_steps(flag, strategy, &constraints, state, now, &mut steps),
+            RuleAction::Strategy(strategy, gate) => {
+                let from = steps.len();
+                strategy_steps(flag, strategy, &constraints, state, now, &mut steps);
+                if let Some(g) = gate {
+                    // Only an A/B split takes a gate: its steps admit everyone until gated.
+                    for step in &mut steps[from..] {
+                        step.gate = Gate::Percentage(g.percentage, &g.hash);
+                    }
+                }
+            }
         }
     }
     match &flag.strategy {
@@ -331,21 +344,32 @@ fn strategy(flag: &Flag, step: &Step<'_>, note: &mut impl FnMut(String)) -> Opti
             }
         }
     }
-    let (rollout, hash) = match step.gate {
+    let (rollout, gate) = match step.gate {
         Gate::All => (100, None),
         Gate::Percentage(p, hash) => (p, Some(hash)),
     };
-    let hash = hash.or(match &step.serve {
+    let split = match &step.serve {
         Serve::Split(_, hash) => Some(*hash),
         Serve::Variant(_) => None,
-    });
+    };
+    // The SDK hashes a strategy's share and its variants in the strategy's one group.
+    if let (Some(g), Some(s)) = (gate, split)
+        && g.group != s.group
+    {
+        note("a rule's share and its split hash in different groups: the strategy is left out".to_owned());
+        return None;
+    }
+    let hash = gate.or(split);
     let group = hash.map_or(flag.key.as_str(), |h| h.group.as_str());
     let sticky = hash.map_or_else(|| "default".to_owned(), |h| stickiness(&h.stickiness));
+    let split_sticky = split.map_or_else(|| sticky.clone(), |h| stickiness(&h.stickiness));
     let variants: Vec<Value> = match (&step.serve, flag.kind) {
         (_, FlagKind::Boolean) => Vec::new(),
+        // The variant `disabled` is Unleash's answer without a variant.
+        (Serve::Variant(i), FlagKind::Variant) if flag.variants[*i].name == DISABLED => Vec::new(),
         (Serve::Variant(i), FlagKind::Variant) => vec![variant(flag, *i, 1000, "fix", &sticky)],
         (Serve::Split(split, _), FlagKind::Variant) => {
-            split.iter().map(|(i, w)| variant(flag, *i, *w, "variable", &sticky)).collect()
+            split.iter().map(|(i, w)| variant(flag, *i, *w, "variable", &split_sticky)).collect()
         }
     };
     Some(json!({
@@ -390,7 +414,14 @@ fn constraint(c: &Constraint) -> Result<Value, String> {
         Operator::DateAfter(d) => ("DATE_AFTER".to_owned(), None, Some(d.to_rfc3339())),
         Operator::DateBefore(d) => ("DATE_BEFORE".to_owned(), None, Some(d.to_rfc3339())),
         Operator::Semver(op, v) => (ops(*op, "SEMVER"), None, Some(v.to_string())),
-        Operator::InCidr(_) => return Err(format!("IN_CIDR on {:?} has no Unleash operator", c.attribute.name)),
+        Operator::InCidr(nets) => {
+            // One address as itself, a network as `address/prefix`.
+            let texts = nets
+                .iter()
+                .map(|n| if n.prefix_len() == n.max_prefix_len() { n.addr().to_string() } else { n.to_string() })
+                .collect();
+            ("IN_CIDR".to_owned(), Some(texts), None)
+        }
     };
     let mut out = Map::new();
     out.insert("contextName".into(), json!(name));
@@ -412,6 +443,7 @@ fn dependencies(snapshot: &Snapshot, flag: &Flag, note: &mut impl FnMut(String))
         .filter_map(|r| match &r.expect {
             Expect::Enabled(on) => Some(json!({"feature": r.key, "enabled": on})),
             Expect::Variant(name) => Some(json!({"feature": r.key, "enabled": true, "variants": [name]})),
+            Expect::AnyVariant(names) => Some(json!({"feature": r.key, "enabled": true, "variants": names})),
             Expect::Value(v) => {
                 let parent = snapshot.flags.get(r.index)?;
                 match parent.variants.iter().find(|p| p.value == *v) {
@@ -465,6 +497,7 @@ fn everyone(flag: &Flag, idx: VariantIdx, live: bool) -> Value {
     }
     let variants = match flag.kind {
         FlagKind::Boolean => Vec::new(),
+        FlagKind::Variant if flag.variants[idx].name == DISABLED => Vec::new(),
         FlagKind::Variant => vec![variant(flag, idx, 1000, "fix", "default")],
     };
     let strategy = json!({

@@ -181,13 +181,15 @@ pub struct RuleEntry {
     pub rollout_strategy: Option<Spanned<StrategyEntry>>,
 }
 
-/// A prerequisite: `flag` and exactly one of `enabled`, `variant`, `value`.
+/// A prerequisite: `flag` and exactly one of `enabled`, `variant`, `variants` (any of them),
+/// `value`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequirementEntry {
     pub flag: Spanned<String>,
     pub enabled: Option<bool>,
     pub variant: Option<Spanned<String>>,
+    pub variants: Option<Vec<Spanned<String>>>,
     pub value: Option<Spanned<Value>>,
 }
 

@@ -125,7 +125,16 @@ pub enum RuleAction {
     /// This variant to the share of them inside `percentage` (Unleash's flexible rollout).
     Percentage { percentage: u32, serve: VariantIdx, hash: HashSpec },
     /// A rollout strategy of its own; a context it leaves out falls through to the next rule.
-    Strategy(Strategy),
+    /// With a gate (an A/B split only), a context outside the gate's percentage falls through
+    /// too (Unleash's flexible rollout with strategy variants).
+    Strategy(Strategy, Option<Gate>),
+}
+
+/// A rule's share: the contexts whose bucket is within `percentage`.
+#[derive(Debug)]
+pub struct Gate {
+    pub percentage: u32,
+    pub hash: HashSpec,
 }
 
 /// A prerequisite: flag `index` (in the snapshot) must give what `expect` says.
@@ -142,6 +151,8 @@ pub enum Expect {
     Enabled(bool),
     /// It serves this variant.
     Variant(String),
+    /// It serves one of these variants.
+    AnyVariant(Vec<String>),
     /// It serves this value.
     Value(Value),
 }

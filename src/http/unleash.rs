@@ -13,7 +13,8 @@
 //!   gives a feature without variants);
 //! - a variant flag is listed when the context gets a live variant (reason `STATIC`,
 //!   `TARGETING_MATCH`, `SPLIT` or `OVERRIDE`), with that variant and its value as the payload
-//!   (`string`, `number`, or `json` for anything else); a flag that is off, killed, rolled back,
+//!   (`string`, `number`, or `json` for anything else; a variant named `disabled` is Unleash's
+//!   answer without a variant: `enabled: false`, no payload); a flag that is off, killed, rolled back,
 //!   past its sunset or outside its targeting is left out, so the SDK answers its own default.
 //!
 //! The context: `userId`, `sessionId`, `remoteAddress`, `appName`, `environment`, `currentTime`
@@ -85,10 +86,11 @@ pub fn toggle<'a>(flag: &'a Flag, e: &Evaluation<'a>) -> Option<Toggle<'a>> {
             if !matches!(e.reason, Reason::Static | Reason::TargetingMatch | Reason::Split | Reason::Override) {
                 return None;
             }
+            let named = e.variant != crate::export::unleash::DISABLED;
             ToggleVariant {
                 name: e.variant,
-                enabled: true,
-                payload: Some(crate::export::unleash::payload(e.value)),
+                enabled: named,
+                payload: named.then(|| crate::export::unleash::payload(e.value)),
                 feature_enabled: true,
                 feature_enabled_camel: true,
             }

@@ -28,4 +28,5 @@ mod store;
 mod support;
 mod targeting;
 mod unleash;
+mod unleash_spec;
 mod versions;

@@ -81,6 +81,40 @@ feature_flags:
     assert!(toggled::flags::compile(bad).is_err(), "single-value operators still need their value");
 }
 
+/// A rule's `percentage` in front of its A/B split admits a share and splits it (Unleash's
+/// flexible rollout with strategy variants); a context outside the share falls through. A
+/// prerequisite on `variants` holds for any of them.
+#[test]
+fn a_rule_share_gates_its_split_and_a_prerequisite_takes_any_of_its_variants() {
+    let yaml = r#"
+feature_flags:
+  banner:
+    type: variant
+    variants: {none: "", red: "r", blue: "b"}
+    default_variant: none
+    rules:
+      - name: half
+        percentage: 50
+        group_id: g
+        rollout_strategy: {type: ab_test, traffic_split: {red: 500, blue: 500}, group_id: g}
+  coloured_footer:
+    default_value: false
+    requires: [{flag: banner, variants: [red, blue]}]
+    rules: [{name: all, serve: true}]
+"#;
+    let s = crate::support::compile(yaml);
+    let inside = keys_where("g", 1, |b| b <= 50);
+    let outside = keys_where("g", 1, |b| b > 50);
+    let (v, reason, rule) = answer(&s, "banner", json!({"targetingKey": inside[0]}));
+    assert!(v == json!("r") || v == json!("b"), "{v}");
+    assert_eq!((reason, rule.as_deref()), (Reason::Split, Some("half")));
+    assert_eq!(answer(&s, "coloured_footer", json!({"targetingKey": inside[0]})).0, json!(true));
+    let (v, reason, rule) = answer(&s, "banner", json!({"targetingKey": outside[0]}));
+    assert_eq!((v, reason, rule), (json!(""), Reason::Default, None), "outside the share: falls through");
+    let (v, reason, _) = answer(&s, "coloured_footer", json!({"targetingKey": outside[0]}));
+    assert_eq!((v, reason), (json!(false), Reason::PrerequisiteFailed));
+}
+
 #[test]
 fn rule_and_prerequisite_mistakes_are_file_errors_naming_what_is_wrong() {
     let cases = [
@@ -97,7 +131,26 @@ fn rule_and_prerequisite_mistakes_are_file_errors_naming_what_is_wrong() {
             "feature_flags:\n  a: {requires: [{flag: b, variant: blue}]}\n  b: {default_value: true}\n",
             "\"blue\" is not a variant of b",
         ),
-        ("feature_flags:\n  a: {requires: [{flag: b}]}\n  b: {}\n", "exactly one of `enabled`, `variant`, `value`"),
+        (
+            "feature_flags:\n  a: {requires: [{flag: b}]}\n  b: {}\n",
+            "exactly one of `enabled`, `variant`, `variants` (not empty), `value`",
+        ),
+        (
+            "feature_flags:\n  a: {requires: [{flag: b, variants: []}]}\n  b: {}\n",
+            "exactly one of `enabled`, `variant`, `variants` (not empty), `value`",
+        ),
+        (
+            "feature_flags:\n  a: {requires: [{flag: b, variants: [x, blue]}]}\n  b: {type: variant, variants: {x: 1}, default_variant: x}\n",
+            "a.requires[0].variant: \"blue\" is not a variant of b",
+        ),
+        (
+            "feature_flags:\n  a: {rules: [{name: r, percentage: 10, rollout_strategy: {type: percentage, percentage: 5}}]}\n",
+            "a rule's `percentage` goes with an `ab_test` strategy",
+        ),
+        (
+            "feature_flags:\n  a: {type: variant, variants: {x: 1, y: 2}, default_variant: x, rules: [{name: r, variant: y, rollout_strategy: {type: ab_test, traffic_split: {x: 1}}}]}\n",
+            "a rule with a `rollout_strategy` serves what it decides",
+        ),
         ("feature_flags:\n  a: {rules: [{name: r}]}\n", "a rule serves something"),
         ("feature_flags:\n  a: {rules: [{name: r, serve: 3}]}\n", "a.rules[0].serve: serve 3: expected true or false"),
         ("feature_flags:\n  a: {rules: [{name: r, serve: true}, {name: r, serve: false}]}\n", "a name of its own"),

@@ -47,11 +47,11 @@ segments:
     - {attribute: email, operator: STR_ENDS_WITH, values: ["@example.com"]}
 "#;
 
-const FRONTEND: &str = "*:development.5a3c1f0e9b";
-const CLIENT_TOKEN: &str = "default:development.9d8e7f6a5b";
+pub(crate) const FRONTEND: &str = "*:development.5a3c1f0e9b";
+pub(crate) const CLIENT_TOKEN: &str = "default:development.9d8e7f6a5b";
 
 /// A server with a frontend token and a client token, as the SDKs are given.
-fn with_sdk_tokens(dir: &Workdir) -> Server {
+pub(crate) fn with_sdk_tokens(dir: &Workdir) -> Server {
     let frontend = format!("web:{FRONTEND}");
     let client = format!("service:{CLIENT_TOKEN}");
     Server::start(dir, &["--frontend-tokens", &frontend, "--client-tokens", &client])
@@ -74,7 +74,7 @@ fn run_sdk(script: &str, package: &str, input: &Value) -> Vec<Value> {
     run_sdk_with(script, package, input, &[])
 }
 
-fn run_sdk_with(script: &str, package: &str, input: &Value, env: &[(&str, &str)]) -> Vec<Value> {
+pub(crate) fn run_sdk_with(script: &str, package: &str, input: &Value, env: &[(&str, &str)]) -> Vec<Value> {
     use std::io::Write as _;
     let root = env!("CARGO_MANIFEST_DIR");
     let js = format!("{root}/target/js");
@@ -340,7 +340,7 @@ fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
 #[test]
 fn export_writes_the_projection_and_names_what_unleash_cannot_express() {
     let dir = Workdir::new(FLAGS);
-    let extra = "  office_only:\n    default_value: false\n    constraints: [{attribute: ip, operator: IN_CIDR, values: [10.0.0.0/8]}]\n  old_api:\n    default_value: true\n    sunset_plan:\n      restricted_phase: {start_date: 2020-01-01, actions: [rate_limiting], rate_limit: {requests: 2, per: 1h}}\n";
+    let extra = "  office_only:\n    default_value: false\n    constraints: [{attribute: ip, operator: IN_CIDR, values: [10.0.0.0/8, 192.168.1.7]}]\n  on_ios:\n    default_value: false\n    constraints: [{attribute: device.os, operator: IN, values: [ios]}]\n  old_api:\n    default_value: true\n    sunset_plan:\n      restricted_phase: {start_date: 2020-01-01, actions: [rate_limiting], rate_limit: {requests: 2, per: 1h}}\n";
     let text = FLAGS.replacen("segments:", &format!("{extra}segments:"), 1);
     std::fs::write(dir.path().join("flags/feature-flags.yaml"), &text).expect("write");
     let out_file = dir.path().join("unleash.json");
@@ -353,14 +353,25 @@ fn export_writes_the_projection_and_names_what_unleash_cannot_express() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("note: office_only: IN_CIDR on \"ip\" has no Unleash operator"), "{stderr}");
+    assert!(
+        stderr.contains("note: on_ios: the nested attribute \"device.os\" has no Unleash context field"),
+        "{stderr}"
+    );
     assert!(stderr.contains("note: old_api: its sunset rate limit is not applied"), "{stderr}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).expect("written")).expect("JSON");
     assert_eq!(doc["version"], json!(2));
     let names: Vec<&str> =
         doc["features"].as_array().expect("features").iter().filter_map(|f| f["name"].as_str()).collect();
-    assert_eq!(names.len(), 9, "{names:?}");
-    let office =
-        doc["features"].as_array().expect("features").iter().find(|f| f["name"] == "office_only").expect("there");
-    assert_eq!(office["enabled"], json!(false), "its only strategy is left out (and named above): {office}");
+    assert_eq!(names.len(), 10, "{names:?}");
+    let feature = |name: &str| {
+        doc["features"].as_array().expect("features").iter().find(|f| f["name"] == name).expect("there").clone()
+    };
+    let ios = feature("on_ios");
+    assert_eq!(ios["enabled"], json!(false), "its only strategy is left out (and named above): {ios}");
+    let office = feature("office_only");
+    assert_eq!(
+        office["strategies"][0]["constraints"][0],
+        json!({"contextName": "ip", "operator": "IN_CIDR", "values": ["10.0.0.0/8", "192.168.1.7"], "inverted": false, "caseInsensitive": false}),
+        "{office}"
+    );
 }

@@ -11,6 +11,7 @@ mod rules;
 mod strategy;
 mod sunset;
 mod targeting;
+pub(crate) use targeting::parse_network;
 mod values;
 
 pub use monitoring::parse_condition;
@@ -40,7 +41,7 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest sum of `traffic_split` weights.
 const MAX_TOTAL_WEIGHT: u64 = 1_000_000;
 /// Largest compiled regex program, in bytes (guards against pathological patterns).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Default `sunset_plan` rate limit when `rate_limiting` is listed without `rate_limit`.
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { requests: 100, per: Duration::minutes(1) };
 /// Default monitoring interval.
@@ -155,13 +156,22 @@ struct Compiler {
     segments: HashMap<String, Vec<Constraint>>,
 }
 
-/// 1-200 letters and digits (Unicode, as Unleash allows) and `. _ - ~`; `.` and `..` alone
+/// 1-200 letters, digits and symbols (Unicode, as Unleash allows: emoji too) and `. _ - ~`; `.` and `..` alone
 /// cannot be addressed in a URL path, so they are not keys.
 fn is_flag_key(key: &str) -> bool {
     (1..=200).contains(&key.chars().count())
-        && key.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '~'))
+        && key.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '~') || is_key_symbol(c))
         && key != "."
         && key != ".."
+}
+
+/// Beyond ASCII, a key may hold any visible symbol Unleash accepts in a name (emoji with their
+/// joiners and selectors), but no space, control or text-direction character.
+fn is_key_symbol(c: char) -> bool {
+    !c.is_ascii()
+        && !c.is_whitespace()
+        && !c.is_control()
+        && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An absolute http(s) URL or a path, safe to put in a header: visible ASCII only, and none of
@@ -214,7 +224,7 @@ impl Compiler {
         let k = key.value.as_str();
         let errors_before = self.errors.len();
         if !is_flag_key(k) {
-            self.error(key.into(), k, "flag keys are 1-200 letters, digits and . _ - ~ (not \".\" or \"..\" alone)");
+            self.error(key.into(), k, "flag keys are 1-200 letters, digits, symbols such as emoji and . _ - ~ (no spaces; not \".\" or \"..\" alone)");
         }
         let e = &entry.value;
         let kind = match e.kind.as_ref().map(|s| s.value.as_str()) {
@@ -327,6 +337,10 @@ mod tests {
         assert!(!is_flag_key("has space"));
         assert!(!is_flag_key("slash/no"));
         assert!(!is_flag_key(&"a".repeat(201)));
+        assert!(is_flag_key("Feature.UTF-8.😊_φriend_你好_🌍"));
+        assert!(is_flag_key("👩\u{200D}💻-flag\u{FE0F}"));
+        assert!(!is_flag_key("evil\u{202E}txt"));
+        assert!(!is_flag_key("no\u{00A0}break"));
     }
 
     #[test]

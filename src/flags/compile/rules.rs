@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::flags::file::{RequirementEntry, RuleEntry};
-use crate::flags::snapshot::{Expect, Requirement, Rule, RuleAction};
+use crate::flags::snapshot::{Expect, Gate, Requirement, Rule, RuleAction, Strategy};
 
 /// The longest chain of prerequisites (a requires b requires c ...).
 const MAX_PREREQUISITE_DEPTH: usize = 10;
@@ -14,7 +14,7 @@ pub(super) struct Pending {
     flag: usize,
     requirement: usize,
     name: Spanned<String>,
-    variant: Option<Spanned<String>>,
+    variants: Vec<Spanned<String>>,
     path: String,
 }
 
@@ -61,19 +61,41 @@ impl Compiler {
     ) -> Option<RuleAction> {
         let e = &entry.value;
         if let Some(s) = &e.rollout_strategy {
-            let others = [
-                ("serve", e.serve.as_ref().map(At::from)),
-                ("variant", e.variant.as_ref().map(At::from)),
-                ("percentage", e.percentage.as_ref().map(At::from)),
-                ("stickiness", e.stickiness.as_ref().map(At::from)),
-                ("group_id", e.group_id.as_ref().map(At::from)),
-            ];
+            let others = [("serve", e.serve.as_ref().map(At::from)), ("variant", e.variant.as_ref().map(At::from))];
             if let Some((field, at)) = others.into_iter().find_map(|(f, at)| at.map(|at| (f, at))) {
                 self.error(at, format!("{path}.{field}"), "a rule with a `rollout_strategy` serves what it decides");
                 return None;
             }
             let strategy = self.strategy_at(k, &format!("{path}.rollout_strategy"), kind, variants, s)?;
-            return Some(RuleAction::Strategy(strategy));
+            let gate = match &e.percentage {
+                None => {
+                    for (field, at) in [("stickiness", &e.stickiness), ("group_id", &e.group_id)] {
+                        if let Some(at) = at {
+                            self.error(
+                                at.into(),
+                                format!("{path}.{field}"),
+                                format!("`{field}` goes with `percentage`"),
+                            );
+                            return None;
+                        }
+                    }
+                    None
+                }
+                Some(p) if matches!(strategy, Strategy::AbTest { .. }) => {
+                    let percentage = self.percentage(p, &format!("{path}.percentage"))?;
+                    let hash = self.hash_spec(k, path, e.stickiness.as_ref(), e.group_id.as_ref())?;
+                    Some(Gate { percentage, hash })
+                }
+                Some(p) => {
+                    self.error(
+                        p.into(),
+                        format!("{path}.percentage"),
+                        "a rule's `percentage` goes with an `ab_test` strategy (the split of the share it admits)",
+                    );
+                    return None;
+                }
+            };
+            return Some(RuleAction::Strategy(strategy, gate));
         }
         let serve = match (&e.serve, &e.variant) {
             (Some(v), Some(_)) => {
@@ -132,15 +154,18 @@ impl Compiler {
         for (i, entry) in list.iter().enumerate() {
             let path = format!("{k}.requires[{i}]");
             let e = &entry.value;
-            let expect = match (e.enabled, &e.variant, &e.value) {
-                (Some(on), None, None) => Expect::Enabled(on),
-                (None, Some(v), None) => Expect::Variant(v.value.clone()),
-                (None, None, Some(v)) => Expect::Value(v.value.clone()),
+            let expect = match (e.enabled, &e.variant, &e.variants, &e.value) {
+                (Some(on), None, None, None) => Expect::Enabled(on),
+                (None, Some(v), None, None) => Expect::Variant(v.value.clone()),
+                (None, None, Some(vs), None) if !vs.is_empty() => {
+                    Expect::AnyVariant(vs.iter().map(|v| v.value.clone()).collect())
+                }
+                (None, None, None, Some(v)) => Expect::Value(v.value.clone()),
                 _ => {
                     self.error(
                         entry.into(),
                         &path,
-                        "a prerequisite needs exactly one of `enabled`, `variant`, `value`",
+                        "a prerequisite needs exactly one of `enabled`, `variant`, `variants` (not empty), `value`",
                     );
                     continue;
                 }
@@ -153,7 +178,7 @@ impl Compiler {
                 flag,
                 requirement: out.len(),
                 name: e.flag.clone(),
-                variant: e.variant.clone(),
+                variants: e.variant.iter().chain(e.variants.iter().flatten()).cloned().collect(),
                 path: format!("{path}.flag"),
             });
             out.push(Requirement { key: e.flag.value.clone(), index: usize::MAX, expect });
@@ -169,11 +194,11 @@ impl Compiler {
             match index.get(&p.name.value) {
                 None => self.error((&p.name).into(), &p.path, format!("unknown flag {:?}", p.name.value)),
                 Some(&target) => {
-                    if let Some(v) = &p.variant
-                        && flags[target].variant_index(&v.value).is_none()
-                    {
-                        let path = p.path.replace(".flag", ".variant");
-                        self.error(v.into(), path, format!("{:?} is not a variant of {}", v.value, p.name.value));
+                    for v in &p.variants {
+                        if flags[target].variant_index(&v.value).is_none() {
+                            let path = p.path.replace(".flag", ".variant");
+                            self.error(v.into(), path, format!("{:?} is not a variant of {}", v.value, p.name.value));
+                        }
                     }
                     flags[p.flag].requires[p.requirement].index = target;
                 }

@@ -115,11 +115,13 @@ impl Compiler {
             }
         };
         let ci = e.case_insensitive.unwrap_or(false);
+        // A pattern is not lowercased (`\S` is not `\s`): the regex itself ignores case.
+        let lower = ci && op.value != "REGEX";
         let vpath = format!("{path}.values");
         let mut texts = Vec::with_capacity(raw.len());
         for v in &raw {
             match scalar_text(&v.value) {
-                Some(t) => texts.push(if ci { t.to_lowercase() } else { t }),
+                Some(t) => texts.push(if lower { t.to_lowercase() } else { t }),
                 None => {
                     self.error((*v).into(), &vpath, "constraint values are strings or numbers");
                     return None;
@@ -229,7 +231,7 @@ pub(super) fn cmp_op(name: &str) -> NumOp {
 }
 
 /// An IPv4 or IPv6 network (`10.0.0.0/8`), or one address (a /32 or /128).
-fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+pub(crate) fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     let t = text.trim();
     t.parse::<ipnet::IpNet>().ok().or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
