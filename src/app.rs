@@ -368,6 +368,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let strategy = Arc::new(config.releases.strategy.clone());
         move || crate::releasing::follow_rollbacks(serving.clone(), strategy.clone(), stopped.clone())
     });
+    let upstream = match config.upstream.clone() {
+        Some(u) => {
+            tracing::info!(upstream = %crate::outbound::redact(&u.url), every = ?u.interval, "edge mode: following the upstream");
+            supervise.spawn("upstream", {
+                let (serving, stopped) = (serving.clone(), stopped.clone());
+                move || crate::upstream::run(serving.clone(), u.clone(), stopped.clone())
+            })
+        }
+        None => tokio::spawn(async {}),
+    };
     let notifier = match config.notify.clone() {
         Some(n) => {
             tracing::info!(urls = n.urls.len(), "notifications on");
@@ -409,7 +419,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         peer_addresses,
     };
     crate::http::listen::serve(listener, router, limits, graceful).await;
-    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier);
+    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier, upstream);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -202,6 +202,17 @@ pub struct ServeArgs {
     /// Tokens that may only post Alertmanager notifications to /alerts, `name:secret,...`.
     #[arg(long, env = "TOGGLED_RECEIVER_TOKENS", hide_env_values = true)]
     pub receiver_tokens: Option<String>,
+    /// Edge mode: follow this Unleash client API (an Unleash server, Unleash Edge or another
+    /// toggled; `https://host` or `https://host/api`) instead of an edited file. `--flags` is then
+    /// the backup the upstream's flags are written to and served from at start.
+    #[arg(long, env = "TOGGLED_UPSTREAM", hide_env_values = true, requires = "upstream_token")]
+    pub upstream: Option<String>,
+    /// Edge mode: the token sent to the upstream (an Unleash client/backend token).
+    #[arg(long, env = "TOGGLED_UPSTREAM_TOKEN", hide_env_values = true)]
+    pub upstream_token: Option<String>,
+    /// Edge mode: how often the upstream is polled.
+    #[arg(long, env = "TOGGLED_UPSTREAM_INTERVAL", default_value = "10s")]
+    pub upstream_interval: String,
     /// Prometheus to query for guarded rollouts (`monitoring:` alerts); no monitor without it.
     #[arg(long, env = "TOGGLED_PROMETHEUS_URL", hide_env_values = true)]
     pub prometheus_url: Option<String>,

@@ -18,6 +18,7 @@ pub struct Config {
     pub tokens: Tokens,
     pub cors_origins: Vec<String>,
     pub monitor: Option<crate::monitor::MonitorConfig>,
+    pub upstream: Option<crate::upstream::UpstreamConfig>,
     pub notify: Option<crate::notify::NotifyConfig>,
     pub releases: crate::release::ReleaseSettings,
     pub log_format: LogFormat,
@@ -56,13 +57,24 @@ impl Config {
             .map_err(|e| anyhow!("--receiver-tokens: {e}"))?;
         let frontend = parse_tokens(args.frontend_tokens.as_deref().unwrap_or_default())
             .map_err(|e| anyhow!("--frontend-tokens: {e}"))?;
-        for (name, url) in [("prometheus-url", &args.prometheus_url), ("webhook-url", &args.webhook_url)] {
+        for (name, url) in
+            [("prometheus-url", &args.prometheus_url), ("webhook-url", &args.webhook_url), ("upstream", &args.upstream)]
+        {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
                 return Err(anyhow!("--{name} must be an http(s) URL, not {url:?}"));
             }
         }
+        let upstream = match (args.upstream, args.upstream_token) {
+            (Some(url), Some(token)) if !token.trim().is_empty() => Some(crate::upstream::UpstreamConfig {
+                url,
+                token: token.trim().to_owned(),
+                interval: duration("upstream-interval", &args.upstream_interval)?,
+            }),
+            (Some(_), _) => return Err(anyhow!("--upstream needs --upstream-token (TOGGLED_UPSTREAM_TOKEN)")),
+            (None, _) => None,
+        };
         let monitor = args.prometheus_url.map(|prometheus_url| crate::monitor::MonitorConfig {
             prometheus_url,
             webhook_url: args.webhook_url.clone(),
@@ -116,6 +128,7 @@ impl Config {
             database: normalise_database(&args.database).context("--database")?,
             tokens: Tokens::new(admin, client).with_receivers(receivers).with_frontend(frontend),
             monitor,
+            upstream,
             notify,
             releases,
             cors_origins: args.cors_origin.into_iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),

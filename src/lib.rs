@@ -46,3 +46,4 @@ pub mod serving;
 pub mod store;
 pub mod sync;
 pub mod tasks;
+pub mod upstream;

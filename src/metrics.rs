@@ -173,6 +173,12 @@ pub struct Metrics {
     /// Notification deliveries by outcome (`delivered`, `failed`).
     pub notifications: Family<OutcomeLabels, Counter>,
     pub sdk_evaluations: Family<SdkEvalLabels, Counter>,
+    /// Edge mode: 1 while the upstream's last poll succeeded, 0 after a failed one.
+    pub upstream_up: Gauge,
+    /// Edge mode: polls of the upstream by outcome (`changed`, `unchanged`, `failed`).
+    pub upstream_polls: Family<OutcomeLabels, Counter>,
+    /// Edge mode: SDK reports forwarded to the upstream by outcome (`forwarded`, `failed`, `dropped`).
+    pub upstream_forwards: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -218,6 +224,24 @@ impl Metrics {
             rate_limited.clone(),
         );
         registry.register("toggled_store_up", "Whether the store answers (1) or not (0)", store_up.clone());
+        let upstream_up = Gauge::default();
+        let upstream_polls = Family::<OutcomeLabels, Counter>::default();
+        let upstream_forwards = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "toggled_upstream_up",
+            "Edge mode: whether the upstream's last poll succeeded (1) or failed (0)",
+            upstream_up.clone(),
+        );
+        registry.register(
+            "toggled_upstream_polls",
+            "Edge mode: polls of the upstream by outcome",
+            upstream_polls.clone(),
+        );
+        registry.register(
+            "toggled_upstream_forwards",
+            "Edge mode: SDK reports forwarded to the upstream by outcome",
+            upstream_forwards.clone(),
+        );
         registry.register(
             "toggled_task_restarts",
             "Background tasks that failed and were restarted",
@@ -288,6 +312,9 @@ impl Metrics {
             rate_limited,
             notifications,
             sdk_evaluations,
+            upstream_up,
+            upstream_polls,
+            upstream_forwards,
         }
     }
 

@@ -269,6 +269,8 @@ pub struct Serving {
     pub tasks: crate::tasks::TaskBoard,
     /// Whether the store answers, shown on `/ready` (written by `sync::poll`).
     pub store_health: crate::sync::HealthBoard,
+    /// Edge mode's upstream: its health and the SDK reports waiting to be forwarded.
+    pub upstream: crate::upstream::UpstreamBoard,
 }
 
 impl Serving {
@@ -302,6 +304,7 @@ impl Serving {
             stages: Mutex::new(HashMap::new()),
             tasks: crate::tasks::TaskBoard::default(),
             store_health: crate::sync::HealthBoard::default(),
+            upstream: crate::upstream::UpstreamBoard::default(),
         })
     }
 

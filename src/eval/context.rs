@@ -153,15 +153,18 @@ impl From<Value> for Attr<'static> {
     }
 }
 
-/// Looks up an attribute: the flat name first, then (for dotted names) the nested path.
-/// JSON `null` counts as missing.
+/// Looks up an attribute: the flat name first, then (for dotted names) the nested path, and for
+/// `properties.<name>` finally a flat `<name>`. JSON `null` counts as missing.
 pub fn lookup<'a, 'c>(ctx: &'a Context<'c>, attr: &AttrPath) -> Option<&'a Attr<'c>> {
     let found = match ctx.get(&attr.name) {
         Some(v) => Some(v),
         None if attr.dotted => {
             let mut parts = attr.name.split('.');
             let first = parts.next().and_then(|p| ctx.get(p));
-            parts.try_fold(first?, |v, p| v.get(p))
+            let nested = first.and_then(|first| parts.try_fold(first, |v, p| v.get(p)));
+            // Unleash's custom fields: `properties.plan` is also read from a flat `plan`, as
+            // Unleash's SDKs read a field from either place (OpenFeature contexts are flat).
+            nested.or_else(|| attr.name.strip_prefix("properties.").and_then(|flat| ctx.get(flat)))
         }
         None => None,
     };
@@ -354,6 +357,18 @@ mod tests {
         let json: Value = serde_json::from_str(text).expect("JSON");
         assert_eq!(Value::Object(ctx.to_json()), json);
         assert_eq!(Context::of_json(json.as_object().expect("an object")).to_json(), ctx.to_json());
+    }
+
+    #[test]
+    fn an_unleash_property_is_read_nested_or_flat() {
+        let plan = AttrPath::new("properties.plan");
+        let nested: Context<'_> = serde_json::from_str(r#"{"properties":{"plan":"pro"},"plan":"free"}"#).expect("ctx");
+        assert_eq!(lookup(&nested, &plan).and_then(Attr::as_str), Some("pro"), "the nested one first");
+        let flat: Context<'_> = serde_json::from_str(r#"{"plan":"free"}"#).expect("ctx");
+        assert_eq!(lookup(&flat, &plan).and_then(Attr::as_str), Some("free"), "OpenFeature's flat context");
+        let other = AttrPath::new("device.os");
+        let flat: Context<'_> = serde_json::from_str(r#"{"os":"ios"}"#).expect("ctx");
+        assert_eq!(lookup(&flat, &other), None, "only `properties.` falls back");
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         "tasks": state.serving.tasks.snapshot(),
         "store": state.serving.store_health.get(),
     });
+    let mut body = body;
+    if let Some(upstream) = state.serving.upstream.status() {
+        body["upstream"] = json!(upstream);
+    }
     if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
 }
 

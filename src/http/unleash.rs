@@ -368,19 +368,29 @@ pub async fn client_metrics(State(state): State<AppState>, RawBody(body): RawBod
 }
 
 /// A registration: the instance is remembered (202).
-fn registered(state: &AppState, body: &[u8], kind: &'static str) -> Result<StatusCode, ApiError> {
+fn registered(state: &AppState, body: &Bytes, kind: &'static str) -> Result<StatusCode, ApiError> {
     let r: crate::sdks::Registration = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(Code::InvalidJson, format!("not an Unleash registration: {e}")))?;
     state.sdks.seen(&r.app_name, &r.instance_id, r.sdk_version, kind);
+    forward(state, crate::upstream::ReportKind::Registration, body);
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Edge mode: the report goes on to the upstream too.
+fn forward(state: &AppState, kind: crate::upstream::ReportKind, body: &Bytes) {
+    if state.serving.upstream.forward(kind, body.clone()) {
+        let labels = crate::metrics::OutcomeLabels { outcome: "dropped".to_owned() };
+        state.serving.metrics.upstream_forwards.get_or_create(&labels).inc();
+    }
+}
+
 /// A metrics report: counted as SDK evaluations of the served flags (202).
-fn reported(state: &AppState, body: &[u8], kind: &'static str) -> Result<StatusCode, ApiError> {
+fn reported(state: &AppState, body: &Bytes, kind: &'static str) -> Result<StatusCode, ApiError> {
     let r: crate::sdks::Report = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(Code::InvalidJson, format!("not an Unleash metrics report: {e}")))?;
     state.sdks.seen(&r.app_name, &r.instance_id, None, kind);
     state.sdks.count(&state.serving, &r);
+    forward(state, crate::upstream::ReportKind::Metrics, body);
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -29,4 +29,5 @@ mod support;
 mod targeting;
 mod unleash;
 mod unleash_spec;
+mod upstream;
 mod versions;

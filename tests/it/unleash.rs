@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, Workdir, http};
 
-const FLAGS: &str = r#"feature_flags:
+pub(crate) const FLAGS: &str = r#"feature_flags:
   checkout:
     default_value: false
     rollout_strategy:
@@ -135,7 +135,7 @@ fn expected(client: &reqwest::blocking::Client, server: &Server, context: &Value
     Value::Object(out)
 }
 
-fn contexts() -> Vec<Value> {
+pub(crate) fn contexts() -> Vec<Value> {
     (0..40)
         .map(|i| {
             let mut properties = json!({"plan": if i % 3 == 0 { "pro" } else { "free" }});
