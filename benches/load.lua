@@ -1,6 +1,9 @@
 -- wrk script: POST /evaluate with a varying targeting key and flag (1,000 flags).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("CLIENT_TOKEN") then
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("CLIENT_TOKEN") -- servers with tokens set
+end
 local n = 0
 request = function()
   n = n + 1
