@@ -430,6 +430,30 @@ async function viewAudit(main) {
   return refresh;
 }
 
+/** The Unleash SDK instances that registered or reported, and, in Edge mode, the upstream. */
+async function viewSdks(main) {
+  const out = h('div');
+  const refresh = async () => {
+    const [list, ready] = await Promise.all([api('GET', '/sdk-instances'), api('GET', '/ready').catch(() => ({}))]);
+    const rows = list.instances.map((i) => h('tr', { 'data-testid': 'sdk-' + i.app + '-' + i.instance },
+      h('td', {}, i.app), h('td', {}, i.instance), h('td', {}, i.sdk || '—'), h('td', {}, i.kind),
+      h('td', {}, new Date(i.last_seen).toLocaleString())));
+    const parts = [h('p', { class: 'muted' }, `${list.instances.length} instances (most recently seen first, at most 1,000)`),
+      table(['App', 'Instance', 'SDK', 'Kind', 'Last seen'], rows, { 'data-testid': 'sdk-instances' })];
+    const up = ready.upstream;
+    if (up) {
+      parts.unshift(h('p', { 'data-testid': 'upstream' },
+        `Edge mode: following ${up.url}, ${up.up ? 'up' : 'down: ' + (up.error || '?')}; `
+        + `last success ${up.last_success ? new Date(up.last_success).toLocaleString() : 'never'}; `
+        + `${up.queued_reports} reports queued` + (up.untranslated.length ? `; not translated: ${up.untranslated.join('; ')}` : '')));
+    }
+    out.replaceChildren(...parts);
+  };
+  main.replaceChildren(h('h1', {}, 'Unleash SDKs'), out);
+  await refresh();
+  return refresh;
+}
+
 function gatesTable(metrics) {
   return table(['Gate', 'Value', 'Threshold', 'Blocking', 'Result'], (metrics.gates || []).map((g) =>
     h('tr', { 'data-testid': 'gate-' + g.name },
@@ -575,6 +599,7 @@ async function route() {
   try {
     if (parts[0] === 'flags' && parts[1]) session.refresh = await viewFlag(main, parts[1]);
     else if (parts[0] === 'audit') session.refresh = await viewAudit(main);
+    else if (parts[0] === 'sdks') session.refresh = await viewSdks(main);
     else if (parts[0] === 'releases' && parts[1]) session.refresh = await viewRelease(main, parts[1]);
     else if (parts[0] === 'releases') session.refresh = await viewReleases(main);
     else session.refresh = await viewFlags(main);

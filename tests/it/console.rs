@@ -75,6 +75,11 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     let release = json!({"service": "checkout", "commits": ["feat(api): render <b>bold</b> safely #7"]});
     let (status, created) = server.admin(Method::POST, "/releases", Some(release));
     assert_eq!(status, 201, "{created}");
+    let registration =
+        json!({"appName": "<b>shop</b>", "instanceId": "i-1", "sdkVersion": "unleash-client-node:6.12.1"});
+    let r =
+        http().post(server.url("/api/client/register")).bearer_auth(ADMIN).json(&registration).send().expect("post");
+    assert_eq!(r.status(), 202);
     let mut browser = std::process::Command::new("node");
     browser
         .arg("console.mjs")
@@ -84,7 +89,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         .env("TOGGLED_FLAG", "new_payment_flow")
         .env("TOGGLED_XSS_FLAG", "html_description")
         .env("TOGGLED_FLAG_FILE", &server.flags)
-        .env("TOGGLED_RELEASE", created["id"].to_string());
+        .env("TOGGLED_RELEASE", created["id"].to_string())
+        .env("TOGGLED_SDK_APP", "<b>shop</b>");
     if let Ok(shots) = std::env::var("TOGGLED_SCREENSHOTS") {
         browser.env("TOGGLED_SCREENSHOTS", shots);
     }
@@ -95,6 +101,11 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     assert_eq!(seen["wrongToken"], "That token was refused: unknown token");
     assert_eq!(seen["xssText"], "<img src=x onerror=alert(1)>", "{seen}");
     assert_eq!(seen["afterKill"], "killed by ops");
+    assert!(
+        seen["sdkRow"].as_str().is_some_and(|r| r.contains("<b>shop</b>i-1unleash-client-node:6.12.1server")),
+        "{seen}"
+    );
+    assert_eq!(seen["sdkHtml"], json!(0), "an SDK's app name is text: {seen}");
     assert!(seen["counts"].as_str().is_some_and(|c| c.contains("DEFAULT") || c.contains("TARGETING_MATCH")), "{seen}");
     assert!(seen["secondTabMs"].as_u64().is_some_and(|ms| ms <= 2_000), "{seen}");
     assert!(seen["explain"].as_str().is_some_and(|s| s.contains("reason DISABLED")), "{seen}");

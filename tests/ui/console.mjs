@@ -154,6 +154,15 @@ try {
     seen.releaseHtml = await a.locator('.markdown b').count();
   }
 
+  if (process.env.TOGGLED_SDK_APP) {
+    // The registered SDK instances: the app name an SDK sent, shown as text.
+    await a.getByTestId('nav-sdks').click();
+    const row = a.getByTestId(`sdk-${process.env.TOGGLED_SDK_APP}-i-1`);
+    await row.waitFor();
+    seen.sdkRow = await row.textContent();
+    seen.sdkHtml = await a.locator('[data-testid="sdk-instances"] b').count();
+  }
+
   // Keyboard: the kill button opens the dialog with Enter, Escape closes it, nothing changes.
   await b.getByTestId('kill-' + flag).focus();
   await b.keyboard.press('Enter');
