@@ -93,7 +93,7 @@ fn a_flagd_definition_evaluates_as_flagd_answers() {
     let strict = run(&[]);
     assert_eq!(strict.status.code(), Some(1), "the `some` operator cannot be expressed");
     let stderr = String::from_utf8_lossy(&strict.stderr);
-    assert!(stderr.contains("unsupported: clever: condition"), "{stderr}");
+    assert!(stderr.contains("unsupported: clever: targeting: some"), "{stderr}");
     assert!(!stderr.contains("note: split:"), "a default fractional split keeps flagd's buckets: {stderr}");
     let out = run(&["--skip-unsupported"]);
     assert!(out.status.success());

@@ -8,6 +8,7 @@ mod evaluator;
 mod explain;
 mod faults;
 mod file_errors;
+mod flagd;
 mod fuzz;
 mod hardening;
 mod hot_path;

@@ -97,10 +97,18 @@ impl Compiler {
             }
         }
         // A bad stickiness or group is reported, and the rest of the strategy still checked.
-        let hash = self.hash_spec(k, &path, e.stickiness.as_ref(), e.group_id.as_ref()).unwrap_or_else(|| {
+        // flagd's hashing may take an empty group: flagd then hashes the stickiness value alone
+        // (a `fractional` bucketing on an attribute).
+        let flagd_bare = e.hashing.as_ref().is_some_and(|h| h.value == "flagd")
+            && e.group_id.as_ref().is_some_and(|g| g.value.is_empty());
+        let group_id = e.group_id.as_ref().filter(|_| !flagd_bare);
+        let mut hash = self.hash_spec(k, &path, e.stickiness.as_ref(), group_id).unwrap_or_else(|| {
             ok = false;
             HashSpec { stickiness: Stickiness::Default, group: k.to_owned() }
         });
+        if flagd_bare {
+            hash.group.clear();
+        }
         let start = match &e.start {
             Some(st) => match parse_timestamp(&st.value) {
                 Ok(t) => Some(t),

@@ -1,0 +1,108 @@
+//! flagd's targeting grammar through `toggled import flagd`, judged by flagd's own evaluator
+//! (`@openfeature/flagd-core`, installed from npm by `.ci/deps`, run by
+//! `tests/flagd/reference.mjs`): for every construct of `tests/import/flagd-constructs.json`
+//! (comparisons with the literal on either side, the between form, `in` on lists and strings,
+//! nested `and`/`or`/`!`, `if` with many and nested branches, `$flagd` properties, every
+//! `sem_ver` operator, a bare condition, `$ref` chains, `fractional` with weightless and zero
+//! buckets and computed keys) and many contexts, toggled's `/evaluate` serves the value and
+//! variant flagd serves, buckets included.
+
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN, Server, Workdir, http};
+use crate::unleash::run_sdk_with;
+
+/// Contexts over the fixture's attributes: some missing, numbers as numbers and as text.
+fn contexts() -> Vec<Value> {
+    let tiers = ["gold", "silver", "free", "bronze"];
+    let plans = ["pro", "team", "free"];
+    let locales = ["de", "at", "fr", "it", "en", "ch"];
+    let emails =
+        ["admin@example.com", "admin@else.org", "test1@example.com", "dev@example.com", "x@y.z", "tester@corp.io"];
+    let versions = ["1.2.0", "1.3.7", "2.0.0", "2.9.1", "0.4.9", "1.0.0", "3.3.3", "4.1.0", "5.0.1", "0.9.0", "1.1.0"];
+    (0..400u32)
+        .map(|i| {
+            let mut c = serde_json::Map::new();
+            // Every few contexts leave an attribute out.
+            if i % 7 != 0 {
+                c.insert("targetingKey".into(), json!(format!("user-{i}")));
+            }
+            if i % 5 != 1 {
+                c.insert("tier".into(), json!(tiers[(i as usize) % tiers.len()]));
+            }
+            if i % 6 != 2 {
+                c.insert("plan".into(), json!(plans[(i as usize / 2) % plans.len()]));
+            }
+            if i % 4 != 3 {
+                c.insert("locale".into(), json!(locales[(i as usize / 3) % locales.len()]));
+            }
+            if i % 9 != 4 {
+                c.insert("email".into(), json!(emails[(i as usize * 7) % emails.len()]));
+            }
+            match i % 11 {
+                0 => {}
+                1 => {
+                    c.insert("age".into(), json!(format!("{}", 10 + i % 70)));
+                }
+                _ => {
+                    c.insert("age".into(), json!(5 + (i * 13) % 75));
+                }
+            }
+            if i % 8 != 5 {
+                c.insert("version".into(), json!(versions[(i as usize * 3) % versions.len()]));
+            }
+            Value::Object(c)
+        })
+        .collect()
+}
+
+#[test]
+fn every_construct_answers_what_flagds_evaluator_answers() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = format!("{root}/tests/import/flagd-constructs.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["import", "flagd", &path])
+        .output()
+        .expect("toggled runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "every construct of the fixture is translated:\n{stderr}");
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let definitions: Value = serde_json::from_str(&text).expect("JSON");
+    let contexts = contexts();
+    let flagd = run_sdk_with(
+        "../flagd/reference.mjs",
+        "@openfeature/flagd-core",
+        &json!({"definitions": text, "contexts": contexts}),
+        &[],
+    );
+    let dir = Workdir::new(&yaml);
+    let server = Server::start(&dir, &[]);
+    let client = http();
+    let mut compared = 0;
+    let mut differences = Vec::new();
+    for (context, want) in contexts.iter().zip(&flagd) {
+        let got: Value = client
+            .post(server.url("/evaluate/all"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"context": context}))
+            .send()
+            .expect("request")
+            .json()
+            .expect("JSON");
+        for (flag, w) in want.as_object().expect("answers") {
+            let g = &got["flags"][flag];
+            compared += 1;
+            if (&g["value"], &g["variant"]) != (&w["value"], &w["variant"]) {
+                differences.push(format!("{flag} {context}: flagd {w}, toggled {g}"));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{} of {compared} answers differ:\n{}", differences.len(), differences.join("\n"));
+    let flags = definitions["flags"].as_object().expect("flags");
+    let mut omitted = Vec::new();
+    for (context, want) in contexts.iter().zip(&flagd) {
+        omitted.extend(flags.keys().filter(|k| want.get(k.as_str()).is_none()).map(|k| format!("{k} {context}")));
+    }
+    assert_eq!(compared, flags.len() * contexts.len(), "flagd answered every flag for every context: {omitted:#?}");
+}
