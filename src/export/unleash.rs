@@ -82,9 +82,16 @@ pub fn project<'a>(snapshot: &'a Snapshot, state: impl Fn(usize) -> FlagState<'a
         "features": features,
         "segments": [],
         "query": {"environment": "default", "inlineSegmentConstraints": true},
-        "meta": {"revisionId": snapshot.revision},
+        "meta": {"revisionId": revision_id(&snapshot.revision)},
     });
     Projection { document, notes }
+}
+
+/// Unleash's `meta.revisionId` is a number (Unleash Edge refuses anything else): the served
+/// revision's first 52 bits, within what a JavaScript number holds exactly.
+fn revision_id(revision: &str) -> u64 {
+    let hex: String = revision.chars().filter(char::is_ascii_hexdigit).take(13).collect();
+    u64::from_str_radix(&hex, 16).unwrap_or_default()
 }
 
 /// Who a step admits: everyone its constraints admit, or a share of them.
