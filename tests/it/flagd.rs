@@ -99,6 +99,20 @@ fn every_construct_answers_what_flagds_evaluator_answers() {
         }
     }
     assert!(differences.is_empty(), "{} of {compared} answers differ:\n{}", differences.len(), differences.join("\n"));
+    // The flag set's and the flag's metadata reach OFREP's answer, merged as flagd merges them.
+    let want = &flagd[0]["eq-either-side"]["metadata"];
+    assert_eq!(want, &json!({"flagSetId": "checkout", "owner": "payments", "version": 4}), "flagd's merge");
+    let ofrep: Value = client
+        .post(server.url("/ofrep/v1/evaluate/flags/eq-either-side"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"context": {"targetingKey": "u1"}}))
+        .send()
+        .expect("request")
+        .json()
+        .expect("JSON");
+    for (k, v) in want.as_object().expect("metadata") {
+        assert_eq!(&ofrep["metadata"][k], v, "{ofrep}");
+    }
     let flags = definitions["flags"].as_object().expect("flags");
     let mut omitted = Vec::new();
     for (context, want) in contexts.iter().zip(&flagd) {

@@ -231,6 +231,12 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
         };
         let names: Vec<String> = variants.iter().map(|(n, _)| n.clone()).collect();
         let mut flag = Map::new();
+        // The flag set's metadata, then the flag's own (which wins), as flagd merges them.
+        let mut metadata = doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+        metadata.extend(f.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default());
+        if !metadata.is_empty() {
+            flag.insert("metadata".into(), Value::Object(metadata));
+        }
         flag.insert("type".into(), json!("variant"));
         flag.insert("variants".into(), ordered(variants));
         flag.insert("default_variant".into(), json!(default));
