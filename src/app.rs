@@ -157,25 +157,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Probe { url } => probe(&url),
         Command::Export { target: ExportTarget::Unleash { file, flags: path } } => {
-            let text = read_flag_file(&path)?;
-            let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&path.display().to_string())))?;
-            let projection = crate::export::unleash::project(&snapshot, |_| FlagState::default(), Utc::now());
-            for (flag, what) in &projection.notes {
-                eprintln!("note: {flag}: {what}");
-            }
-            let out = serde_json::to_string_pretty(&projection.document).context("failed to render the document")?;
-            match file {
-                Some(file) => {
-                    std::fs::write(&file, out + "\n").with_context(|| format!("cannot write {}", file.display()))?;
-                }
-                None => println!("{out}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            export(&path, file.as_deref(), |s| {
+                let p = crate::export::unleash::project(s, |_| FlagState::default(), Utc::now());
+                (p.document, p.notes)
+            })
         }
+        Command::Export { target: ExportTarget::Flagd { file, flags: path } } => export(&path, file.as_deref(), |s| {
+            let p = crate::export::flagd::project(s, Utc::now());
+            (p.document, p.notes)
+        }),
         Command::Evaluate { file, flag, context, at, first_seen, explain } => {
             evaluate(&file, &flag, &context, at.as_deref(), first_seen.as_deref(), explain)
         }
     }
+}
+
+/// `toggled export unleash|flagd`: the document on standard output (or `FILE`), what it cannot
+/// express on standard error.
+fn export(
+    path: &Path,
+    file: Option<&Path>,
+    project: impl FnOnce(&flags::Snapshot) -> (serde_json::Value, Vec<(String, String)>),
+) -> anyhow::Result<ExitCode> {
+    let text = read_flag_file(path)?;
+    let snapshot = flags::compile(&text).map_err(|e| anyhow!("{}", e.render(&path.display().to_string())))?;
+    let (document, notes) = project(&snapshot);
+    for (flag, what) in &notes {
+        eprintln!("note: {flag}: {what}");
+    }
+    let out = serde_json::to_string_pretty(&document).context("failed to render the document")?;
+    match file {
+        Some(file) => std::fs::write(file, out + "\n").with_context(|| format!("cannot write {}", file.display()))?,
+        None => println!("{out}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `toggled import unleash|flagd`: the flag file on standard output (or `--output`), what could

@@ -144,6 +144,16 @@ pub enum ExportTarget {
         #[arg(long, env = "TOGGLED_FLAGS", default_value = "flags/feature-flags.yaml")]
         flags: PathBuf,
     },
+    /// A flagd flag definition file (for flagd's in-process providers in file mode), as of now and
+    /// without a store's overrides. What flagd cannot express is listed on standard error
+    /// (`note: FLAG: what`).
+    Flagd {
+        /// Write the document here instead of standard output.
+        file: Option<PathBuf>,
+        /// The flag file.
+        #[arg(long, env = "TOGGLED_FLAGS", default_value = "flags/feature-flags.yaml")]
+        flags: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,11 +25,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::eval::{FlagState, Override, rollout};
+use super::steps::{Gate, Serve, Step, steps};
+use crate::eval::{FlagState, Override};
 use crate::flags::Snapshot;
 use crate::flags::snapshot::{
-    Constraint, Expect, Flag, FlagKind, HashSpec, NumOp, Operator, RuleAction, Stickiness, Strategy, SunsetAction,
-    VariantIdx,
+    Constraint, Expect, Flag, FlagKind, NumOp, Operator, RuleAction, Stickiness, Strategy, SunsetAction, VariantIdx,
 };
 
 /// The name Unleash gives the answer of a feature without a variant. A toggled variant of that
@@ -92,26 +92,6 @@ pub fn project<'a>(snapshot: &'a Snapshot, state: impl Fn(usize) -> FlagState<'a
 fn revision_id(revision: &str) -> u64 {
     let hex: String = revision.chars().filter(char::is_ascii_hexdigit).take(13).collect();
     u64::from_str_radix(&hex, 16).unwrap_or_default()
-}
-
-/// Who a step admits: everyone its constraints admit, or a share of them.
-enum Gate<'a> {
-    All,
-    Percentage(u32, &'a HashSpec),
-}
-
-/// What a step serves.
-enum Serve<'a> {
-    Variant(VariantIdx),
-    Split(&'a [(VariantIdx, u32)], &'a HashSpec),
-}
-
-struct Step<'a> {
-    constraints: Vec<&'a Constraint>,
-    /// A variant pin's condition, already in Unleash's shape.
-    pin: Option<Value>,
-    gate: Gate<'a>,
-    serve: Serve<'a>,
 }
 
 fn feature(
@@ -193,139 +173,6 @@ fn feature(
     with_dependencies(base(flag, enabled, strategies), dependencies)
 }
 
-/// The steps of toggled's precedence after prerequisites: variant pins, rules, then the
-/// flag's own strategy (or its constraints alone); each under the flag's `constraints`.
-fn steps<'a>(flag: &'a Flag, state: &FlagState<'_>, now: DateTime<Utc>) -> Vec<Step<'a>> {
-    let base: Vec<&Constraint> = flag.constraints.iter().collect();
-    let mut steps = Vec::new();
-    // Pins are matched on one attribute: `userId` stands for toggled's default stickiness.
-    let mut pinned: Vec<(VariantIdx, Vec<&String>)> = Vec::new();
-    for (value, idx) in &flag.overrides {
-        match pinned.iter_mut().find(|(i, _)| i == idx) {
-            Some((_, values)) => values.push(value),
-            None => pinned.push((*idx, vec![value])),
-        }
-    }
-    pinned.sort_by_key(|(idx, _)| *idx);
-    for (idx, mut values) in pinned {
-        values.sort();
-        let name = match &flag.override_stickiness {
-            Stickiness::Default => "userId".to_owned(),
-            Stickiness::Attribute(path) => path.name.clone(),
-        };
-        let pin = json!({"contextName": context_name(&name), "operator": "IN", "values": values, "inverted": false, "caseInsensitive": false});
-        steps.push(Step { constraints: base.clone(), pin: Some(pin), gate: Gate::All, serve: Serve::Variant(idx) });
-    }
-    for rule in &flag.rules {
-        let mut constraints = base.clone();
-        constraints.extend(rule.constraints.iter());
-        match &rule.action {
-            RuleAction::Serve(idx) => {
-                steps.push(Step { constraints, pin: None, gate: Gate::All, serve: Serve::Variant(*idx) });
-            }
-            RuleAction::Percentage { percentage, serve, hash } => {
-                steps.push(Step {
-                    constraints,
-                    pin: None,
-                    gate: Gate::Percentage(*percentage, hash),
-                    serve: Serve::Variant(*serve),
-                });
-            }
-            RuleAction::Strategy(strategy, gate) => {
-                let from = steps.len();
-                strategy_steps(flag, strategy, &constraints, state, now, &mut steps);
-                if let Some(g) = gate {
-                    // Only an A/B split takes a gate: its steps admit everyone until gated.
-                    for step in &mut steps[from..] {
-                        step.gate = Gate::Percentage(g.percentage, &g.hash);
-                    }
-                }
-            }
-        }
-    }
-    match &flag.strategy {
-        Some(strategy) => strategy_steps(flag, strategy, &base, state, now, &mut steps),
-        None if !flag.constraints.is_empty() && flag.rules.is_empty() => {
-            steps.push(Step { constraints: base, pin: None, gate: Gate::All, serve: Serve::Variant(flag.rollout) });
-        }
-        None => {}
-    }
-    steps
-}
-
-/// The steps of a rollout strategy at `now`.
-fn strategy_steps<'a>(
-    flag: &'a Flag,
-    strategy: &'a Strategy,
-    constraints: &[&'a Constraint],
-    state: &FlagState<'_>,
-    now: DateTime<Utc>,
-    steps: &mut Vec<Step<'a>>,
-) {
-    let rollout = Serve::Variant(flag.rollout);
-    match strategy {
-        Strategy::Percentage { percentage, hash } => {
-            steps.push(Step {
-                constraints: constraints.to_vec(),
-                pin: None,
-                gate: Gate::Percentage(*percentage, hash),
-                serve: rollout,
-            });
-        }
-        Strategy::Scheduled { steps: schedule, hash } => {
-            let percentage = rollout::scheduled_percentage(schedule, now);
-            steps.push(Step {
-                constraints: constraints.to_vec(),
-                pin: None,
-                gate: Gate::Percentage(percentage, hash),
-                serve: rollout,
-            });
-        }
-        Strategy::Gradual { stages, start, hash } => {
-            let start = rollout::schedule_start(*start, state.first_seen, now);
-            if let Some(progress) = rollout::gradual_progress(stages, start, now, state.pause) {
-                for stage in &stages[..=progress.stage] {
-                    let mut c = constraints.to_vec();
-                    c.extend(stage.constraints.iter());
-                    steps.push(Step {
-                        constraints: c,
-                        pin: None,
-                        gate: Gate::Percentage(stage.percentage, hash),
-                        serve: Serve::Variant(flag.rollout),
-                    });
-                }
-            }
-        }
-        Strategy::AbTest { split, hashing, duration, start, winner, hash, .. } => {
-            let start = rollout::schedule_start(*start, state.first_seen, now);
-            if now < start {
-                return;
-            }
-            if rollout::window_over(start, *duration, now) {
-                if let Some(w) = winner {
-                    steps.push(Step {
-                        constraints: constraints.to_vec(),
-                        pin: None,
-                        gate: Gate::All,
-                        serve: Serve::Variant(*w),
-                    });
-                }
-                return;
-            }
-            if *hashing == crate::flags::snapshot::Hashing::Flagd {
-                // Unleash's SDKs pick with Unleash's hash: the split is left out (and named).
-                return;
-            }
-            steps.push(Step {
-                constraints: constraints.to_vec(),
-                pin: None,
-                gate: Gate::All,
-                serve: Serve::Split(split, hash),
-            });
-        }
-    }
-}
-
 /// Unleash's name for a stickiness.
 fn stickiness(s: &Stickiness) -> String {
     match s {
@@ -341,7 +188,15 @@ fn context_name(attribute: &str) -> &str {
 }
 
 fn strategy(flag: &Flag, step: &Step<'_>, note: &mut impl FnMut(String)) -> Option<Value> {
-    let mut constraints: Vec<Value> = step.pin.iter().cloned().collect();
+    // A pin on toggled's default stickiness is matched on `userId`.
+    let mut constraints: Vec<Value> = step
+        .pin
+        .iter()
+        .map(|(attribute, values)| {
+            let name = context_name(attribute.unwrap_or("userId"));
+            json!({"contextName": name, "operator": "IN", "values": values, "inverted": false, "caseInsensitive": false})
+        })
+        .collect();
     for c in &step.constraints {
         match constraint(c) {
             Ok(v) => constraints.push(v),
@@ -356,7 +211,9 @@ fn strategy(flag: &Flag, step: &Step<'_>, note: &mut impl FnMut(String)) -> Opti
         Gate::Percentage(p, hash) => (p, Some(hash)),
     };
     let split = match &step.serve {
-        Serve::Split(_, hash) => Some(*hash),
+        // Unleash's SDKs pick with Unleash's hash: a flagd-hashed split is left out (and named).
+        Serve::Split(_, _, crate::flags::snapshot::Hashing::Flagd) => return None,
+        Serve::Split(_, hash, _) => Some(*hash),
         Serve::Variant(_) => None,
     };
     // The SDK hashes a strategy's share and its variants in the strategy's one group.
@@ -375,7 +232,7 @@ fn strategy(flag: &Flag, step: &Step<'_>, note: &mut impl FnMut(String)) -> Opti
         // The variant `disabled` is Unleash's answer without a variant.
         (Serve::Variant(i), FlagKind::Variant) if flag.variants[*i].name == DISABLED => Vec::new(),
         (Serve::Variant(i), FlagKind::Variant) => vec![variant(flag, *i, 1000, "fix", &sticky)],
-        (Serve::Split(split, _), FlagKind::Variant) => {
+        (Serve::Split(split, ..), FlagKind::Variant) => {
             split.iter().map(|(i, w)| variant(flag, *i, *w, "variable", &split_sticky)).collect()
         }
     };

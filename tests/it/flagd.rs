@@ -120,3 +120,106 @@ fn every_construct_answers_what_flagds_evaluator_answers() {
     }
     assert_eq!(compared, flags.len() * contexts.len(), "flagd answered every flag for every context: {omitted:#?}");
 }
+
+const EXPORTABLE: &str = r##"segments:
+  staff: [{attribute: email, operator: STR_ENDS_WITH, values: ["@example.com"]}]
+feature_flags:
+  checkout_v2:
+    default_value: false
+    rules:
+      - {name: staff, segment: staff, serve: true}
+      - name: adults-in-dach
+        constraints: [{attribute: age, operator: NUM_GTE, value: 18}, {attribute: locale, operator: IN, values: [de, at]}]
+        serve: true
+      - name: paying-on-v2
+        constraints: [{attribute: plan, operator: NOT_IN, values: [free]}, {attribute: version, operator: SEMVER_GTE, value: "2.0.0"}]
+        serve: true
+  theme:
+    type: variant
+    variants: {light: "#fff", dark: "#000", blue: "#00f"}
+    default_variant: light
+    overrides: {dark: [user-3, user-5]}
+    rules:
+      - {name: testers, constraints: [{attribute: email, operator: STR_STARTS_WITH, values: [test]}], variant: blue}
+    rollout_strategy: {type: ab_test, traffic_split: {light: 50, dark: 30, blue: 20}, hashing: flagd, stickiness: targetingKey}
+  limit:
+    type: variant
+    variants: {low: 10, high: 100}
+    default_variant: low
+    constraints: [{attribute: tier, operator: IN, values: [gold, "1"]}]
+    rollout_variant: high
+  launch:
+    default_value: false
+    constraints:
+      - {attribute: currentTime, operator: DATE_AFTER, value: "2025-01-01T00:00:00Z"}
+      - {attribute: currentTime, operator: DATE_BEFORE, value: "2099-01-01T00:00:00Z"}
+  no_spam:
+    default_value: false
+    constraints: [{attribute: email, operator: STR_CONTAINS, values: [spam], inverted: true}, {attribute: age, operator: NUM_LT, value: 65}]
+  static_on: {default_value: true}
+"##;
+
+/// A toggled file exported to flagd answers the same in flagd's own evaluator, and imported
+/// back into toggled, for many contexts; nothing in it needed a note.
+#[test]
+fn a_file_exported_to_flagd_answers_the_same_there_and_imported_back() {
+    let dir = Workdir::new(EXPORTABLE);
+    let exported = dir.path().join("flagd.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["export", "flagd"])
+        .arg(&exported)
+        .arg("--flags")
+        .arg(dir.path().join("flags/feature-flags.yaml"))
+        .output()
+        .expect("toggled runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("note:"), "exported exactly:\n{stderr}");
+    let text = std::fs::read_to_string(&exported).expect("written");
+    let contexts = contexts();
+    let flagd = run_sdk_with(
+        "../flagd/reference.mjs",
+        "@openfeature/flagd-core",
+        &json!({"definitions": text, "contexts": contexts}),
+        &[],
+    );
+    let back = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
+        .args(["import", "flagd"])
+        .arg(&exported)
+        .output()
+        .expect("toggled runs");
+    assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
+    let reimported = crate::support::compile(&String::from_utf8(back.stdout).expect("utf-8"));
+    let server = Server::start(&dir, &[]);
+    let client = http();
+    let mut differences = Vec::new();
+    for (context, want) in contexts.iter().zip(&flagd) {
+        let got: Value = client
+            .post(server.url("/evaluate/all"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"context": context}))
+            .send()
+            .expect("request")
+            .json()
+            .expect("JSON");
+        let got = got["flags"].as_object().expect("flags");
+        assert_eq!(want.as_object().map(serde_json::Map::len), Some(got.len()), "flagd answers every flag");
+        for (flag, g) in got {
+            let w = &want[flag];
+            if (&g["value"], &g["variant"]) != (&w["value"], &w["variant"]) {
+                differences.push(format!("flagd: {flag} {context}: flagd {w}, toggled {g}"));
+            }
+            let f = reimported.get(flag).expect("imported back");
+            let e = toggled::eval::evaluate_in(
+                f,
+                &crate::support::ctx(context.clone()),
+                chrono::Utc::now(),
+                &toggled::eval::FlagState::default(),
+                &reimported,
+            );
+            if (e.value, e.variant) != (&g["value"], g["variant"].as_str().expect("variant")) {
+                differences.push(format!("imported back: {flag} {context}: {} {}, toggled {g}", e.value, e.variant));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
+}

@@ -268,6 +268,18 @@ fn compare(op: &str, args: &[Value]) -> Result<Dnf, String> {
 fn equality(op: &str, args: &[Value], flag: &str) -> Result<Dnf, String> {
     let [a, b] = args else { return Err(format!("{op} without 2 arguments")) };
     let negated = op.starts_with('!');
+    // Against null: whether the attribute is missing (JSONLogic reads a missing one as null).
+    let null_test = match (a, b) {
+        (Value::Null, other) | (other, Value::Null) => Some(other),
+        _ => None,
+    };
+    if let Some(other) = null_test {
+        let dnf = match side(other)? {
+            Side::Attr(x) => vec![vec![missing(&x)]],
+            Side::Lit(_) | Side::FlagKey | Side::Timestamp => never(),
+        };
+        return if negated { not(&dnf) } else { Ok(dnf) };
+    }
     let dnf = match (side(a)?, side(b)?) {
         (Side::Attr(x), Side::Lit(v)) | (Side::Lit(v), Side::Attr(x)) => {
             if op.len() == 3 && v.is_number() {
