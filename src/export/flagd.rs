@@ -187,6 +187,17 @@ fn texts(v: &str) -> Vec<Value> {
     out
 }
 
+/// JSONLogic's symbol for a comparison (`eq` is `==` for numbers, `=` in `sem_ver`).
+fn symbol(op: NumOp, eq: &'static str) -> &'static str {
+    match op {
+        NumOp::Eq => eq,
+        NumOp::Gt => ">",
+        NumOp::Gte => ">=",
+        NumOp::Lt => "<",
+        NumOp::Lte => "<=",
+    }
+}
+
 fn constraint(c: &Constraint) -> Result<Value, String> {
     let attr = c.attribute.name.as_str();
     let var = json!({"var": attr});
@@ -209,25 +220,9 @@ fn constraint(c: &Constraint) -> Result<Value, String> {
         }
         Operator::StrStartsWith(values) => any("starts_with", values),
         Operator::StrEndsWith(values) => any("ends_with", values),
-        Operator::Num(op, n) => {
-            let op = match op {
-                NumOp::Eq => "==",
-                NumOp::Gt => ">",
-                NumOp::Gte => ">=",
-                NumOp::Lt => "<",
-                NumOp::Lte => "<=",
-            };
-            json!({"and": [present, {op: [var, n]}]})
-        }
+        Operator::Num(op, n) => json!({"and": [present, {symbol(*op, "=="): [var, n]}]}),
         Operator::Semver(op, v) => {
-            let op = match op {
-                NumOp::Eq => "=",
-                NumOp::Gt => ">",
-                NumOp::Gte => ">=",
-                NumOp::Lt => "<",
-                NumOp::Lte => "<=",
-            };
-            json!({"sem_ver": [var, op, v.to_string()]})
+            json!({"sem_ver": [var, symbol(*op, "="), v.to_string()]})
         }
         Operator::DateAfter(d) | Operator::DateBefore(d) if attr == "currentTime" => {
             // toggled: now > d (or <); flagd's timestamp is whole seconds.

@@ -56,6 +56,25 @@ fn contexts() -> Vec<Value> {
         .collect()
 }
 
+/// flagd-core's answers for `contexts` on the flagd document `text`.
+fn flagd_answers(text: &str, contexts: &[Value]) -> Vec<Value> {
+    let input = json!({"definitions": text, "contexts": contexts});
+    run_sdk_with("../flagd/reference.mjs", "@openfeature/flagd-core", &input, &[])
+}
+
+/// toggled's `/evaluate/all` answers for `context`: `{flag: answer}`.
+fn toggled_answers(client: &reqwest::blocking::Client, server: &Server, context: &Value) -> Value {
+    let all: Value = client
+        .post(server.url("/evaluate/all"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"context": context}))
+        .send()
+        .expect("request")
+        .json()
+        .expect("JSON");
+    all["flags"].clone()
+}
+
 #[test]
 fn every_construct_answers_what_flagds_evaluator_answers() {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -70,28 +89,16 @@ fn every_construct_answers_what_flagds_evaluator_answers() {
     let text = std::fs::read_to_string(&path).expect("fixture");
     let definitions: Value = serde_json::from_str(&text).expect("JSON");
     let contexts = contexts();
-    let flagd = run_sdk_with(
-        "../flagd/reference.mjs",
-        "@openfeature/flagd-core",
-        &json!({"definitions": text, "contexts": contexts}),
-        &[],
-    );
+    let flagd = flagd_answers(&text, &contexts);
     let dir = Workdir::new(&yaml);
     let server = Server::start(&dir, &[]);
     let client = http();
     let mut compared = 0;
     let mut differences = Vec::new();
     for (context, want) in contexts.iter().zip(&flagd) {
-        let got: Value = client
-            .post(server.url("/evaluate/all"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"context": context}))
-            .send()
-            .expect("request")
-            .json()
-            .expect("JSON");
+        let got = toggled_answers(&client, &server, context);
         for (flag, w) in want.as_object().expect("answers") {
-            let g = &got["flags"][flag];
+            let g = &got[flag];
             compared += 1;
             if (&g["value"], &g["variant"]) != (&w["value"], &w["variant"]) {
                 differences.push(format!("{flag} {context}: flagd {w}, toggled {g}"));
@@ -176,12 +183,7 @@ fn a_file_exported_to_flagd_answers_the_same_there_and_imported_back() {
     assert!(out.status.success() && !stderr.contains("note:"), "exported exactly:\n{stderr}");
     let text = std::fs::read_to_string(&exported).expect("written");
     let contexts = contexts();
-    let flagd = run_sdk_with(
-        "../flagd/reference.mjs",
-        "@openfeature/flagd-core",
-        &json!({"definitions": text, "contexts": contexts}),
-        &[],
-    );
+    let flagd = flagd_answers(&text, &contexts);
     let back = std::process::Command::new(env!("CARGO_BIN_EXE_toggled"))
         .args(["import", "flagd"])
         .arg(&exported)
@@ -193,15 +195,8 @@ fn a_file_exported_to_flagd_answers_the_same_there_and_imported_back() {
     let client = http();
     let mut differences = Vec::new();
     for (context, want) in contexts.iter().zip(&flagd) {
-        let got: Value = client
-            .post(server.url("/evaluate/all"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"context": context}))
-            .send()
-            .expect("request")
-            .json()
-            .expect("JSON");
-        let got = got["flags"].as_object().expect("flags");
+        let got = toggled_answers(&client, &server, context);
+        let got = got.as_object().expect("flags");
         assert_eq!(want.as_object().map(serde_json::Map::len), Some(got.len()), "flagd answers every flag");
         for (flag, g) in got {
             let w = &want[flag];
