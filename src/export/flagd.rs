@@ -53,8 +53,11 @@ fn definition(flag: &Flag, now: DateTime<Utc>, note: &mut impl FnMut(String)) ->
         "variants": variants,
         "defaultVariant": flag.variants[flag.default].name,
     });
-    if !flag.enabled {
-        note("DISABLED: flagd answers the caller's default, toggled its default variant".to_owned());
+    if flag.caller_fallback {
+        // flagd answers the caller's default where no rule matches when there is no default.
+        out["defaultVariant"] = Value::Null;
+    } else if !flag.enabled {
+        note("DISABLED: flagd answers the caller's default, toggled its default variant (`fallback: caller` answers as flagd)".to_owned());
     }
     if !flag.requires.is_empty() {
         note("prerequisites are left out: flagd has none".to_owned());

@@ -156,6 +156,12 @@ pub struct FlagEntry {
     pub success_metrics: Option<Box<SuccessMetricsEntry>>,
     pub deprecated_in: Option<Spanned<String>>,
     pub introduced_in: Option<Spanned<String>>,
+    /// Who supplies the value when the flag is off (`DISABLED`) or no targeting matched
+    /// (`DEFAULT`): `default_variant` (the default: the flag's safe value) or `caller` (OFREP
+    /// answers without a value, so the provider returns the caller's default, as flagd does).
+    #[serde(default)]
+    #[schemars(schema_with = "fallback")]
+    pub fallback: Option<Spanned<String>>,
     /// Ordered targeting rules (the first that matches decides).
     pub rules: Option<Vec<Spanned<RuleEntry>>>,
     /// Prerequisite flags.
@@ -323,6 +329,10 @@ fn flag_type(_: &mut SchemaGenerator) -> Schema {
 
 fn strategy_type(_: &mut SchemaGenerator) -> Schema {
     names(&["percentage", "gradual", "ab_test", "scheduled"])
+}
+
+fn fallback(_: &mut SchemaGenerator) -> Schema {
+    names(&["default_variant", "caller"])
 }
 
 fn percentage(_: &mut SchemaGenerator) -> Schema {

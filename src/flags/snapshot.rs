@@ -102,6 +102,8 @@ pub struct Flag {
     pub success_metrics: Option<SuccessMetrics>,
     pub deprecated_in: Option<Version>,
     pub introduced_in: Option<Version>,
+    /// `fallback: caller`: off or unmatched, OFREP answers without a value (the caller's default).
+    pub caller_fallback: bool,
     /// Ordered targeting rules: the first that matches decides (after pins, before the strategy).
     pub rules: Vec<Rule>,
     /// Prerequisite flags, all of which must give what they expect.

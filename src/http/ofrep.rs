@@ -3,7 +3,10 @@
 //!
 //! Success: `{key, value, reason, variant, metadata}`, with reasons mapped into OpenFeature's set
 //! (our own reason in `metadata.toggledReason`) and metadata values that are strings, numbers or
-//! booleans only. Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
+//! booleans only. A flag with `fallback: caller` answers `DISABLED` and `DEFAULT` without `value`
+//! (and with a null `variant`): the provider returns the caller's default (as flagd's OFREP
+//! server does).
+//! Errors: `{key?, errorCode, errorDetails}` with status 400, 404 or 500 only.
 //! Bulk answers carry an `ETag` (a hash of the body) and honour `If-None-Match` with 304.
 
 use super::KeyPath;
@@ -134,9 +137,9 @@ impl Metadata<'_> {
 /// `/evaluate`'s answers: see `eval::body`).
 struct Answer<'a> {
     key: &'a str,
-    value: &'a Value,
+    /// `None` (with no variant): the caller's default (`fallback: caller`).
+    value: Option<(&'a Value, &'a str)>,
     reason: &'static str,
-    variant: &'a str,
     metadata: Metadata<'a>,
 }
 
@@ -144,12 +147,18 @@ impl Answer<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"key\":");
         body::text(out, self.key);
-        out.extend_from_slice(b",\"value\":");
-        serde_json::to_writer(&mut *out, self.value).expect("a JSON value serialises");
+        if let Some((value, _)) = self.value {
+            out.extend_from_slice(b",\"value\":");
+            serde_json::to_writer(&mut *out, value).expect("a JSON value serialises");
+        }
         out.extend_from_slice(b",\"reason\":");
         body::text(out, self.reason);
+        // The official Python provider reads `variant` as a required key: null without a value.
         out.extend_from_slice(b",\"variant\":");
-        body::text(out, self.variant);
+        match self.value {
+            Some((_, variant)) => body::text(out, variant),
+            None => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b",\"metadata\":");
         self.metadata.write_json(out);
         out.push(b'}');
@@ -166,11 +175,11 @@ fn answer<'a>(
 ) -> Answer<'a> {
     let flag = &served.snapshot.flags[idx];
     let e = served.evaluate(&state.serving.metrics, idx, ctx, now);
+    let callers = flag.caller_fallback && matches!(e.reason, Reason::Disabled | Reason::Default);
     Answer {
         key: &flag.key,
-        value: e.value,
+        value: (!callers).then_some((e.value, e.variant)),
         reason: openfeature_reason(e.reason).0,
-        variant: e.variant,
         metadata: Metadata { flag, e, revision: &served.snapshot.revision },
     }
 }
@@ -295,9 +304,8 @@ mod tests {
         let e = crate::eval::evaluate(flag, &Context::new(), now, &crate::eval::FlagState::default());
         let answer = Answer {
             key: &flag.key,
-            value: e.value,
+            value: Some((e.value, e.variant)),
             reason: openfeature_reason(e.reason).0,
-            variant: e.variant,
             metadata: Metadata { flag, e, revision: "r\u{1}" },
         };
         let mut out = Vec::new();

@@ -45,6 +45,20 @@ fn single_flag_answers_have_every_field_providers_need() {
     assert_eq!((&metadata["owner"], &metadata["description"]), (&json!("web-team"), &json!("Dark theme")));
     assert!(metadata["revision"].is_string() && !metadata.contains_key("nested"));
 
+    // `fallback: caller`: no value and no variant when off or unmatched; a match has both.
+    let (_, _, off) = json_of(ofrep(&server, "beta_footer", ctx));
+    assert_eq!(
+        off,
+        json!({"key": "beta_footer", "reason": "DISABLED", "variant": null, "metadata": off["metadata"]}),
+        "{off}"
+    );
+    let (_, _, unmatched) = json_of(ofrep(&server, "region_promo", ctx));
+    assert!(unmatched.get("value").is_none() && unmatched["variant"].is_null(), "{unmatched}");
+    assert_eq!(unmatched["reason"], json!("DEFAULT"));
+    let de = r#"{"context": {"targetingKey": "u1", "country": "DE"}}"#;
+    let (_, _, matched) = json_of(ofrep(&server, "region_promo", de));
+    assert_eq!((&matched["value"], &matched["variant"]), (&json!("Spring sale"), &json!("spring")), "{matched}");
+
     // Typed values keep their JSON form: integers stay integers, floats keep a decimal point.
     let raw = |key: &str, body: &str| ofrep(&server, key, body).text().expect("text");
     assert!(raw("max_items", ctx).contains(r#""value":25"#));
@@ -130,11 +144,13 @@ fn bulk_answers_with_an_etag_and_honours_if_none_match() {
     assert!(etag.starts_with('"') && etag.ends_with('"'));
     let body: Value = first.json().expect("JSON");
     let flags = body["flags"].as_array().expect("flags array");
-    assert_eq!(flags.len(), 7);
+    assert_eq!(flags.len(), 9);
+    // Every answer has its value and variant, but those of `fallback: caller` flags off or unmatched.
+    let callers = ["beta_footer", "region_promo"];
     assert!(flags.iter().all(|f| f["key"].is_string()
-        && f.get("value").is_some()
         && f["reason"].is_string()
-        && f["variant"].is_string()));
+        && (f.get("value").is_some() && f["variant"].is_string()
+            || callers.contains(&f["key"].as_str().unwrap_or_default()) && f["variant"].is_null())));
     assert!(
         flags.iter().any(|f| f["key"] == json!("checkout_v1") && f["reason"] == json!("DISABLED")),
         "disabled flags are listed"
@@ -247,6 +263,10 @@ fn the_official_python_provider_evaluates_every_type() {
     expect("disabled", json!(true), "DISABLED");
     expect("sunset", json!(false), "DISABLED");
     expect("no_targeting_key", json!("Hey there"), "TARGETING_MATCH");
+    // `fallback: caller`: off or unmatched, the caller's default, with toggled's reason.
+    expect("caller_disabled", json!(true), "DISABLED");
+    expect("caller_default", json!("caller's text"), "DEFAULT");
+    expect("caller_matched", json!("Spring sale"), "TARGETING_MATCH");
     assert_eq!(r["boolean"]["variant"], json!("on"));
     assert_eq!(r["boolean"]["metadata"]["owner"], json!("web-team"));
     assert_eq!(r["sunset"]["metadata"]["toggledReason"], json!("SUNSET"));
@@ -254,6 +274,24 @@ fn the_official_python_provider_evaluates_every_type() {
     assert_eq!((&r["mismatch"]["value"], &r["mismatch"]["error_code"]), (&json!(7), &json!("TYPE_MISMATCH")));
     let text = r.to_string();
     assert!(!text.contains("GENERAL"), "no GENERAL errors: {text}");
+}
+
+/// `fallback: caller` through the official Node.js OFREP provider (0.1.3): it requires `value`,
+/// so off or unmatched it returns the caller's default with reason `ERROR` (the Python provider
+/// gives `DISABLED` / `DEFAULT`, above); a match is served as usual.
+#[test]
+fn the_javascript_provider_returns_the_callers_default_for_a_caller_fallback() {
+    let dir = Workdir::new(FLAGS);
+    let server = Server::start(&dir, &[]);
+    let out = crate::unleash::run_sdk_with(
+        "../openfeature/fallback.mjs",
+        "@openfeature/ofrep-provider",
+        &json!({"url": server.base}),
+        &[],
+    );
+    assert_eq!((&out[0]["value"], &out[0]["reason"]), (&json!(true), &json!("ERROR")), "{}", out[0]);
+    assert_eq!((&out[1]["value"], &out[1]["reason"]), (&json!("caller's text"), &json!("ERROR")), "{}", out[1]);
+    assert_eq!((&out[2]["value"], &out[2]["reason"]), (&json!("Spring sale"), &json!("TARGETING_MATCH")), "{}", out[2]);
 }
 
 /// The README's JavaScript example (`examples/openfeature.mjs`) runs as written with the

@@ -37,6 +37,9 @@ results = {
     "sunset": details(client.get_boolean_details("legacy_export", True, ctx)),
     "missing": details(client.get_boolean_details("no_such_flag", True, ctx)),
     "mismatch": details(client.get_integer_details("welcome_text", 7, ctx)),
+    "caller_disabled": details(client.get_boolean_details("beta_footer", True, ctx)),
+    "caller_default": details(client.get_string_details("region_promo", "caller's text", ctx)),
+    "caller_matched": details(client.get_string_details("region_promo", "caller's text", EvaluationContext(targeting_key="u", attributes={"country": "DE"}))),
     "no_targeting_key": details(client.get_string_details("welcome_text", "fallback", EvaluationContext(attributes={"country": "CA"}))),
 }
 print(json.dumps(results))

@@ -268,6 +268,19 @@ impl Compiler {
         };
         let deprecated_in = self.version(e.deprecated_in.as_ref(), &format!("{k}.deprecated_in"));
         let introduced_in = self.version(e.introduced_in.as_ref(), &format!("{k}.introduced_in"));
+        let caller_fallback = match e.fallback.as_ref().map(|f| f.value.as_str()) {
+            None | Some("default_variant") => false,
+            Some("caller") => true,
+            Some(other) => {
+                let at = e.fallback.as_ref().map_or(At::from(key), At::from);
+                self.error(
+                    at,
+                    format!("{k}.fallback"),
+                    format!("fallback {other:?}: expected default_variant or caller"),
+                );
+                false
+            }
+        };
         if self.errors.len() > errors_before {
             return None;
         }
@@ -291,6 +304,7 @@ impl Compiler {
             success_metrics,
             deprecated_in,
             introduced_in,
+            caller_fallback,
             rules,
             requires: Vec::new(),
         })

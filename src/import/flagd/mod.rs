@@ -225,11 +225,20 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let Some(default) = f.get("defaultVariant").and_then(Value::as_str) else {
-            unsupported.push((key.clone(), "no defaultVariant (flagd answers the caller's default)".to_owned()));
-            continue;
-        };
         let names: Vec<String> = variants.iter().map(|(n, _)| n.clone()).collect();
+        // Without `defaultVariant`, flagd answers the caller's default where no rule matches:
+        // `fallback: caller` does, and the first variant stands in as the file's default.
+        let (default, callers) = match f.get("defaultVariant").and_then(Value::as_str) {
+            Some(d) => (d.to_owned(), false),
+            None => match names.first() {
+                Some(first) => (first.clone(), true),
+                None => {
+                    unsupported.push((key.clone(), "no variants".to_owned()));
+                    continue;
+                }
+            },
+        };
+        let default = default.as_str();
         let mut flag = Map::new();
         // The flag set's metadata, then the flag's own (which wins), as flagd merges them.
         let mut metadata = doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -240,17 +249,24 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
         flag.insert("type".into(), json!("variant"));
         flag.insert("variants".into(), ordered(variants));
         flag.insert("default_variant".into(), json!(default));
-        if f.get("state").and_then(Value::as_str) == Some("DISABLED") {
+        let disabled = f.get("state").and_then(Value::as_str) == Some("DISABLED");
+        if disabled {
             flag.insert("enabled".into(), json!(false));
-            notes.push(format!(
-                "{key}: DISABLED serves its default variant with reason DISABLED (flagd: the caller's default)"
-            ));
+        }
+        if disabled || callers {
+            // flagd answers the caller's default when the flag is off (or has no default).
+            flag.insert("fallback".into(), json!("caller"));
         }
         if let Some(targeting) = f.get("targeting").filter(|t| t.as_object().is_some_and(|o| !o.is_empty())) {
             let mut scope = Scope { flag: key, evaluators: &evaluators, notes: Vec::new() };
             let mut rules = Rules { variants: &names, default, out: Vec::new() };
             match rules.branches(targeting, &logic::always(), &mut scope) {
                 Ok(()) => {
+                    // Rules at the end serving the default variant change no value; without them
+                    // the answer's reason is DEFAULT, as flagd's for a null targeting result.
+                    while rules.out.last().is_some_and(|r| r.get("variant").and_then(Value::as_str) == Some(default)) {
+                        rules.out.pop();
+                    }
                     if !rules.out.is_empty() {
                         flag.insert("rules".into(), Value::Array(rules.out));
                     }
