@@ -266,7 +266,7 @@ fn evaluate(
     let now = time(at, "at")?.unwrap_or_else(Utc::now);
     let state = FlagState { first_seen: time(first_seen, "first-seen")?, ..FlagState::default() };
     let (evaluation, steps) = eval::evaluate_explained(flag, &ctx, now, &state, &snapshot);
-    let mut body = evaluation.body(&flag.key, &snapshot.revision);
+    let mut body = evaluation.body(flag, &snapshot.revision);
     if explain {
         body.explain = Some(&steps);
     }

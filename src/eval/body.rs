@@ -13,12 +13,13 @@ use serde_json::Value;
 
 use super::explain::Step;
 use super::{Evaluation, Reason, SunsetBody};
+use crate::flags::Flag;
 
 impl<'a> Evaluation<'a> {
     /// The JSON body of an evaluation response.
-    pub fn body(&self, flag: &'a str, revision: &'a str) -> EvaluationBody<'a> {
+    pub fn body(&self, flag: &'a Flag, revision: &'a str) -> EvaluationBody<'a> {
         EvaluationBody {
-            flag,
+            flag: &flag.key,
             value: self.value,
             variant: self.variant,
             enabled: self.enabled,
@@ -28,13 +29,14 @@ impl<'a> Evaluation<'a> {
             notice: self.sunset.and_then(|s| s.notice()),
             redirect: self.sunset.and_then(|s| s.redirect()),
             rule: self.rule,
+            metadata: (!flag.metadata.is_empty()).then_some(&flag.metadata),
             revision,
             explain: None,
         }
     }
 }
 
-/// `{"flag","value","variant","enabled","reason","stage"?,"sunset"?,"notice"?,"redirect"?,"revision"}`.
+/// `{"flag","value","variant","enabled","reason","stage"?,"sunset"?,"notice"?,"redirect"?,"rule"?,"metadata"?,"revision"}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EvaluationBody<'a> {
     pub flag: &'a str,
@@ -55,6 +57,10 @@ pub struct EvaluationBody<'a> {
     /// The name of the rule that decided, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'a str>,
+    /// The flag's `metadata`, when it has any (as OFREP's answer carries it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<&'a serde_json::Map<String, Value>>,
     pub revision: &'a str,
     /// The steps the evaluator took, when asked for (`explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +91,10 @@ impl EvaluationBody<'_> {
         if let Some(rule) = self.rule {
             out.extend_from_slice(b",\"rule\":");
             text(out, rule);
+        }
+        if let Some(metadata) = self.metadata {
+            out.extend_from_slice(b",\"metadata\":");
+            serde_json::to_writer(&mut *out, metadata).expect("a JSON map serialises");
         }
         out.extend_from_slice(b",\"revision\":");
         text(out, self.revision);

@@ -81,7 +81,7 @@ fn evaluate_one(state: &AppState, key: &str, ctx: &Context, explain: bool) -> Re
     } else {
         served.evaluate(&state.serving.metrics, idx, ctx, now)
     };
-    let mut body = e.body(&flag.key, &served.snapshot.revision);
+    let mut body = e.body(flag, &served.snapshot.revision);
     if explain {
         body.explain = Some(&steps);
     }
@@ -190,7 +190,7 @@ pub async fn post_all(State(state): State<AppState>, RawBody(body): RawBody) -> 
         }
         body::text(&mut buf, &flag.key);
         buf.push(b':');
-        served.evaluate(&state.serving.metrics, idx, &ctx, now).body(&flag.key, revision).write_json(&mut buf);
+        served.evaluate(&state.serving.metrics, idx, &ctx, now).body(flag, revision).write_json(&mut buf);
     }
     buf.extend_from_slice(b"},\"revision\":");
     body::text(&mut buf, revision);

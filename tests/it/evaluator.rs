@@ -421,7 +421,7 @@ fn sunset_phases_and_their_actions() {
     assert_eq!((shutdown.value, shutdown.reason), (&json!(false), Reason::Sunset));
     assert_eq!(shutdown.sunset.and_then(|s| s.redirect()), Some("https://api.example.com/v2/reports"));
 
-    let body = serde_json::to_value(shutdown.body("v1_reports_api", "rev1")).expect("serialises");
+    let body = serde_json::to_value(shutdown.body(flag, "rev1")).expect("serialises");
     assert_eq!(
         body,
         json!({
@@ -530,7 +530,7 @@ fn evaluation_body_shape() {
     let s = example("feature-flags.yaml");
     let flag = s.get("enhanced_search").expect("flag");
     let e = eval::evaluate(flag, &ctx(json!({"targetingKey": "607"})), at(NOW), &FlagState::default());
-    let body = serde_json::to_value(e.body(&flag.key, &s.revision)).expect("serialises");
+    let body = serde_json::to_value(e.body(flag, &s.revision)).expect("serialises");
     let keys: Vec<&str> = body.as_object().expect("object").keys().map(String::as_str).collect();
     assert_eq!(keys, vec!["enabled", "flag", "reason", "revision", "value", "variant"]);
     assert_eq!(body["reason"], json!("SPLIT"));
@@ -567,7 +567,8 @@ fn the_direct_answer_writer_matches_serde() {
                     for now in times {
                         let e = eval::evaluate_in(flag, c, now, &state, &snapshot);
                         for (key, revision) in [(flag.key.as_str(), "66d7061a00ee2201"), ("k\"ey\\", "rev\u{1}é")] {
-                            let body = e.body(key, revision);
+                            let mut body = e.body(flag, revision);
+                            body.flag = key;
                             let mut direct = Vec::new();
                             body.write_json(&mut direct);
                             let serde = serde_json::to_vec(&body).expect("serialises");

@@ -73,7 +73,9 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
     });
     let followed = answers(&down);
     assert_eq!(followed, answers(&upstream));
-    assert!(down.metric(r#"toggled_upstream_polls_total{outcome="changed"}"#) >= 3.0);
+    eventually(Duration::from_secs(20), || {
+        (down.metric(r#"toggled_upstream_polls_total{outcome="changed"}"#) >= 3.0).then_some(())
+    });
 
     // SDK reports reach the upstream.
     let report = json!({"appName": "shop-web", "instanceId": "i-1", "bucket": {"start": "2026-01-01T00:00:00Z", "stop": "2026-01-01T00:01:00Z", "toggles": {"checkout": {"yes": 4, "no": 1, "variants": {}}}}});
@@ -92,9 +94,15 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
         (upstream.metric(r#"toggled_sdk_evaluations_total{flag="checkout",result="yes",app="shop-web"}"#) == 4.0)
             .then_some(())
     });
-    let (_, instances) = upstream.admin(Method::GET, "/sdk-instances", None);
-    assert!(instances["instances"].as_array().expect("list").iter().any(|i| i["app"] == "shop-web"), "{instances}");
-    assert!(down.metric(r#"toggled_upstream_forwards_total{outcome="forwarded"}"#) >= 2.0);
+    // The registration arrives too: only it carries the SDK's version.
+    eventually(Duration::from_secs(20), || {
+        let (_, instances) = upstream.admin(Method::GET, "/sdk-instances", None);
+        let list = instances["instances"].as_array().cloned().unwrap_or_default();
+        list.iter().any(|i| i["app"] == "shop-web" && i["sdk"] == "unleash-client-node:6.12.1").then_some(())
+    });
+    eventually(Duration::from_secs(20), || {
+        (down.metric(r#"toggled_upstream_forwards_total{outcome="forwarded"}"#) >= 2.0).then_some(())
+    });
 
     // The upstream goes away: the last good flags stay served, and /ready and /metrics say so.
     drop(upstream);

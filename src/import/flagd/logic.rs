@@ -13,6 +13,9 @@ pub(super) type Dnf = Vec<Vec<Value>>;
 /// The most alternatives one condition may expand to (a negated `and` of `or`s multiplies).
 const MAX_ALTERNATIVES: usize = 256;
 
+/// The longest fixed text an attribute may be looked for in (its substrings become a list).
+const MAX_HAYSTACK: usize = 64;
+
 pub(super) fn always() -> Dnf {
     vec![Vec::new()]
 }
@@ -295,6 +298,57 @@ fn equality(op: &str, args: &[Value], flag: &str) -> Result<Dnf, String> {
     if negated { not(&dnf) } else { Ok(dnf) }
 }
 
+/// JSONLogic's truthiness of an attribute: present and not empty, `0` or `false`.
+fn truthy(v: &Value, scope: &mut Scope<'_>) -> Result<Dnf, String> {
+    match side(v)? {
+        Side::Attr(x) => {
+            scope.notes.push(format!(
+                "the truthiness of {x} reads the texts \"0\" and \"false\" as false (JSONLogic: only the number 0 and \
+                 false) and a non-empty list as false"
+            ));
+            let present = invert(&missing(&x));
+            Ok(vec![vec![present, json!({"attribute": x, "operator": "NOT_IN", "values": ["", "0", "false"]})]])
+        }
+        Side::Lit(l) => condition(&l, scope),
+        Side::FlagKey | Side::Timestamp => Ok(always()),
+    }
+}
+
+/// A `var` with a default: the comparison holds for a context without the attribute when it
+/// holds for the default. `None` when `c` holds no such `var`.
+fn with_default(c: &Value, scope: &mut Scope<'_>) -> Result<Option<Dnf>, String> {
+    let Some((op, Value::Array(args))) = c.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
+        return Ok(None);
+    };
+    const COMPARISONS: [&str; 12] =
+        ["==", "===", "!=", "!==", "<", "<=", ">", ">=", "in", "starts_with", "ends_with", "sem_ver"];
+    if !COMPARISONS.contains(&op.as_str()) {
+        return Ok(None);
+    }
+    let defaulted = args.iter().find_map(|a| match a.get("var") {
+        Some(Value::Array(l)) if l.len() == 2 => Some((l[0].as_str()?.to_owned(), l[1].clone())),
+        _ => None,
+    });
+    let Some((name, default)) = defaulted else { return Ok(None) };
+    let strip = |with: &Value| -> Vec<Value> {
+        args.iter()
+            .map(|a| match a.get("var") {
+                Some(Value::Array(l)) if l.len() == 2 && l[0].as_str() == Some(name.as_str()) => with.clone(),
+                _ => a.clone(),
+            })
+            .collect()
+    };
+    let plain = json!({op: strip(&json!({"var": name}))});
+    let on_default = json!({op: strip(&default)});
+    // A missing attribute reads as the default, never as null.
+    let absent = vec![missing(&name)];
+    let mut out: Dnf = condition(&plain, scope)?.into_iter().filter(|conj| *conj != absent).collect();
+    if condition(&on_default, scope)? == always() {
+        out.push(absent);
+    }
+    Ok(Some(out))
+}
+
 /// One condition.
 pub(super) fn condition(c: &Value, scope: &mut Scope<'_>) -> Result<Dnf, String> {
     match c {
@@ -308,6 +362,11 @@ pub(super) fn condition(c: &Value, scope: &mut Scope<'_>) -> Result<Dnf, String>
     let Some((op, raw)) = c.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
         return Err(format!("an object of {} keys as a condition", c.as_object().map_or(0, Map::len)));
     };
+    if op != "var"
+        && let Some(dnf) = with_default(c, scope)?
+    {
+        return Ok(dnf);
+    }
     // JSONLogic takes a single argument without its list.
     let args: Vec<Value> = match raw {
         Value::Array(list) => list.clone(),
@@ -351,7 +410,22 @@ pub(super) fn condition(c: &Value, scope: &mut Scope<'_>) -> Result<Dnf, String>
             },
             [a, b] => match (side(a)?, side(b)?) {
                 (Side::Lit(needle), Side::Attr(x)) => Ok(constraint(&x, "STR_CONTAINS", vec![text(&needle)])),
-                (Side::Attr(_), Side::Lit(_)) => Err("in with a string from the file around an attribute".into()),
+                // The attribute is part of a fixed text: it is one of the text's substrings.
+                (Side::Attr(x), Side::Lit(Value::String(h))) if h.chars().count() <= MAX_HAYSTACK => {
+                    let chars: Vec<char> = h.chars().collect();
+                    let mut parts: Vec<String> = vec![String::new()];
+                    for i in 0..chars.len() {
+                        for j in i + 1..=chars.len() {
+                            parts.push(chars[i..j].iter().collect());
+                        }
+                    }
+                    parts.sort();
+                    parts.dedup();
+                    Ok(constraint(&x, "IN", parts.into_iter().map(Value::String).collect()))
+                }
+                (Side::Attr(_), Side::Lit(_)) => {
+                    Err(format!("in of an attribute inside a fixed string over {MAX_HAYSTACK} characters"))
+                }
                 (Side::Lit(Value::String(n)), Side::Lit(Value::String(h))) => Ok(fixed(h.contains(n.as_str()))),
                 _ => Err("in on these operands".into()),
             },
@@ -363,12 +437,19 @@ pub(super) fn condition(c: &Value, scope: &mut Scope<'_>) -> Result<Dnf, String>
                     let operator = if op == "starts_with" { "STR_STARTS_WITH" } else { "STR_ENDS_WITH" };
                     Ok(constraint(&x, operator, vec![v]))
                 }
+                (Side::Lit(Value::String(h)), Side::Lit(Value::String(n))) => {
+                    Ok(fixed(if op == "starts_with" { h.starts_with(n.as_str()) } else { h.ends_with(n.as_str()) }))
+                }
                 _ => Err(format!("{op} on anything but an attribute and a string")),
             },
             _ => Err(format!("{op} without 2 arguments")),
         },
         "sem_ver" => sem_ver(&args, scope),
-        "!!" => Err("!! (truthiness of a value)".into()),
+        "!!" => match args.as_slice() {
+            [a] => truthy(a, scope),
+            _ => Err("!! without 1 argument".into()),
+        },
+        "var" => truthy(c, scope),
         other => Err(other.to_owned()),
     }
 }
@@ -401,13 +482,27 @@ mod tests {
         let ev = Map::new();
         for (c, name) in [
             (json!({"some": [{"var": "l"}, true]}), "some"),
-            (json!({"!!": {"var": "x"}}), "!! (truthiness of a value)"),
-            (json!({"==": [{"var": ["x", "d"]}, "d"]}), "var with a default"),
+            (json!({"and": [{"var": ["x", true]}]}), "var with a default"),
             (json!({"$ref": "nope"}), "$ref to unknown evaluator \"nope\""),
             (json!({"==": [{"cat": ["a", {"var": "x"}]}, "ab"]}), "cat as an operand"),
         ] {
             assert_eq!(condition(&c, &mut scope(&ev)).expect_err("refused"), name);
         }
+    }
+
+    #[test]
+    fn a_default_holds_where_the_attribute_is_missing() {
+        let ev = Map::new();
+        let eq = condition(&json!({"==": [{"var": ["plan", "free"]}, "free"]}), &mut scope(&ev)).expect("translated");
+        assert_eq!(
+            eq,
+            vec![vec![json!({"attribute": "plan", "operator": "IN", "values": ["free"]})], vec![missing("plan")]]
+        );
+        // null would read as 0 (admitted by `< 5`), the default 9 does not.
+        let lt = condition(&json!({"<": [{"var": ["n", 9]}, 5]}), &mut scope(&ev)).expect("translated");
+        assert_eq!(lt, vec![vec![json!({"attribute": "n", "operator": "NUM_LT", "value": 5})]]);
+        let inside = condition(&json!({"in": [{"var": "c"}, "ab"]}), &mut scope(&ev)).expect("translated");
+        assert_eq!(inside, vec![vec![json!({"attribute": "c", "operator": "IN", "values": ["", "a", "ab", "b"]})]]);
     }
 
     #[test]

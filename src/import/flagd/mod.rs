@@ -25,6 +25,8 @@ struct Rules<'a> {
     variants: &'a [String],
     default: &'a str,
     out: Vec<Value>,
+    /// Per rule: whether it stands for a `null` result (the default variant, reason DEFAULT).
+    nulls: Vec<bool>,
 }
 
 impl Rules<'_> {
@@ -41,6 +43,7 @@ impl Rules<'_> {
             }
             r.insert(what.0.into(), what.1.clone());
             self.out.push(Value::Object(r));
+            self.nulls.push(false);
         }
         Ok(())
     }
@@ -61,7 +64,10 @@ impl Rules<'_> {
             // flagd serves the default variant when targeting answers null.
             Value::Null => {
                 let default = self.default.to_owned();
-                self.variant(when, &default)
+                let from = self.out.len();
+                self.variant(when, &default)?;
+                self.nulls[from..].iter_mut().for_each(|n| *n = true);
+                Ok(())
             }
             Value::Number(n) => Err(format!("the number {n} as the targeting result")),
             Value::Array(_) => Err("a list as the targeting result".into()),
@@ -259,13 +265,14 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
         }
         if let Some(targeting) = f.get("targeting").filter(|t| t.as_object().is_some_and(|o| !o.is_empty())) {
             let mut scope = Scope { flag: key, evaluators: &evaluators, notes: Vec::new() };
-            let mut rules = Rules { variants: &names, default, out: Vec::new() };
+            let mut rules = Rules { variants: &names, default, out: Vec::new(), nulls: Vec::new() };
             match rules.branches(targeting, &logic::always(), &mut scope) {
                 Ok(()) => {
                     // Rules at the end serving the default variant change no value; without them
                     // the answer's reason is DEFAULT, as flagd's for a null targeting result.
-                    while rules.out.last().is_some_and(|r| r.get("variant").and_then(Value::as_str) == Some(default)) {
+                    while rules.nulls.last() == Some(&true) {
                         rules.out.pop();
+                        rules.nulls.pop();
                     }
                     if !rules.out.is_empty() {
                         flag.insert("rules".into(), Value::Array(rules.out));
@@ -277,6 +284,10 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
                 // Left out whole (the flag serves its default variant), and named.
                 Err(what) => unsupported.push((key.clone(), format!("targeting: {what}"))),
             }
+        }
+        if callers && !flag.contains_key("rules") {
+            // Nothing ever matches: every answer is DEFAULT, the caller's default.
+            flag.insert("constraints".into(), json!([{"attribute": "targetingKey", "operator": "IN", "values": []}]));
         }
         flags.push((key.clone(), Value::Object(flag)));
     }
