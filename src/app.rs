@@ -383,6 +383,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let strategy = Arc::new(config.releases.strategy.clone());
         move || crate::releasing::follow_rollbacks(serving.clone(), strategy.clone(), stopped.clone())
     });
+    let schedules = supervise.spawn("schedules", {
+        let (serving, every, stopped) = (serving.clone(), config.poll_interval, stopped.clone());
+        move || crate::schedules::run(serving.clone(), every, stopped.clone())
+    });
     let upstream = match config.upstream.clone() {
         Some(u) => {
             tracing::info!(upstream = %crate::outbound::redact(&u.url), every = ?u.interval, "edge mode: following the upstream");
@@ -434,7 +438,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         peer_addresses,
     };
     crate::http::listen::serve(listener, router, limits, graceful).await;
-    let _ = tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier, upstream);
+    let _ =
+        tokio::join!(watcher, poller, notifications, flusher, reports, monitor, links, notifier, upstream, schedules);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,8 +13,32 @@ use crate::store::{Action, Change, NewAudit, Refusal, StoreError};
 /// Applies `change`: committed and visible to the next request on this replica, or refused
 /// (nothing written), or a store error (nothing written either).
 pub async fn apply(serving: &Serving, change: Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+    apply_with(serving, change, None).await
+}
+
+/// Applies the change of schedule `id`, in the transaction that marks it done: refused with
+/// [`Refusal::NotPending`] when another replica ran it first or it was cancelled.
+pub async fn apply_scheduled(
+    serving: &Serving,
+    id: i64,
+    change: Change,
+) -> Result<Result<NewAudit, Refusal>, StoreError> {
+    apply_with(serving, change, Some(id)).await
+}
+
+async fn apply_with(
+    serving: &Serving,
+    change: Change,
+    schedule: Option<i64>,
+) -> Result<Result<NewAudit, Refusal>, StoreError> {
     let store = serving.store.clone();
-    let result = match serving.change(store.apply(&change)).await {
+    let write = async {
+        match schedule {
+            Some(id) => store.apply_scheduled(id, &change).await,
+            None => store.apply(&change).await,
+        }
+    };
+    let result = match serving.change(write).await {
         Ok(result) => {
             serving.store_health.write_succeeded();
             result

@@ -301,7 +301,8 @@ pub struct ServeArgs {
     /// Slow periodic re-check of the flag file, for filesystems without change events.
     #[arg(long, default_value = "30s")]
     pub recheck_interval: String,
-    /// How often the store is polled for changes made by other replicas.
+    /// How often the store is polled for changes made by other replicas (and for due scheduled
+    /// changes).
     #[arg(long, default_value = "1s")]
     pub poll_interval: String,
     /// Quiet time after a file event before reloading.

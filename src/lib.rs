@@ -41,6 +41,7 @@ pub mod releasing;
 pub mod reload;
 pub mod repo;
 pub mod reports;
+pub mod schedules;
 pub mod sdks;
 pub mod serving;
 pub mod store;

@@ -389,6 +389,7 @@ async fn outcome(
         Ok(Err(Refusal::AlreadyPaused)) => "already_paused",
         Ok(Err(Refusal::NotPaused | Refusal::NoOverride)) => "not_paused",
         Ok(Err(Refusal::PausedBySomeoneElse)) => "paused_by_someone_else",
+        Ok(Err(Refusal::NotPending)) => "not_pending",
         Err(e) => {
             tracing::error!(flag = %key, "{done}: the change could not be persisted: {e}");
             STORE_FAILED

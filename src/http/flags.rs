@@ -146,7 +146,7 @@ fn detail_view(flag: &Flag, rt: &FlagRuntime, served: &Served, now: DateTime<Utc
     v
 }
 
-fn find<'a>(served: &'a Served, key: &str) -> Result<(&'a Flag, &'a FlagRuntime), ApiError> {
+pub(super) fn find<'a>(served: &'a Served, key: &str) -> Result<(&'a Flag, &'a FlagRuntime), ApiError> {
     let idx = served.index(key).ok_or_else(|| ApiError::flag_not_found(key))?;
     Ok((&served.snapshot.flags[idx], &served.flags[idx]))
 }
@@ -201,13 +201,13 @@ pub async fn show(State(state): State<AppState>, KeyPath(key): KeyPath) -> Resul
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
-    enabled: Option<bool>,
-    variant: Option<String>,
-    value: Option<Value>,
-    reason: Option<String>,
+    pub(super) enabled: Option<bool>,
+    pub(super) variant: Option<String>,
+    pub(super) value: Option<Value>,
+    pub(super) reason: Option<String>,
 }
 
-fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
+pub(super) fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
     let reason = reason.unwrap_or_default();
     if reason.chars().count() > MAX_REASON {
         return Err(ApiError::new(Code::InvalidReason, format!("`reason` is over {MAX_REASON} characters")));
@@ -215,7 +215,7 @@ fn reason_of(reason: Option<String>) -> Result<String, ApiError> {
     Ok(reason)
 }
 
-fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, ApiError> {
+pub(super) fn override_kind(flag: &Flag, req: &OverrideRequest) -> Result<OverrideKind, ApiError> {
     let given = [req.enabled.is_some(), req.variant.is_some(), req.value.is_some()].iter().filter(|x| **x).count();
     if given != 1 {
         return Err(ApiError::new(

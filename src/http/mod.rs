@@ -15,6 +15,7 @@ mod ofrep;
 mod ops;
 mod quality;
 pub mod releases;
+mod schedules;
 mod stream;
 mod train;
 pub mod unleash;
@@ -91,6 +92,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/flags/{key}"),
     ("PUT", "/flags/{key}"),
     ("DELETE", "/flags/{key}/override"),
+    ("POST", "/flags/{key}/schedule"),
+    ("GET", "/schedules"),
+    ("DELETE", "/schedules/{id}"),
     ("POST", "/flags/{key}/rollout"),
     ("GET", "/audit"),
     ("POST", "/reload"),
@@ -238,6 +242,9 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(flags::show, flags::put_override))
         .routes(routes!(flags::clear_override))
         .routes(routes!(flags::rollout))
+        .routes(routes!(schedules::create))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::cancel))
         .routes(routes!(ops::audit))
         .routes(routes!(ops::reload))
         .routes(routes!(versions::next))

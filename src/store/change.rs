@@ -54,6 +54,8 @@ pub enum Refusal {
     NotPaused,
     /// A conditional resume found someone else's pause.
     PausedBySomeoneElse,
+    /// A scheduled change found its schedule no longer pending.
+    NotPending,
 }
 
 /// The serving state a change writes.

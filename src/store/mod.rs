@@ -8,9 +8,11 @@
 pub mod change;
 pub mod postgres;
 mod rows;
+pub mod schedule;
 pub mod sqlite;
 
 pub use change::{Action, Change, Refusal};
+pub use schedule::{NewSchedule, ScheduleRecord, ScheduledAction};
 
 use std::collections::HashMap;
 
@@ -212,6 +214,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`change::decide`], writes the state, its audit row and (for state changes) a bump of the
     /// change counter, and commits. The audit row written, or why nothing was.
     async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError>;
+    /// Applies a scheduled change in the transaction that marks schedule `id` done: refused with
+    /// [`Refusal::NotPending`] when it is no longer pending (another replica ran it, or it was
+    /// cancelled); a refused change leaves it pending.
+    async fn apply_scheduled(&self, id: i64, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError>;
+    async fn create_schedule(&self, schedule: &NewSchedule) -> Result<i64, StoreError>;
+    /// Schedules, newest first (one flag's, or all), at most `limit`.
+    async fn schedules(&self, flag: Option<&str>, limit: u32) -> Result<Vec<ScheduleRecord>, StoreError>;
+    async fn schedule(&self, id: i64) -> Result<Option<ScheduleRecord>, StoreError>;
+    /// Pending schedules due at `now`, oldest first.
+    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<ScheduleRecord>, StoreError>;
+    /// Ends a pending schedule as `status` (`skipped`, `cancelled`) with `result`; false when it
+    /// was not pending.
+    async fn finish_schedule(&self, id: i64, status: &str, result: &str, at: DateTime<Utc>)
+    -> Result<bool, StoreError>;
     /// Audit rows, newest first, of one subject (`flag`) and/or by actors whose name starts with
     /// `actor`.
     async fn audit(&self, flag: Option<&str>, actor: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;

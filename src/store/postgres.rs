@@ -18,6 +18,7 @@ use super::rows::{
     AUDIT_COLUMNS, RELEASE_COLUMNS, SUMMARY_COLUMNS, audit_of, data_text, override_of, pause_of, release_of,
     summary_of, summary_text,
 };
+use super::schedule::{NewSchedule, SCHEDULE_COLUMNS, ScheduleRecord, schedule_of};
 use super::{
     AuditEntry, NewAudit, PersistedState, ReleasePage, ReleaseRecord, ReleaseSummary, Store, StoreError,
     millis_to_time, release_subject,
@@ -36,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/postgres/0003_leases.sql")),
     (4, include_str!("../../migrations/postgres/0004_store_identity.sql")),
     (5, include_str!("../../migrations/postgres/0005_release_summary.sql")),
+    (6, include_str!("../../migrations/postgres/0006_schedules.sql")),
 ];
 
 /// The advisory lock key migrations run under (any fixed number; "toggled" in ASCII).
@@ -156,6 +158,93 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// One change in one transaction; with a schedule, only while it is pending, marking it done.
+    async fn apply_in(&self, change: &Change, schedule: Option<i64>) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
+        if let Some(id) = schedule {
+            let done = sqlx::query(
+                "UPDATE schedules SET status = 'done', result = 'applied', ran_at = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(change.at.timestamp_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Err(Refusal::NotPending));
+            }
+        }
+        let current = sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides WHERE flag = $1")
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| override_of(&row))
+            .transpose()?;
+        let pause =
+            sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses WHERE flag = $1")
+                .bind(&change.flag)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| pause_of(&row))
+                .transpose()?
+                .unwrap_or_default();
+        let decision = match decide(change, current.as_ref(), &pause) {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        match &decision.write {
+            Write::Override(Some(record)) => {
+                let (kind, value) = record.kind.parts();
+                sqlx::query(
+                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                )
+                .bind(&record.flag)
+                .bind(kind)
+                .bind(value)
+                .bind(&record.reason)
+                .bind(&record.actor)
+                .bind(record.created_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Override(None) => {
+                sqlx::query("DELETE FROM overrides WHERE flag = $1").bind(&change.flag).execute(&mut *tx).await?;
+            }
+            Write::Pause(p) => {
+                sqlx::query(
+                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
+                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
+                )
+                .bind(&change.flag)
+                .bind(p.paused_total_ms)
+                .bind(p.paused_since.map(|t| t.timestamp_millis()))
+                .bind(&p.paused_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::AuditOnly => {}
+        }
+        Self::write_audit(&mut tx, &decision.audit).await?;
+        if decision.write != Write::AuditOnly {
+            let version: i64 =
+                sqlx::query_scalar("UPDATE state_version SET version = version + 1 WHERE id = 1 RETURNING version")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(version.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(decision.audit))
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn load(&self) -> Result<PersistedState, StoreError> {
@@ -229,74 +318,70 @@ impl Store for PostgresStore {
     }
 
     async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
-        let current = sqlx::query("SELECT flag, kind, value, reason, actor, created_at FROM overrides WHERE flag = $1")
-            .bind(&change.flag)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| override_of(&row))
-            .transpose()?;
-        let pause =
-            sqlx::query("SELECT flag, paused_total_ms, paused_since, paused_by FROM rollout_pauses WHERE flag = $1")
-                .bind(&change.flag)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| pause_of(&row))
-                .transpose()?
-                .unwrap_or_default();
-        let decision = match decide(change, current.as_ref(), &pause) {
-            Ok(decision) => decision,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(Err(refusal));
-            }
-        };
-        match &decision.write {
-            Write::Override(Some(record)) => {
-                let (kind, value) = record.kind.parts();
-                sqlx::query(
-                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
-                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
-                )
-                .bind(&record.flag)
-                .bind(kind)
-                .bind(value)
-                .bind(&record.reason)
-                .bind(&record.actor)
-                .bind(record.created_at.timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::Override(None) => {
-                sqlx::query("DELETE FROM overrides WHERE flag = $1").bind(&change.flag).execute(&mut *tx).await?;
-            }
-            Write::Pause(p) => {
-                sqlx::query(
-                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
-                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
-                )
-                .bind(&change.flag)
-                .bind(p.paused_total_ms)
-                .bind(p.paused_since.map(|t| t.timestamp_millis()))
-                .bind(&p.paused_by)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::AuditOnly => {}
-        }
-        Self::write_audit(&mut tx, &decision.audit).await?;
-        if decision.write != Write::AuditOnly {
-            let version: i64 =
-                sqlx::query_scalar("UPDATE state_version SET version = version + 1 WHERE id = 1 RETURNING version")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(version.to_string()).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(decision.audit))
+        self.apply_in(change, None).await
+    }
+
+    async fn apply_scheduled(&self, id: i64, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        self.apply_in(change, Some(id)).await
+    }
+
+    async fn create_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
+        let (kind, value) = s.action.parts();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO schedules (flag, at, kind, value, reason, created_by, created_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') RETURNING id",
+        )
+        .bind(&s.flag)
+        .bind(s.at.timestamp_millis())
+        .bind(kind)
+        .bind(value)
+        .bind(&s.reason)
+        .bind(&s.created_by)
+        .bind(s.created_at.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn schedules(&self, flag: Option<&str>, limit: u32) -> Result<Vec<ScheduleRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE ($1::TEXT IS NULL OR flag = $1) ORDER BY id DESC LIMIT $2"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flag).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(schedule_of).collect()
+    }
+
+    async fn schedule(&self, id: i64) -> Result<Option<ScheduleRecord>, StoreError> {
+        let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(schedule_of).transpose()
+    }
+
+    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<ScheduleRecord>, StoreError> {
+        let sql =
+            format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= $1 ORDER BY at, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp_millis()).fetch_all(&self.pool).await?;
+        rows.iter().map(schedule_of).collect()
+    }
+
+    async fn finish_schedule(
+        &self,
+        id: i64,
+        status: &str,
+        result: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET status = $1, result = $2, ran_at = $3 WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(result)
+        .bind(at.timestamp_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn audit(&self, flag: Option<&str>, actor: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

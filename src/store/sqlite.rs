@@ -15,6 +15,7 @@ use super::rows::{
     AUDIT_COLUMNS, RELEASE_COLUMNS, SUMMARY_COLUMNS, audit_of, data_text, override_of, pause_of, release_of,
     summary_of, summary_text,
 };
+use super::schedule::{NewSchedule, SCHEDULE_COLUMNS, ScheduleRecord, schedule_of};
 use super::{
     AuditEntry, NewAudit, PersistedState, ReleasePage, ReleaseRecord, ReleaseSummary, Store, StoreError,
     millis_to_time, release_subject,
@@ -37,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/sqlite/0006_write_probe.sql")),
     (7, include_str!("../../migrations/sqlite/0007_store_identity.sql")),
     (8, include_str!("../../migrations/sqlite/0008_release_summary.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_schedules.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -183,6 +185,91 @@ macro_rules! pause_columns {
     () => {
         "flag, paused_total_ms, paused_since, paused_by"
     };
+}
+
+impl SqliteStore {
+    /// One change in one transaction; with a schedule, only while it is pending, marking it done.
+    async fn apply_in(&self, change: &Change, schedule: Option<i64>) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        // IMMEDIATE: take the write lock before reading, so what was read is what is replaced
+        // even with another process writing the same file.
+        self.same_file()?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(id) = schedule {
+            let done = sqlx::query(
+                "UPDATE schedules SET status = 'done', result = 'applied', ran_at = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(change.at.timestamp_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Err(Refusal::NotPending));
+            }
+        }
+
+        let current = sqlx::query(concat!("SELECT ", override_columns!(), " FROM overrides WHERE flag = ?"))
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| override_of(&row))
+            .transpose()?;
+        let pause = sqlx::query(concat!("SELECT ", pause_columns!(), " FROM rollout_pauses WHERE flag = ?"))
+            .bind(&change.flag)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| pause_of(&row))
+            .transpose()?
+            .unwrap_or_default();
+        let decision = match decide(change, current.as_ref(), &pause) {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        match &decision.write {
+            Write::Override(Some(record)) => {
+                let (kind, value) = record.kind.parts();
+                sqlx::query(
+                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                )
+                .bind(&record.flag)
+                .bind(kind)
+                .bind(value)
+                .bind(&record.reason)
+                .bind(&record.actor)
+                .bind(record.created_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Override(None) => {
+                sqlx::query("DELETE FROM overrides WHERE flag = ?").bind(&change.flag).execute(&mut *tx).await?;
+            }
+            Write::Pause(p) => {
+                sqlx::query(
+                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
+                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
+                )
+                .bind(&change.flag)
+                .bind(p.paused_total_ms)
+                .bind(p.paused_since.map(|t| t.timestamp_millis()))
+                .bind(&p.paused_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::AuditOnly => {}
+        }
+        Self::write_audit(&mut tx, &decision.audit).await?;
+        if decision.write != Write::AuditOnly {
+            sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(decision.audit))
+    }
 }
 
 #[async_trait]
@@ -401,71 +488,74 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
-        // IMMEDIATE: take the write lock before reading, so what was read is what is replaced
-        // even with another process writing the same file.
+        self.apply_in(change, None).await
+    }
+
+    async fn apply_scheduled(&self, id: i64, change: &Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
+        self.apply_in(change, Some(id)).await
+    }
+
+    async fn create_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
         self.same_file()?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = sqlx::query(concat!("SELECT ", override_columns!(), " FROM overrides WHERE flag = ?"))
-            .bind(&change.flag)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| override_of(&row))
-            .transpose()?;
-        let pause = sqlx::query(concat!("SELECT ", pause_columns!(), " FROM rollout_pauses WHERE flag = ?"))
-            .bind(&change.flag)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| pause_of(&row))
-            .transpose()?
-            .unwrap_or_default();
-        let decision = match decide(change, current.as_ref(), &pause) {
-            Ok(decision) => decision,
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Ok(Err(refusal));
-            }
-        };
-        match &decision.write {
-            Write::Override(Some(record)) => {
-                let (kind, value) = record.kind.parts();
-                sqlx::query(
-                    "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (flag) DO UPDATE SET kind = excluded.kind, value = excluded.value,
-                     reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
-                )
-                .bind(&record.flag)
-                .bind(kind)
-                .bind(value)
-                .bind(&record.reason)
-                .bind(&record.actor)
-                .bind(record.created_at.timestamp_millis())
-                .execute(&mut *tx)
+        let (kind, value) = s.action.parts();
+        let row = sqlx::query(
+            "INSERT INTO schedules (flag, at, kind, value, reason, created_by, created_at, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id",
+        )
+        .bind(&s.flag)
+        .bind(s.at.timestamp_millis())
+        .bind(kind)
+        .bind(value)
+        .bind(&s.reason)
+        .bind(&s.created_by)
+        .bind(s.created_at.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn schedules(&self, flag: Option<&str>, limit: u32) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.same_file()?;
+        let sql = format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE (?1 IS NULL OR flag = ?1) ORDER BY id DESC LIMIT ?2"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flag).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(schedule_of).collect()
+    }
+
+    async fn schedule(&self, id: i64) -> Result<Option<ScheduleRecord>, StoreError> {
+        self.same_file()?;
+        let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(schedule_of).transpose()
+    }
+
+    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.same_file()?;
+        let sql =
+            format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= ? ORDER BY at, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp_millis()).fetch_all(&self.pool).await?;
+        rows.iter().map(schedule_of).collect()
+    }
+
+    async fn finish_schedule(
+        &self,
+        id: i64,
+        status: &str,
+        result: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.same_file()?;
+        let done =
+            sqlx::query("UPDATE schedules SET status = ?, result = ?, ran_at = ? WHERE id = ? AND status = 'pending'")
+                .bind(status)
+                .bind(result)
+                .bind(at.timestamp_millis())
+                .bind(id)
+                .execute(&self.pool)
                 .await?;
-            }
-            Write::Override(None) => {
-                sqlx::query("DELETE FROM overrides WHERE flag = ?").bind(&change.flag).execute(&mut *tx).await?;
-            }
-            Write::Pause(p) => {
-                sqlx::query(
-                    "INSERT INTO rollout_pauses (flag, paused_total_ms, paused_since, paused_by) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (flag) DO UPDATE SET paused_total_ms = excluded.paused_total_ms,
-                     paused_since = excluded.paused_since, paused_by = excluded.paused_by",
-                )
-                .bind(&change.flag)
-                .bind(p.paused_total_ms)
-                .bind(p.paused_since.map(|t| t.timestamp_millis()))
-                .bind(&p.paused_by)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::AuditOnly => {}
-        }
-        Self::write_audit(&mut tx, &decision.audit).await?;
-        if decision.write != Write::AuditOnly {
-            sqlx::query("UPDATE state_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(decision.audit))
+        Ok(done.rows_affected() == 1)
     }
 
     async fn audit(&self, flag: Option<&str>, actor: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -22,6 +22,7 @@ mod properties;
 mod releases;
 mod reload;
 mod replicas;
+mod schedules;
 mod schema;
 mod server;
 mod soak;
