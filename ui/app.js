@@ -371,14 +371,22 @@ async function viewFlag(main, key) {
   const head = h('div');
   const state = h('section');
   const audit = h('section');
+  const scheduled = h('section');
   const definition = h('section');
-  main.replaceChildren(h('p', {}, link('#/flags', '← All flags')), head, state, explainForm(key), audit, definition);
+  main.replaceChildren(h('p', {}, link('#/flags', '← All flags')), head, state, explainForm(key), scheduled, audit, definition);
   const refresh = async () => {
-    const [flag, log, counts] = await Promise.all([
+    const [flag, log, counts, plans] = await Promise.all([
       api('GET', '/flags/' + encodeURIComponent(key)),
       api('GET', '/audit?limit=50&flag=' + encodeURIComponent(key)),
       evaluationCounts(),
+      api('GET', '/schedules?flag=' + encodeURIComponent(key)),
     ]);
+    const describe = (a) => a.kind + (a.value === undefined ? '' : ' ' + JSON.stringify(a.value));
+    scheduled.replaceChildren(h('h2', {}, 'Scheduled changes'), plans.schedules.length === 0
+      ? h('p', { class: 'muted' }, 'None.')
+      : table(['At', 'Change', 'By', 'Reason', 'Status', 'Result'], plans.schedules.map((p) =>
+        h('tr', { 'data-testid': 'schedule-' + p.id }, h('td', {}, when(p.at)), h('td', {}, describe(p.action)),
+          h('td', {}, p.created_by), h('td', {}, p.reason || '—'), h('td', {}, h('span', { class: 'pill static' }, p.status)), h('td', {}, p.result || '—')))));
     const s = flag.state || {};
     head.replaceChildren(
       h('h1', { 'data-testid': 'flag-title' }, flag.key, ' ', pill(flagStatus(flag))),

@@ -80,6 +80,9 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     let r =
         http().post(server.url("/api/client/register")).bearer_auth(ADMIN).json(&registration).send().expect("post");
     assert_eq!(r.status(), 202);
+    let body = json!({"at": "2099-01-01T00:00:00Z", "reason": "<i>later</i>", "override": {"enabled": false}});
+    let (status, schedule) = server.admin(Method::POST, "/flags/new_payment_flow/schedule", Some(body));
+    assert_eq!(status, 201, "{schedule}");
     let mut browser = std::process::Command::new("node");
     browser
         .arg("console.mjs")
@@ -90,7 +93,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         .env("TOGGLED_XSS_FLAG", "html_description")
         .env("TOGGLED_FLAG_FILE", &server.flags)
         .env("TOGGLED_RELEASE", created["id"].to_string())
-        .env("TOGGLED_SDK_APP", "<b>shop</b>");
+        .env("TOGGLED_SDK_APP", "<b>shop</b>")
+        .env("TOGGLED_SCHEDULE", schedule["id"].to_string());
     if let Ok(shots) = std::env::var("TOGGLED_SCREENSHOTS") {
         browser.env("TOGGLED_SCREENSHOTS", shots);
     }
@@ -106,6 +110,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         "{seen}"
     );
     assert_eq!(seen["sdkHtml"], json!(0), "an SDK's app name is text: {seen}");
+    assert!(seen["scheduleRow"].as_str().is_some_and(|r| r.contains("kill") && r.contains("<i>later</i>") && r.contains("pending")), "{seen}");
+    assert_eq!(seen["scheduleHtml"], json!(0), "a schedule's reason is text: {seen}");
     assert!(seen["counts"].as_str().is_some_and(|c| c.contains("DEFAULT") || c.contains("TARGETING_MATCH")), "{seen}");
     assert!(seen["secondTabMs"].as_u64().is_some_and(|ms| ms <= 2_000), "{seen}");
     assert!(seen["explain"].as_str().is_some_and(|s| s.contains("reason DISABLED")), "{seen}");

@@ -119,6 +119,13 @@ try {
   assert.equal(await a.getByTestId('pause-' + flag).count(), 0);
   assert.ok(!(await a.getByRole('table').first().textContent()).includes('null'));
   await a.getByTestId('audit-row').filter({ hasText: 'browser test: incident 42' }).waitFor();
+  if (process.env.TOGGLED_SCHEDULE) {
+    // The flag's scheduled changes, with the reason as text.
+    const row = a.getByTestId('schedule-' + process.env.TOGGLED_SCHEDULE);
+    await row.waitFor();
+    seen.scheduleRow = await row.textContent();
+    seen.scheduleHtml = await a.locator('[data-testid^="schedule-"] i').count();
+  }
   await a.getByTestId('explain').click();
   await a.getByTestId('explain-result').filter({ hasText: 'kill switch' }).waitFor();
   seen.explain = await a.getByTestId('explain-result').locator('p').first().textContent();
