@@ -110,7 +110,12 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         "{seen}"
     );
     assert_eq!(seen["sdkHtml"], json!(0), "an SDK's app name is text: {seen}");
-    assert!(seen["scheduleRow"].as_str().is_some_and(|r| r.contains("kill") && r.contains("<i>later</i>") && r.contains("pending")), "{seen}");
+    assert!(
+        seen["scheduleRow"]
+            .as_str()
+            .is_some_and(|r| r.contains("kill") && r.contains("<i>later</i>") && r.contains("pending")),
+        "{seen}"
+    );
     assert_eq!(seen["scheduleHtml"], json!(0), "a schedule's reason is text: {seen}");
     assert!(seen["counts"].as_str().is_some_and(|c| c.contains("DEFAULT") || c.contains("TARGETING_MATCH")), "{seen}");
     assert!(seen["secondTabMs"].as_u64().is_some_and(|ms| ms <= 2_000), "{seen}");
