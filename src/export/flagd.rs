@@ -4,7 +4,7 @@
 //!
 //! Each flag keeps its variants and default variant; `enabled: false` is `DISABLED`. Its
 //! `targeting` is one JSONLogic `if` over toggled's steps in order (variant pins, rules, the
-//! strategy; see [`super::steps`]), ending in `null` (flagd's default variant): each step's
+//! strategy; see `export::steps`), ending in `null` (flagd's default variant): each step's
 //! constraints become a condition (a numeric comparison also checks the attribute is there,
 //! since JSONLogic reads a missing one as 0; a date on `currentTime` becomes a bound on
 //! `$flagd.timestamp`), and what it serves a variant name or a `fractional` split. A split

@@ -4,7 +4,7 @@
 //! `targeting` becomes ordered `rules`, each serving what flagd's expression returns for the
 //! contexts it admits: an `if` (any number of branches, nested anywhere) gives each branch's
 //! result under its condition, conditions (`and`, `or`, `!`, comparisons, `in`, `starts_with`,
-//! `ends_with`, `sem_ver`, `$ref`; see [`logic`]) become constraints, a bare condition as the
+//! `ends_with`, `sem_ver`, `$ref`; see `logic.rs`) become constraints, a bare condition as the
 //! whole targeting serves the variant named `"true"` or `"false"`, `null` serves the default
 //! variant, and `fractional` becomes an A/B split with `hashing: flagd`, bucketing exactly as flagd
 //! does (its key is `flagKey + targetingKey`, or the `var` / `cat` given). What has no exact

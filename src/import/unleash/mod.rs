@@ -18,7 +18,7 @@
 //! - Dependencies become `requires`, with Unleash's rules: a dependency on a feature that is
 //!   missing or has dependencies of its own never holds (the feature is off); a dependency on
 //!   variants holds when the parent is enabled with one of them.
-//! - Values Unleash tolerates are translated with Unleash's answer ([`constraint`]).
+//! - Values Unleash tolerates are translated with Unleash's answer (`constraint.rs`).
 
 mod constraint;
 
