@@ -384,8 +384,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         move || crate::releasing::follow_rollbacks(serving.clone(), strategy.clone(), stopped.clone())
     });
     let schedules = supervise.spawn("schedules", {
-        let (serving, every, stopped) = (serving.clone(), config.poll_interval, stopped.clone());
-        move || crate::schedules::run(serving.clone(), every, stopped.clone())
+        let (serving, every, expiry, stopped) =
+            (serving.clone(), config.poll_interval, config.approval_expiry, stopped.clone());
+        move || crate::schedules::run(serving.clone(), every, expiry, stopped.clone())
     });
     let upstream = match config.upstream.clone() {
         Some(u) => {
@@ -422,6 +423,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board)
         .with_releases(config.releases)
         .with_max_subscribers(config.max_subscribers)
+        .with_approval(config.require_approval)
         .with_max_concurrent_requests(config.max_concurrent_requests)
         .with_rate_limits(config.rate_limit, config.admin_rate_limit);
     let peer_addresses = state.uses_peer_addresses();

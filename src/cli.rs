@@ -248,6 +248,13 @@ pub struct ServeArgs {
     /// Watch the alerts of every flag, not only of flags under rollout.
     #[arg(long)]
     pub monitor_all: bool,
+    /// Four-eyes: every operator's change (but the kill switch and pauses) waits for a second
+    /// admin's approval (`POST /change-requests/{id}/approve`); per flag, `change_control: approval`.
+    #[arg(long, env = "TOGGLED_REQUIRE_APPROVAL")]
+    pub require_approval: bool,
+    /// How long a change request may wait for approval before it expires.
+    #[arg(long, env = "TOGGLED_APPROVAL_EXPIRY", default_value = "24h")]
+    pub approval_expiry: String,
     /// Release types, approvals and testing requirements (the standards' release-strategy.yaml
     /// format); built-in defaults equal the standards' example.
     #[arg(long, env = "TOGGLED_RELEASE_STRATEGY")]

@@ -19,6 +19,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub monitor: Option<crate::monitor::MonitorConfig>,
     pub upstream: Option<crate::upstream::UpstreamConfig>,
+    /// Four-eyes for every flag (`--require-approval`), and how long a request may wait.
+    pub require_approval: bool,
+    pub approval_expiry: Duration,
     pub notify: Option<crate::notify::NotifyConfig>,
     pub releases: crate::release::ReleaseSettings,
     pub log_format: LogFormat,
@@ -129,6 +132,8 @@ impl Config {
             tokens: Tokens::new(admin, client).with_receivers(receivers).with_frontend(frontend),
             monitor,
             upstream,
+            require_approval: args.require_approval,
+            approval_expiry: duration("approval-expiry", &args.approval_expiry)?,
             notify,
             releases,
             cors_origins: args.cors_origin.into_iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),

@@ -12,10 +12,23 @@ use chrono::{DateTime, Utc};
 use crate::serving::Serving;
 use crate::store::{Change, Refusal, ScheduleRecord, ScheduledAction};
 
-/// Checks for due schedules every `every` until `stopped`.
-pub async fn run(serving: Arc<Serving>, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+/// Checks for due schedules every `every` until `stopped`; change requests older than `expiry`
+/// expire.
+pub async fn run(
+    serving: Arc<Serving>,
+    every: Duration,
+    expiry: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let expiry = chrono::Duration::from_std(expiry).unwrap_or(chrono::Duration::MAX);
     loop {
-        run_due(&serving, Utc::now()).await;
+        let now = Utc::now();
+        match serving.store.expire_requests(now.checked_sub_signed(expiry).unwrap_or(now), now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "change requests expired unapproved"),
+            Err(e) => tracing::warn!("change requests not expired: {e}"),
+        }
+        run_due(&serving, now).await;
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             _ = stopped.changed() => {}
@@ -72,19 +85,17 @@ async fn run_one(serving: &Serving, s: &ScheduleRecord, now: DateTime<Utc>) -> R
     }
     let late = (now - s.at).num_milliseconds().max(0) as f64 / 1000.0;
     let said = if s.reason.is_empty() { String::new() } else { format!("{} ", s.reason) };
+    // An approved request is its requester's change; the approver is named in the reason.
+    let approved = s.result.as_deref().filter(|r| r.starts_with("approved by "));
     let reason = format!(
-        "{said}(schedule #{} by {}, due {}, run {late:.1}s after)",
+        "{said}(schedule #{} by {}, due {}, run {late:.1}s after{})",
         s.id,
         s.created_by,
-        s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        approved.map(|a| format!("; {a}")).unwrap_or_default()
     );
-    let change = Change {
-        flag: s.flag.clone(),
-        actor: format!("schedule:{}", s.created_by),
-        reason,
-        at: now,
-        action: s.action.action(),
-    };
+    let actor = if approved.is_some() { s.created_by.clone() } else { format!("schedule:{}", s.created_by) };
+    let change = Change { flag: s.flag.clone(), actor, reason, at: now, action: s.action.action() };
     match crate::changes::apply_scheduled(serving, s.id, change).await? {
         Ok(_) => tracing::info!(schedule = s.id, flag = %s.flag, late_s = late, "scheduled change applied"),
         Err(Refusal::NotPending) => tracing::debug!(schedule = s.id, "ran elsewhere or cancelled"),

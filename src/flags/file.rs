@@ -162,6 +162,11 @@ pub struct FlagEntry {
     #[serde(default)]
     #[schemars(schema_with = "fallback")]
     pub fallback: Option<Spanned<String>>,
+    /// `approval`: an operator's change to this flag waits for a second person's approval (the
+    /// kill switch and pauses never wait); `none` (the default) applies it at once.
+    #[serde(default)]
+    #[schemars(schema_with = "change_control")]
+    pub change_control: Option<Spanned<String>>,
     /// Ordered targeting rules (the first that matches decides).
     pub rules: Option<Vec<Spanned<RuleEntry>>>,
     /// Prerequisite flags.
@@ -333,6 +338,10 @@ fn strategy_type(_: &mut SchemaGenerator) -> Schema {
 
 fn fallback(_: &mut SchemaGenerator) -> Schema {
     names(&["default_variant", "caller"])
+}
+
+fn change_control(_: &mut SchemaGenerator) -> Schema {
+    names(&["none", "approval"])
 }
 
 fn percentage(_: &mut SchemaGenerator) -> Schema {

@@ -104,6 +104,8 @@ pub struct Flag {
     pub introduced_in: Option<Version>,
     /// `fallback: caller`: off or unmatched, OFREP answers without a value (the caller's default).
     pub caller_fallback: bool,
+    /// `change_control: approval`: operators' changes wait for a second person.
+    pub needs_approval: bool,
     /// Ordered targeting rules: the first that matches decides (after pins, before the strategy).
     pub rules: Vec<Rule>,
     /// Prerequisite flags, all of which must give what they expect.

@@ -11,12 +11,14 @@ use serde_json::{Value, json};
 
 use super::auth::Identity;
 use super::error::{ApiError, Code};
+use super::schedules;
 use super::{ApiJson, AppState};
 use crate::changes;
 use crate::eval::rollout::gradual_progress;
 use crate::flags::snapshot::{Flag, FlagKind, Strategy};
 use crate::serving::{FlagRuntime, Served};
-use crate::store::{Action, Change, OverrideKind, Refusal};
+use crate::store::{Action, Change, OverrideKind, Refusal, ScheduledAction};
+use axum::response::{IntoResponse, Response};
 
 const MAX_REASON: usize = 1_000;
 
@@ -275,6 +277,7 @@ fn kind_name(v: &Value) -> &'static str {
     request_body = OverrideRequest,
     params(("key" = String, Path, description = "the flag key")),
     responses(
+        (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "persisted and audited; the new effective state", body = serde_json::Value),
         (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
@@ -290,16 +293,31 @@ pub async fn put_override(
     Extension(who): Extension<Identity>,
     KeyPath(key): KeyPath,
     ApiJson(req): ApiJson<OverrideRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let served = state.serving.load();
     let (flag, _) = find(&served, &key)?;
     let kind = override_kind(flag, &req)?;
     let reason = reason_of(req.reason)?;
     drop(served);
+    let action = ScheduledAction::Override(kind.clone());
+    if schedules::held(&state, &key, &action) {
+        return Ok(schedules::request(&state, &who, key, action, reason, Utc::now()).await?.into_response());
+    }
+    let reason = emergency_reason(&state, &key, reason);
     let change =
         Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action: Action::SetOverride(kind) };
     changes::apply(&state.serving, change).await?.map_err(refused)?;
-    show(State(state), KeyPath(key)).await
+    Ok(show(State(state), KeyPath(key)).await?.into_response())
+}
+
+/// Under four-eyes, a change that stops something goes through at once and is audited as an
+/// emergency.
+fn emergency_reason(state: &AppState, key: &str, reason: String) -> String {
+    match (schedules::under_approval(state, key), reason.is_empty()) {
+        (false, _) => reason,
+        (true, true) => "(emergency: not held for approval)".to_owned(),
+        (true, false) => format!("{reason} (emergency: not held for approval)"),
+    }
 }
 
 #[utoipa::path(
@@ -311,6 +329,7 @@ pub async fn put_override(
     request_body(content = ReasonRequest, description = "optional reason"),
     params(("key" = String, Path, description = "the flag key")),
     responses(
+        (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "`{cleared}`", body = serde_json::Value),
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
         (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
@@ -324,13 +343,17 @@ pub async fn clear_override(
     Extension(who): Extension<Identity>,
     KeyPath(key): KeyPath,
     ApiJson(body): ApiJson<ReasonRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let served = state.serving.load();
     if !served.persisted.overrides.contains_key(&key) && served.index(&key).is_none() {
         return Err(ApiError::flag_not_found(&key));
     }
     drop(served);
     let reason = reason_of(body.reason)?;
+    if schedules::held(&state, &key, &ScheduledAction::Clear) {
+        let requested = schedules::request(&state, &who, key, ScheduledAction::Clear, reason, Utc::now()).await?;
+        return Ok(requested.into_response());
+    }
     let change = Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action: Action::ClearOverride };
     let cleared = changes::apply(&state.serving, change).await?.is_ok();
     let served = state.serving.load();
@@ -338,7 +361,7 @@ pub async fn clear_override(
         Some(idx) => state_view(&served.snapshot.flags[idx], &served.flags[idx], &served, Utc::now()),
         None => Value::Null,
     };
-    Ok(Json(json!({"flag": key, "cleared": cleared, "state": state_view})))
+    Ok(Json(json!({"flag": key, "cleared": cleared, "state": state_view})).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -362,6 +385,7 @@ pub struct RolloutRequest {
     request_body = RolloutRequest,
     params(("key" = String, Path, description = "the flag key")),
     responses(
+        (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "paused or resumed", body = serde_json::Value),
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
         (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
@@ -376,7 +400,7 @@ pub async fn rollout(
     Extension(who): Extension<Identity>,
     KeyPath(key): KeyPath,
     ApiJson(req): ApiJson<RolloutRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let served = state.serving.load();
     let (flag, _) = find(&served, &key)?;
     if !matches!(flag.strategy, Some(Strategy::Gradual { .. })) {
@@ -394,12 +418,17 @@ pub async fn rollout(
             ));
         }
     };
+    let scheduled = if action == Action::Pause { ScheduledAction::Pause } else { ScheduledAction::Resume };
+    if schedules::held(&state, &key, &scheduled) {
+        return Ok(schedules::request(&state, &who, key, scheduled, reason, Utc::now()).await?.into_response());
+    }
+    let reason = if action == Action::Pause { emergency_reason(&state, &key, reason) } else { reason };
     let change = Change { flag: key.clone(), actor: who.name, reason, at: Utc::now(), action };
     changes::apply(&state.serving, change).await?.map_err(|r| match r {
         Refusal::AlreadyPaused => ApiError::new(Code::InvalidTransition, format!("{key} is already paused")),
         _ => ApiError::new(Code::InvalidTransition, format!("{key} is not paused")),
     })?;
-    show(State(state), KeyPath(key)).await
+    Ok(show(State(state), KeyPath(key)).await?.into_response())
 }
 
 /// A refusal of an operator's change (an override is always written, so none is expected).

@@ -73,6 +73,8 @@ pub struct Shared {
     pub unleash_features: Arc<unleash::FeaturesCache>,
     /// Most requests in flight (0: no bound).
     pub max_concurrent_requests: usize,
+    /// Four-eyes for every flag (`--require-approval`).
+    pub require_approval: bool,
     /// Per-client limits on evaluation and admin routes (none: no middleware).
     evaluation_limit: Option<Arc<limits::Limiter>>,
     admin_limit: Option<Arc<limits::Limiter>>,
@@ -95,6 +97,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/flags/{key}/schedule"),
     ("GET", "/schedules"),
     ("DELETE", "/schedules/{id}"),
+    ("GET", "/change-requests"),
+    ("POST", "/change-requests/{id}/approve"),
+    ("POST", "/change-requests/{id}/reject"),
     ("POST", "/flags/{key}/rollout"),
     ("GET", "/audit"),
     ("POST", "/reload"),
@@ -132,6 +137,7 @@ impl AppState {
             unleash_features: Arc::default(),
             sdks: Arc::default(),
             max_concurrent_requests: 0,
+            require_approval: false,
             evaluation_limit: None,
             admin_limit: None,
         }))
@@ -156,6 +162,12 @@ impl AppState {
     /// Whether a route reads the client's address (a rate limit keyed by it).
     pub fn uses_peer_addresses(&self) -> bool {
         self.evaluation_limit.is_some() || self.admin_limit.is_some()
+    }
+
+    #[must_use]
+    pub fn with_approval(mut self, require: bool) -> Self {
+        Arc::make_mut(&mut self.0).require_approval = require;
+        self
     }
 
     #[must_use]
@@ -245,6 +257,9 @@ pub fn app(state: AppState, request_timeout: Duration, cors_origins: &[String]) 
         .routes(routes!(schedules::create))
         .routes(routes!(schedules::list))
         .routes(routes!(schedules::cancel))
+        .routes(routes!(schedules::requests))
+        .routes(routes!(schedules::approve))
+        .routes(routes!(schedules::reject))
         .routes(routes!(ops::audit))
         .routes(routes!(ops::reload))
         .routes(routes!(versions::next))

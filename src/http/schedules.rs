@@ -17,7 +17,7 @@ use super::error::{ApiError, Code};
 use super::flags::{OverrideRequest, find, override_kind, reason_of};
 use super::{ApiJson, AppState, KeyPath};
 use crate::flags::snapshot::Strategy;
-use crate::store::{NewSchedule, ScheduledAction};
+use crate::store::{NewSchedule, OverrideKind, ScheduledAction};
 
 /// The most schedules one `GET /schedules` lists.
 const MAX_LIST: u32 = 1_000;
@@ -54,6 +54,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
     request_body = ScheduleRequest,
     params(("key" = String, Path, description = "the flag key")),
     responses(
+        (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 201, description = "scheduled: `{id, flag, at, action, reason, created_by, status: pending, ...}`", body = serde_json::Value),
         (status = 400, description = "malformed JSON", body = crate::http::error::ErrorBody),
         (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
@@ -95,7 +96,11 @@ pub async fn create(
             _ => return Err(invalid("give exactly one of `override`, `clear: true`, `rollout`")),
         }
     };
-    let schedule = NewSchedule { flag: key, at, action, reason, created_by: who.name, created_at: Utc::now() };
+    if held(&state, &key, &action) {
+        return request(&state, &who, key, action, reason, at).await;
+    }
+    let schedule =
+        NewSchedule { flag: key, at, action, reason, created_by: who.name, created_at: Utc::now(), requested: false };
     let id = state.serving.store.create_schedule(&schedule).await?;
     tracing::info!(schedule = id, flag = %schedule.flag, at = %schedule.at, by = %schedule.created_by, "change scheduled");
     let record = state
@@ -105,6 +110,187 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("schedule {id} vanished")))?;
     Ok((StatusCode::CREATED, Json(record.to_json())))
+}
+
+/// Whether an operator's `action` on `flag` waits for a second person (four-eyes): with
+/// `--require-approval` or the flag's `change_control: approval`, but never the kill switch or a
+/// pause, which stop something and must stay one step.
+pub(super) fn held(state: &AppState, flag: &str, action: &ScheduledAction) -> bool {
+    let stops = matches!(action, ScheduledAction::Override(OverrideKind::Kill) | ScheduledAction::Pause);
+    !stops && under_approval(state, flag)
+}
+
+/// Whether changes to `flag` are under four-eyes.
+pub(super) fn under_approval(state: &AppState, flag: &str) -> bool {
+    state.require_approval || state.serving.load().snapshot.get(flag).is_some_and(|f| f.needs_approval)
+}
+
+/// Stores `action` as a change request (a schedule awaiting approval, due at `at`), audited:
+/// 202 `{"change_request": {...}}`.
+pub(super) async fn request(
+    state: &AppState,
+    who: &Identity,
+    flag: String,
+    action: ScheduledAction,
+    reason: String,
+    at: DateTime<Utc>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now = Utc::now();
+    let schedule =
+        NewSchedule { flag, at, action, reason, created_by: who.name.clone(), created_at: now, requested: true };
+    let store = &state.serving.store;
+    let id = store.create_schedule(&schedule).await?;
+    let record = store
+        .schedule(id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("request {id} vanished")))?;
+    audit(state, &record, &who.name, "change_requested", &record.reason).await?;
+    tracing::info!(request = id, flag = %record.flag, by = %who.name, "change held for approval");
+    Ok((StatusCode::ACCEPTED, Json(json!({"change_request": record.to_json()}))))
+}
+
+/// An audit row for a step of a change request (asked, approved, rejected).
+async fn audit(
+    state: &AppState,
+    r: &crate::store::ScheduleRecord,
+    actor: &str,
+    action: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let row = crate::store::NewAudit {
+        at: Utc::now(),
+        actor: actor.to_owned(),
+        flag: r.flag.clone(),
+        action: action.to_owned(),
+        before: None,
+        after: Some(json!({"change_request": r.id, "change": r.action.to_json(), "at": r.at})),
+        reason: reason.to_owned(),
+    };
+    state.serving.store.record(&row).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    reason: Option<String>,
+}
+
+impl super::RequestBody for DecisionRequest {
+    const INVALID: Code = Code::InvalidReason;
+}
+
+#[utoipa::path(
+    operation_id = "change_requests_list",
+    get,
+    path = "/change-requests",
+    tag = "flags",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "`{change_requests: [...]}`: changes awaiting approval, newest first", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn requests(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = state.serving.store.schedules(None, MAX_LIST).await?;
+    let waiting: Vec<Value> =
+        list.iter().filter(|s| s.status == "requested").map(crate::store::ScheduleRecord::to_json).collect();
+    Ok(Json(json!({"change_requests": waiting})))
+}
+
+/// Approves or rejects change request `id` as `who`.
+async fn decide(
+    state: &AppState,
+    who: &Identity,
+    id: i64,
+    approve: bool,
+    reason: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = reason_of(reason)?;
+    let verb = if approve { "approved" } else { "rejected" };
+    let result =
+        if reason.is_empty() { format!("{verb} by {}", who.name) } else { format!("{verb} by {}: {reason}", who.name) };
+    let store = &state.serving.store;
+    let decided = store.decide_request(id, approve, &who.name, &result, Utc::now()).await?;
+    let record = store
+        .schedule(id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("no change request {id}")))?;
+    if !decided {
+        if record.status == "requested" && record.created_by == who.name {
+            return Err(ApiError::new(
+                Code::Forbidden,
+                format!("change request {id} is yours: another admin approves it"),
+            ));
+        }
+        return Err(ApiError::new(
+            Code::InvalidTransition,
+            format!("change request {id} is {}, not awaiting approval", record.status),
+        ));
+    }
+    let action = if approve { "change_approved" } else { "change_rejected" };
+    audit(state, &record, &who.name, action, &reason).await?;
+    tracing::info!(request = id, flag = %record.flag, by = %who.name, "change request {verb}");
+    if approve {
+        // Due now (unless scheduled later): applied before the answer.
+        crate::schedules::run_due(&state.serving, Utc::now()).await;
+    }
+    let record = store.schedule(id).await?.unwrap_or(record);
+    Ok(Json(record.to_json()))
+}
+
+#[utoipa::path(
+    operation_id = "change_requests_approve",
+    post,
+    path = "/change-requests/{id}/approve",
+    tag = "flags",
+    security(("admin" = [])),
+    request_body = DecisionRequest,
+    params(("id" = i64, Path, description = "the change request's id")),
+    responses(
+        (status = 200, description = "approved: the request, `done` once applied (or `pending` until its time)", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "the requester's own token, or a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
+        (status = 409, description = "not awaiting approval (decided, expired)", body = crate::http::error::ErrorBody),
+        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn approve(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<DecisionRequest>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&state, &who, id, true, body.reason).await
+}
+
+#[utoipa::path(
+    operation_id = "change_requests_reject",
+    post,
+    path = "/change-requests/{id}/reject",
+    tag = "flags",
+    security(("admin" = [])),
+    request_body = DecisionRequest,
+    params(("id" = i64, Path, description = "the change request's id")),
+    responses(
+        (status = 200, description = "rejected (the requester may withdraw their own)", body = serde_json::Value),
+        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
+        (status = 409, description = "not awaiting approval (decided, expired)", body = crate::http::error::ErrorBody),
+        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn reject(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<DecisionRequest>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&state, &who, id, false, body.reason).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

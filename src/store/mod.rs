@@ -224,6 +224,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn schedule(&self, id: i64) -> Result<Option<ScheduleRecord>, StoreError>;
     /// Pending schedules due at `now`, oldest first.
     async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<ScheduleRecord>, StoreError>;
+    /// Decides a `requested` schedule: approved (by someone other than its requester) it becomes
+    /// `pending`, due at its time or `now`, whichever is later; rejected, `rejected`. `result`
+    /// says who and why. False when it was not `requested` (or the approver asked for it).
+    async fn decide_request(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Requests not decided since before `before` become `expired`; how many did.
+    async fn expire_requests(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Ends a pending schedule as `status` (`skipped`, `cancelled`) with `result`; false when it
     /// was not pending.
     async fn finish_schedule(&self, id: i64, status: &str, result: &str, at: DateTime<Utc>)

@@ -329,7 +329,7 @@ impl Store for PostgresStore {
         let (kind, value) = s.action.parts();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO schedules (flag, at, kind, value, reason, created_by, created_at, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&s.flag)
         .bind(s.at.timestamp_millis())
@@ -338,6 +338,7 @@ impl Store for PostgresStore {
         .bind(&s.reason)
         .bind(&s.created_by)
         .bind(s.created_at.timestamp_millis())
+        .bind(if s.requested { "requested" } else { "pending" })
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
@@ -363,6 +364,37 @@ impl Store for PostgresStore {
             format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= $1 ORDER BY at, id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp_millis()).fetch_all(&self.pool).await?;
         rows.iter().map(schedule_of).collect()
+    }
+
+    async fn decide_request(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sql = if approve {
+            "UPDATE schedules SET status = 'pending', result = $1, at = GREATEST(at, $2)
+             WHERE id = $3 AND status = 'requested' AND created_by <> $4"
+        } else {
+            "UPDATE schedules SET status = 'rejected', result = $1, ran_at = $2 WHERE id = $3 AND status = 'requested' AND $4::TEXT IS NOT NULL"
+        };
+        let done =
+            sqlx::query(sql).bind(result).bind(now.timestamp_millis()).bind(id).bind(by).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire_requests(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET status = 'expired', result = 'not approved in time', ran_at = $1
+             WHERE status = 'requested' AND created_at < $2",
+        )
+        .bind(now.timestamp_millis())
+        .bind(before.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn finish_schedule(

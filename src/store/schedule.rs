@@ -1,6 +1,8 @@
 //! Scheduled changes as the store keeps them (table `schedules`): a state change toggled already
 //! has (an override set or cleared, a pause, a resume), when to make it, who asked and why, and
-//! what became of it (`pending`, `done`, `skipped` with a reason, `cancelled`). A schedule runs
+//! what became of it (`pending`, `done`, `skipped` with a reason, `cancelled`). A change held for
+//! approval is a schedule too, `requested` until a second person approves it (then `pending`,
+//! due at once or at its time) or rejects it, or it expires. A schedule runs
 //! in the transaction that marks it `done` ([`super::Store::apply_scheduled`]), so it runs once
 //! whichever replica gets there first.
 
@@ -70,6 +72,8 @@ pub struct NewSchedule {
     pub reason: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// Held for a second person's approval (four-eyes): stored `requested`, not `pending`.
+    pub requested: bool,
 }
 
 /// A stored schedule.
@@ -82,7 +86,8 @@ pub struct ScheduleRecord {
     pub reason: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
-    /// `pending`, `done`, `skipped` or `cancelled`.
+    /// `requested` (awaiting approval), `pending`, `done`, `skipped`, `cancelled`, `rejected` or
+    /// `expired`.
     pub status: String,
     /// Why it was skipped or cancelled, or how late it ran.
     pub result: Option<String>,

@@ -500,7 +500,7 @@ impl Store for SqliteStore {
         let (kind, value) = s.action.parts();
         let row = sqlx::query(
             "INSERT INTO schedules (flag, at, kind, value, reason, created_by, created_at, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&s.flag)
         .bind(s.at.timestamp_millis())
@@ -509,6 +509,7 @@ impl Store for SqliteStore {
         .bind(&s.reason)
         .bind(&s.created_by)
         .bind(s.created_at.timestamp_millis())
+        .bind(if s.requested { "requested" } else { "pending" })
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("id")?)
@@ -537,6 +538,39 @@ impl Store for SqliteStore {
             format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= ? ORDER BY at, id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.timestamp_millis()).fetch_all(&self.pool).await?;
         rows.iter().map(schedule_of).collect()
+    }
+
+    async fn decide_request(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.same_file()?;
+        let sql = if approve {
+            "UPDATE schedules SET status = 'pending', result = ?1, at = MAX(at, ?2)
+             WHERE id = ?3 AND status = 'requested' AND created_by <> ?4"
+        } else {
+            "UPDATE schedules SET status = 'rejected', result = ?1, ran_at = ?2 WHERE id = ?3 AND status = 'requested' AND ?4 IS NOT NULL"
+        };
+        let done =
+            sqlx::query(sql).bind(result).bind(now.timestamp_millis()).bind(id).bind(by).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire_requests(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.same_file()?;
+        let done = sqlx::query(
+            "UPDATE schedules SET status = 'expired', result = 'not approved in time', ran_at = ?
+             WHERE status = 'requested' AND created_at < ?",
+        )
+        .bind(now.timestamp_millis())
+        .bind(before.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn finish_schedule(

@@ -1,6 +1,7 @@
 //! One integration-test binary for toggled. Modules, in the order data flows:
 //! the flag file's diagnostics, the evaluator's tables and properties, then the command line.
 
+mod approvals;
 mod automation;
 mod cli;
 mod console;

@@ -281,6 +281,19 @@ impl Compiler {
                 false
             }
         };
+        let needs_approval = match e.change_control.as_ref().map(|f| f.value.as_str()) {
+            None | Some("none") => false,
+            Some("approval") => true,
+            Some(other) => {
+                let at = e.change_control.as_ref().map_or(At::from(key), At::from);
+                self.error(
+                    at,
+                    format!("{k}.change_control"),
+                    format!("change_control {other:?}: expected none or approval"),
+                );
+                false
+            }
+        };
         if self.errors.len() > errors_before {
             return None;
         }
@@ -305,6 +318,7 @@ impl Compiler {
             deprecated_in,
             introduced_in,
             caller_fallback,
+            needs_approval,
             rules,
             requires: Vec::new(),
         })
