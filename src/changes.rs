@@ -86,6 +86,6 @@ fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
         }
         // A reload is installed by `Serving::install` (the snapshot swap) and announced by
         // `reload`; an `alert_team` decision changes nothing to announce.
-        Action::Reload(_) | Action::AlertTeam(_) => {}
+        Action::Reload(_) | Action::AlertTeam(_) | Action::ChangeRequest { .. } => {}
     }
 }

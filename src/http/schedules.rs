@@ -154,19 +154,19 @@ async fn audit(
     state: &AppState,
     r: &crate::store::ScheduleRecord,
     actor: &str,
-    action: &str,
+    action: &'static str,
     reason: &str,
 ) -> Result<(), ApiError> {
-    let row = crate::store::NewAudit {
-        at: Utc::now(),
-        actor: actor.to_owned(),
+    let detail = json!({"change_request": r.id, "change": r.action.to_json(), "at": r.at});
+    let change = crate::store::Change {
         flag: r.flag.clone(),
-        action: action.to_owned(),
-        before: None,
-        after: Some(json!({"change_request": r.id, "change": r.action.to_json(), "at": r.at})),
+        actor: actor.to_owned(),
         reason: reason.to_owned(),
+        at: Utc::now(),
+        action: crate::store::Action::ChangeRequest { step: action, detail },
     };
-    state.serving.store.record(&row).await?;
+    // Audit-only: never refused.
+    let _ = crate::changes::apply(&state.serving, change).await?;
     Ok(())
 }
 

@@ -31,6 +31,12 @@ pub enum Action {
     Reload(Value),
     /// Audited, changes no serving state: an `alert_team` notification.
     AlertTeam(Value),
+    /// Audited, changes no serving state: a step of a four-eyes change request
+    /// (`change_requested`, `change_approved`, `change_rejected`) and what it concerns.
+    ChangeRequest {
+        step: &'static str,
+        detail: Value,
+    },
 }
 
 /// One change, by whom, why and when.
@@ -132,6 +138,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
             (Write::AuditOnly, "reload", part("before"), part("after"))
         }
         Action::AlertTeam(payload) => (Write::AuditOnly, "alert_team", None, Some(payload.clone())),
+        Action::ChangeRequest { step, detail } => (Write::AuditOnly, *step, None, Some(detail.clone())),
     };
     let audit = NewAudit {
         at,
