@@ -68,6 +68,11 @@ fn event_type(action: &str) -> Option<&'static str> {
         "rollout_resumed" => "flag.resumed",
         "reload" => "flag_file.reloaded",
         "alert_team" => "flag.alert",
+        "change_scheduled" => "flag.change_scheduled",
+        "schedule_cancelled" => "flag.schedule_cancelled",
+        "change_requested" => "flag.change_requested",
+        "change_approved" => "flag.change_approved",
+        "change_rejected" => "flag.change_rejected",
         _ => return None,
     })
 }

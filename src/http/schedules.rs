@@ -109,6 +109,7 @@ pub async fn create(
         .schedule(id)
         .await?
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("schedule {id} vanished")))?;
+    audit(&state, &record, &record.created_by, "change_scheduled", &record.reason).await?;
     Ok((StatusCode::CREATED, Json(record.to_json())))
 }
 
@@ -149,7 +150,8 @@ pub(super) async fn request(
     Ok((StatusCode::ACCEPTED, Json(json!({"change_request": record.to_json()}))))
 }
 
-/// An audit row for a step of a change request (asked, approved, rejected).
+/// An audit row for a step of a schedule or change request (scheduled, cancelled, asked,
+/// approved, rejected).
 async fn audit(
     state: &AppState,
     r: &crate::store::ScheduleRecord,
@@ -350,5 +352,6 @@ pub async fn cancel(
         return Err(ApiError::new(Code::InvalidTransition, format!("schedule {id} is {}, not pending", record.status)));
     }
     tracing::info!(schedule = id, flag = %record.flag, by = %who.name, "schedule cancelled");
+    audit(&state, &record, &who.name, "schedule_cancelled", "").await?;
     Ok(Json(record.to_json()))
 }

@@ -31,8 +31,9 @@ pub enum Action {
     Reload(Value),
     /// Audited, changes no serving state: an `alert_team` notification.
     AlertTeam(Value),
-    /// Audited, changes no serving state: a step of a four-eyes change request
-    /// (`change_requested`, `change_approved`, `change_rejected`) and what it concerns.
+    /// Audited, changes no serving state: a step of a scheduled change or a four-eyes change
+    /// request (`change_scheduled`, `schedule_cancelled`, `change_requested`, `change_approved`,
+    /// `change_rejected`) and what it concerns.
     ChangeRequest {
         step: &'static str,
         detail: Value,
