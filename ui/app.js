@@ -438,6 +438,37 @@ async function viewAudit(main) {
   return refresh;
 }
 
+/** Changes waiting for a second admin (four-eyes), with approve and reject; every schedule. */
+async function viewRequests(main) {
+  const out = h('div');
+  const describe = (a) => a.kind + (a.value === undefined ? '' : ' ' + JSON.stringify(a.value));
+  const refresh = async () => {
+    const [waiting, all] = await Promise.all([api('GET', '/change-requests'), api('GET', '/schedules')]);
+    const decide = (r, verb) => h('button', {
+      type: 'button', class: verb === 'reject' ? 'danger' : '', 'data-testid': `${verb}-${r.id}`,
+      onclick: () => confirmAction(`${verb === 'approve' ? 'Approve' : 'Reject'} change request #${r.id}`,
+        `${describe(r.action)} on ${r.flag}, asked by ${r.created_by}`,
+        (reason) => api('POST', `/change-requests/${r.id}/${verb}`, { reason })),
+    }, verb === 'approve' ? 'Approve' : 'Reject');
+    const rows = waiting.change_requests.map((r) => h('tr', { 'data-testid': 'request-' + r.id },
+      h('td', {}, link('#/flags/' + encodeURIComponent(r.flag), r.flag)), h('td', {}, describe(r.action)),
+      h('td', {}, r.created_by), h('td', {}, r.reason || '—'), h('td', {}, when(r.at)),
+      h('td', {}, decide(r, 'approve'), ' ', decide(r, 'reject'))));
+    const schedules = all.schedules.map((p) => h('tr', { 'data-testid': 'scheduled-' + p.id },
+      h('td', {}, p.flag), h('td', {}, describe(p.action)), h('td', {}, when(p.at)), h('td', {}, p.created_by),
+      h('td', {}, h('span', { class: 'pill static' }, p.status)), h('td', {}, p.result || '—')));
+    out.replaceChildren(
+      h('h2', {}, 'Waiting for approval'),
+      rows.length ? table(['Flag', 'Change', 'Asked by', 'Reason', 'Due', ''], rows, { 'data-testid': 'requests' })
+        : h('p', { class: 'muted', 'data-testid': 'no-requests' }, 'Nothing waits.'),
+      h('h2', {}, 'Scheduled changes and requests'),
+      schedules.length ? table(['Flag', 'Change', 'At', 'By', 'Status', 'Result'], schedules) : h('p', { class: 'muted' }, 'None.'));
+  };
+  main.replaceChildren(h('h1', {}, 'Change requests'), out);
+  await refresh();
+  return refresh;
+}
+
 /** The Unleash SDK instances that registered or reported, and, in Edge mode, the upstream. */
 async function viewSdks(main) {
   const out = h('div');
@@ -608,6 +639,7 @@ async function route() {
     if (parts[0] === 'flags' && parts[1]) session.refresh = await viewFlag(main, parts[1]);
     else if (parts[0] === 'audit') session.refresh = await viewAudit(main);
     else if (parts[0] === 'sdks') session.refresh = await viewSdks(main);
+    else if (parts[0] === 'requests') session.refresh = await viewRequests(main);
     else if (parts[0] === 'releases' && parts[1]) session.refresh = await viewRelease(main, parts[1]);
     else if (parts[0] === 'releases') session.refresh = await viewReleases(main);
     else session.refresh = await viewFlags(main);

@@ -28,6 +28,9 @@ feature_flags:
   html_description:
     description: "<img src=x onerror=alert(1)>"
     default_value: false
+  guarded:
+    default_value: false
+    change_control: approval
 "#;
 
 /// The page and its two files are served with a policy that forbids inline script, with
@@ -67,8 +70,17 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
     std::fs::copy(format!("{root}/tests/ui/console.mjs"), format!("{js}/console.mjs"))
         .expect("target/js exists (.ci/deps installs playwright-core there)");
     let dir = Workdir::new(FLAGS);
-    let token = format!("ops:{ADMIN}");
+    let token = format!("ops:{ADMIN},alice:secret-alice-1");
     let server = Server::start_with_env(&dir, &[("TOGGLED_ADMIN_TOKENS", &token), ("TOGGLED_LOG", "debug")]);
+    // A change another admin asked for, waiting for approval (`change_control: approval`).
+    let asked = http()
+        .put(server.url("/flags/guarded"))
+        .bearer_auth("secret-alice-1")
+        .json(&json!({"enabled": true, "reason": "<b>launch</b>"}))
+        .send()
+        .expect("request");
+    assert_eq!(asked.status(), 202);
+    let asked: Value = asked.json().expect("JSON");
     for user in ["u1", "u2", "u3"] {
         server.evaluate("new_payment_flow", &json!({"targetingKey": user}));
     }
@@ -94,7 +106,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         .env("TOGGLED_FLAG_FILE", &server.flags)
         .env("TOGGLED_RELEASE", created["id"].to_string())
         .env("TOGGLED_SDK_APP", "<b>shop</b>")
-        .env("TOGGLED_SCHEDULE", schedule["id"].to_string());
+        .env("TOGGLED_SCHEDULE", schedule["id"].to_string())
+        .env("TOGGLED_REQUEST", asked["change_request"]["id"].to_string());
     if let Ok(shots) = std::env::var("TOGGLED_SCREENSHOTS") {
         browser.env("TOGGLED_SCREENSHOTS", shots);
     }
@@ -117,6 +130,16 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         "{seen}"
     );
     assert_eq!(seen["scheduleHtml"], json!(0), "a schedule's reason is text: {seen}");
+    assert!(seen["requestRow"].as_str().is_some_and(|r| r.contains("alice") && r.contains("<b>launch</b>")), "{seen}");
+    let (_, guarded) = server.admin(Method::GET, "/flags/guarded", None);
+    assert_eq!(guarded["state"]["override"]["kind"], json!("enable"), "approved from the console: {guarded}");
+    let (_, audit) = server.admin(Method::GET, "/audit?flag=guarded", None);
+    let approved = audit["entries"].as_array().expect("entries").iter().any(|e| {
+        e["action"] == json!("change_approved")
+            && e["actor"] == json!("ops")
+            && e["reason"] == json!("browser test: looks right")
+    });
+    assert!(approved, "{audit}");
     assert!(seen["counts"].as_str().is_some_and(|c| c.contains("DEFAULT") || c.contains("TARGETING_MATCH")), "{seen}");
     assert!(seen["secondTabMs"].as_u64().is_some_and(|ms| ms <= 2_000), "{seen}");
     assert!(seen["explain"].as_str().is_some_and(|s| s.contains("reason DISABLED")), "{seen}");
@@ -138,6 +161,8 @@ fn an_operator_kills_a_flag_from_the_console_and_every_tab_sees_it() {
         [
             (json!("override_cleared"), json!("ops"), json!("browser test: resolved")),
             (json!("override_set"), json!("ops"), json!("browser test: incident 42")),
+            // The schedule this test made before the browser ran.
+            (json!("change_scheduled"), json!("ops"), json!("<i>later</i>")),
         ]
     );
     assert_eq!(seen["releaseHtml"], 0, "release notes are text: {seen}");

@@ -170,6 +170,19 @@ try {
     seen.sdkHtml = await a.locator('[data-testid="sdk-instances"] b').count();
   }
 
+  if (process.env.TOGGLED_REQUEST) {
+    // A change another admin asked for: approved here, with a reason.
+    const id = process.env.TOGGLED_REQUEST;
+    await a.getByTestId('nav-requests').click();
+    const row = a.getByTestId('request-' + id);
+    await row.waitFor();
+    seen.requestRow = await row.textContent();
+    await a.getByTestId('approve-' + id).click();
+    await a.getByTestId('reason-input').fill('browser test: looks right');
+    await a.getByTestId('confirm').click();
+    await a.getByTestId('no-requests').waitFor();
+  }
+
   // Keyboard: the kill button opens the dialog with Enter, Escape closes it, nothing changes.
   await b.getByTestId('kill-' + flag).focus();
   await b.keyboard.press('Enter');
