@@ -297,6 +297,7 @@ pub async fn create(
             flags: req.flags.clone(),
             notes: notes::markdown(&analysis, &format!("Release {title}")),
             plan: plan_document,
+            planned_by: Some(who.name.clone()),
             ..ReleaseData::default()
         },
     };
@@ -527,7 +528,17 @@ pub async fn approve(
         (Some(role), None, None) => {
             let approver = req.approver.unwrap_or_else(|| who.name.clone());
             let reason = format!("approved as {role} by {approver}");
-            r.data.approvals.push(Approval { role, approver, at: now });
+            let by_planner = r.data.planned_by.as_deref() == Some(who.name.as_str());
+            if by_planner {
+                tracing::warn!(release = r.id, token = %who.name, "a release approved by the token that planned it");
+            }
+            r.data.approvals.push(Approval {
+                role,
+                approver,
+                at: now,
+                recorded_by: Some(who.name.clone()),
+                by_planner,
+            });
             ("release_approved", reason)
         }
         (None, Some(test), Some(passed)) => {

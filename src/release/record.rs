@@ -45,6 +45,9 @@ pub struct ReleaseData {
     pub rollback_recommended: Option<RollbackCause>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_by: Option<RollbackCause>,
+    /// The admin token (its name) that planned the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_by: Option<String>,
     /// Reminders sent, in days before `scheduled_at`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reminders_sent: Vec<i64>,
@@ -64,6 +67,12 @@ pub struct Approval {
     pub role: String,
     pub approver: String,
     pub at: DateTime<Utc>,
+    /// The admin token (its name) that recorded the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
+    /// Recorded by the token that planned the release: one person planning and approving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_planner: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -150,3 +150,30 @@ fn a_flag_may_ask_for_approval_alone_and_requests_expire() {
     assert_eq!((status, &late["error"]["code"]), (409, &json!("invalid_transition")), "{late}");
     assert_eq!(override_of(&server, "guarded"), Value::Null, "an expired request never applies");
 }
+
+/// A release approval recorded by the token that planned the release is shown as such.
+#[test]
+fn a_release_approved_by_its_planner_says_so() {
+    let dir = Workdir::new(FLAGS);
+    let server = start(&dir, &[]);
+    let plan = json!({"service": "checkout", "commits": ["feat: one click"]});
+    let (status, created) = call(&server, ALICE, Method::POST, "/releases", Some(plan));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().expect("id");
+    for (token, role) in [(ALICE, "team_lead"), (BOB, "product_manager")] {
+        let (status, body) =
+            call(&server, token, Method::POST, &format!("/releases/{id}/approvals"), Some(json!({"role": role})));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, release) = call(&server, BOB, Method::GET, &format!("/releases/{id}"), None);
+    let approvals =
+        release["approvals"].as_array().or(release["data"]["approvals"].as_array()).cloned().unwrap_or_default();
+    let of = |role: &str| approvals.iter().find(|a| a["role"] == json!(role)).cloned().unwrap_or_default();
+    assert_eq!(
+        (&of("team_lead")["recorded_by"], &of("team_lead")["by_planner"]),
+        (&json!("alice"), &json!(true)),
+        "{release}"
+    );
+    assert_eq!(of("product_manager")["recorded_by"], json!("bob"), "{release}");
+    assert!(of("product_manager").get("by_planner").is_none(), "{release}");
+}
