@@ -144,6 +144,14 @@ fn rule_and_prerequisite_mistakes_are_file_errors_naming_what_is_wrong() {
             "a.requires[0].variant: \"blue\" is not a variant of b",
         ),
         (
+            "feature_flags:\n  a: {default_value: false, fallback: nobody}\n",
+            "a.fallback: fallback \"nobody\": expected default_variant or caller",
+        ),
+        (
+            "feature_flags:\n  a: {default_value: false, change_control: maybe}\n",
+            "a.change_control: change_control \"maybe\": expected none or approval",
+        ),
+        (
             "feature_flags:\n  a: {rules: [{name: r, percentage: 10, rollout_strategy: {type: percentage, percentage: 5}}]}\n",
             "a rule's `percentage` goes with an `ab_test` strategy",
         ),

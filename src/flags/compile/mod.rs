@@ -268,32 +268,8 @@ impl Compiler {
         };
         let deprecated_in = self.version(e.deprecated_in.as_ref(), &format!("{k}.deprecated_in"));
         let introduced_in = self.version(e.introduced_in.as_ref(), &format!("{k}.introduced_in"));
-        let caller_fallback = match e.fallback.as_ref().map(|f| f.value.as_str()) {
-            None | Some("default_variant") => false,
-            Some("caller") => true,
-            Some(other) => {
-                let at = e.fallback.as_ref().map_or(At::from(key), At::from);
-                self.error(
-                    at,
-                    format!("{k}.fallback"),
-                    format!("fallback {other:?}: expected default_variant or caller"),
-                );
-                false
-            }
-        };
-        let needs_approval = match e.change_control.as_ref().map(|f| f.value.as_str()) {
-            None | Some("none") => false,
-            Some("approval") => true,
-            Some(other) => {
-                let at = e.change_control.as_ref().map_or(At::from(key), At::from);
-                self.error(
-                    at,
-                    format!("{k}.change_control"),
-                    format!("change_control {other:?}: expected none or approval"),
-                );
-                false
-            }
-        };
+        let caller_fallback = self.switch(k, "fallback", e.fallback.as_ref(), ("default_variant", "caller"));
+        let needs_approval = self.switch(k, "change_control", e.change_control.as_ref(), ("none", "approval"));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -322,6 +298,17 @@ impl Compiler {
             rules,
             requires: Vec::new(),
         })
+    }
+
+    /// A field of two words: `false` for the first (or none), `true` for the second.
+    fn switch(&mut self, k: &str, field: &str, value: Option<&Spanned<String>>, words: (&str, &str)) -> bool {
+        let Some(v) = value else { return false };
+        if v.value == words.0 || v.value == words.1 {
+            return v.value == words.1;
+        }
+        let message = format!("{field} {:?}: expected {} or {}", v.value, words.0, words.1);
+        self.error(v.into(), format!("{k}.{field}"), message);
+        false
     }
 
     fn version(&mut self, v: Option<&Spanned<String>>, path: &str) -> Option<semver::Version> {
