@@ -137,10 +137,10 @@ pub async fn poll(
                 if up && was_down {
                     tracing::info!("the store answers again; catching up");
                 }
-                if v != serving.load().persisted.version || (up && was_down) {
-                    if let Err(e) = serving.refresh().await {
-                        tracing::warn!("could not refresh from the store: {e}");
-                    }
+                if (v != serving.load().persisted.version || (up && was_down))
+                    && let Err(e) = serving.refresh().await
+                {
+                    tracing::warn!("could not refresh from the store: {e}");
                 }
             }
             Err(e) => {

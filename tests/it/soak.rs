@@ -89,7 +89,7 @@ fn storm(server: &Server, ms: u64) -> Seen {
                 let mut n = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     let flag = format!("f{:02}", w * 10 + n % 10);
-                    let on = n % 2 == 0;
+                    let on = n.is_multiple_of(2);
                     state.lock().expect("state").entry(flag.clone()).or_default().1 = Some(on);
                     let r = client
                         .put(format!("{url}/flags/{flag}"))

@@ -172,14 +172,14 @@ impl Compiler {
             for v in values {
                 match scalar_text(&v.value) {
                     Some(text) => {
-                        if let Some(prev) = out.insert(text.clone(), idx) {
-                            if prev != idx {
-                                self.error(
-                                    v.into(),
-                                    &path,
-                                    format!("{text:?} is already pinned to variant {:?}", variants[prev].name),
-                                );
-                            }
+                        if let Some(prev) = out.insert(text.clone(), idx)
+                            && prev != idx
+                        {
+                            self.error(
+                                v.into(),
+                                &path,
+                                format!("{text:?} is already pinned to variant {:?}", variants[prev].name),
+                            );
                         }
                     }
                     None => self.error(v.into(), &path, "override values are stickiness values (strings or numbers)"),
