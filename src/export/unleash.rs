@@ -19,8 +19,9 @@
 //! What Unleash cannot express is named in the notes, per flag, with how it is served: a
 //! constraint on a nested attribute, which Unleash's context has no field for (the strategy is left
 //! out), a boolean step serving `false` before one serving `true` or on a flag whose safe value is
-//! `true` (left out: Unleash enables a feature when any strategy does), a prerequisite on a
-//! value, a sunset rate limit (not applied by SDKs).
+//! `true` (left out: Unleash enables a feature when any strategy does) — except a flag on for
+//! everyone but the contexts its constraints admit, which becomes one strategy per constraint,
+//! inverted — a prerequisite on a value, a sunset rate limit (not applied by SDKs).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -136,8 +137,14 @@ fn feature(
         return with_dependencies(everyone(flag, flag.default, true), dependencies);
     }
     let steps = steps(flag, state, now);
-    let mut strategies = Vec::new();
     let safe_on = flag.kind == FlagKind::Boolean && flag.variants[flag.default].value == Value::Bool(true);
+    if safe_on
+        && flag.requires.is_empty()
+        && let Some(strategies) = on_except(flag, &steps)
+    {
+        return with_dependencies(base(flag, !strategies.is_empty(), strategies), dependencies);
+    }
+    let mut strategies = Vec::new();
     let mut dropped_false = false;
     for step in &steps {
         if flag.kind == FlagKind::Boolean {
@@ -171,6 +178,26 @@ fn feature(
     }
     let enabled = !strategies.is_empty();
     with_dependencies(base(flag, enabled, strategies), dependencies)
+}
+
+/// A boolean flag that is on except where its one step serves `false` to everyone its
+/// constraints admit: on where any of them fails, so one strategy per constraint, inverted (a
+/// missing attribute fails a constraint in both, so it passes the inversion in both). `None` when
+/// the flag is not of that shape or a constraint has no Unleash form.
+fn on_except(flag: &Flag, steps: &[Step<'_>]) -> Option<Vec<Value>> {
+    let [step] = steps else { return None };
+    let off = matches!(step.serve, Serve::Variant(i) if flag.variants[i].value == Value::Bool(false));
+    if !off || step.pin.is_some() || !matches!(step.gate, Gate::All) {
+        return None;
+    }
+    step.constraints
+        .iter()
+        .map(|c| {
+            let mut v = constraint(c).ok()?;
+            v["inverted"] = json!(!c.inverted);
+            Some(json!({"name": "default", "parameters": {}, "constraints": [v], "segments": [], "variants": []}))
+        })
+        .collect()
 }
 
 /// Unleash's name for a stickiness.

@@ -42,6 +42,9 @@ pub(crate) const FLAGS: &str = r#"feature_flags:
   killed_later:
     default_value: false
     rollout_strategy: {type: percentage, percentage: 100}
+  except_pro_staff:
+    default_value: true
+    constraints: [{attribute: plan, operator: IN, values: [pro]}, {segment: internal}]
 segments:
   internal:
     - {attribute: email, operator: STR_ENDS_WITH, values: ["@example.com"]}
@@ -151,7 +154,16 @@ pub(crate) fn contexts() -> Vec<Value> {
 fn the_browser_sdk_answers_what_evaluate_answers() {
     let dir = Workdir::new(FLAGS);
     let server = with_sdk_tokens(&dir);
-    let flags = ["checkout", "layout", "beta_banner", "new_checkout_copy", "static_on", "price_tier", "killed_later"];
+    let flags = [
+        "checkout",
+        "layout",
+        "beta_banner",
+        "new_checkout_copy",
+        "static_on",
+        "price_tier",
+        "killed_later",
+        "except_pro_staff",
+    ];
     let contexts = contexts();
     // `sdk`: 0 the browser SDK by GET, 1 by POST, 2 the Node.js server SDK evaluating locally.
     let check = |sdk: u8| {
@@ -278,7 +290,7 @@ fn the_frontend_api_has_etags_single_features_and_accepts_sdk_posts() {
     let etag = r.headers()["etag"].to_str().expect("ascii").to_owned();
     let doc: Value = r.json().expect("JSON");
     assert_eq!(doc["version"], json!(2));
-    assert_eq!(doc["features"].as_array().map(Vec::len), Some(7));
+    assert_eq!(doc["features"].as_array().map(Vec::len), Some(8));
     assert_eq!(features(Some(&etag)).status(), 304);
     let (status, _) = server.admin(Method::PUT, "/flags/killed_later", Some(json!({"enabled": false, "reason": "x"})));
     assert_eq!(status, 200);
@@ -362,7 +374,7 @@ fn export_writes_the_projection_and_names_what_unleash_cannot_express() {
     assert_eq!(doc["version"], json!(2));
     let names: Vec<&str> =
         doc["features"].as_array().expect("features").iter().filter_map(|f| f["name"].as_str()).collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     let feature = |name: &str| {
         doc["features"].as_array().expect("features").iter().find(|f| f["name"] == name).expect("there").clone()
     };
