@@ -115,11 +115,13 @@ fn bad_schedules_are_refused_with_their_code() {
 fn a_schedule_due_while_the_server_was_down_runs_late_but_once() {
     let dir = Workdir::new(FLAGS);
     let mut server = Server::start(&dir, &[]);
-    let (_, created) =
-        schedule(&server, "banner", json!({"at": in_ms(800), "override": {"value": "#00f"}, "reason": "promo"}));
+    // Due 3 s from now: the server is gone long before, even on a slow machine.
+    let (status, created) =
+        schedule(&server, "banner", json!({"at": in_ms(3_000), "override": {"value": "#00f"}, "reason": "promo"}));
     server.kill9();
+    assert_eq!((status, &created["status"]), (201, &json!("pending")), "{created}");
     // Wall-clock time must pass the schedule's time while no server runs.
-    std::thread::sleep(Duration::from_millis(1_500));
+    std::thread::sleep(Duration::from_millis(3_600));
     server.restart();
     eventually(Duration::from_secs(20), || {
         (status_of(&server, &created["id"])["status"] == json!("done")).then_some(())
@@ -144,8 +146,12 @@ fn a_schedule_due_while_the_server_was_down_runs_late_but_once() {
 fn a_schedule_whose_flag_left_the_file_is_skipped_with_the_reason() {
     let dir = Workdir::new(FLAGS);
     let server = Server::start(&dir, &[]);
-    let (_, created) = schedule(&server, "later_removed", json!({"at": in_ms(1_500), "override": {"enabled": true}}));
+    let (_, created) = schedule(&server, "later_removed", json!({"at": in_ms(4_000), "override": {"enabled": true}}));
     server.write_flags(&FLAGS.replace("  later_removed: {default_value: false}\n", ""));
+    // The file change is served well before the schedule is due (4 s), even on a slow machine.
+    eventually(Duration::from_secs(3), || {
+        (server.admin(Method::GET, "/flags/later_removed", None).0 == 404).then_some(())
+    });
     eventually(Duration::from_secs(20), || {
         let s = status_of(&server, &created["id"]);
         (s["status"] == json!("skipped")).then_some(s)
