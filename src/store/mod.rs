@@ -6,10 +6,11 @@
 //! sees the change, and an acknowledged change survives a crash.
 
 pub mod change;
-pub mod postgres;
+mod postgres;
 mod rows;
 pub mod schedule;
-pub mod sqlite;
+mod sql;
+mod sqlite;
 
 pub use change::{Action, Change, Refusal};
 pub use schedule::{NewSchedule, ScheduleRecord, ScheduledAction};

@@ -9,7 +9,7 @@ use super::{
 };
 
 /// A column type both backends decode.
-pub(super) trait Decodes<DB: Database>: for<'r> Decode<'r, DB> + Type<DB> {}
+pub trait Decodes<DB: Database>: for<'r> Decode<'r, DB> + Type<DB> {}
 
 impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Decodes<DB> for T {}
 

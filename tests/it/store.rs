@@ -261,3 +261,62 @@ fn postgres_conforms() {
     runtime.block_on(conformance(&Pg(cluster.database("conformance"))));
     runtime.block_on(concurrent_writers(&Pg(cluster.database("contended"))));
 }
+
+/// The schema as the store's own runner left it before migrations were sqlx's: every file of
+/// `migrations/<dialect>/` applied, recorded in `schema_migrations`, plus a kill switch.
+fn old_runner_sql(dialect: &str) -> (String, usize) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("migrations").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    let mut sql =
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);\n".to_owned();
+    for (i, file) in files.iter().enumerate() {
+        sql += &std::fs::read_to_string(file).expect("a migration");
+        sql += &format!(";\nINSERT INTO schema_migrations (version, applied_at) VALUES ({}, 1);\n", i + 1);
+    }
+    sql += "INSERT INTO overrides (flag, kind, value, reason, actor, created_at) VALUES ('checkout', 'kill', NULL, 'old', 'ops', 1);
+            UPDATE state_version SET version = 7 WHERE id = 1;";
+    (sql, files.len())
+}
+
+/// A store migrated by the old runner opens with its data, its migrations recorded as applied
+/// (not run again), and takes changes; it opens again after that.
+async fn old_store_opens(url: &str) {
+    for _ in 0..2 {
+        let store = toggled::store::open(url).await.expect("the old store opens");
+        let state = store.load().await.expect("load");
+        assert!(state.version >= 7, "the old change counter is kept: {}", state.version);
+        assert_eq!(state.overrides["checkout"].kind, OverrideKind::Kill, "the old kill switch is kept");
+        let done = store.apply(&change("search", "ops", 10, Action::SetOverride(OverrideKind::Enable))).await;
+        assert!(done.expect("apply").is_ok());
+    }
+}
+
+#[test]
+fn a_store_the_old_migration_runner_made_opens_with_its_data() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let (sql, files) = old_runner_sql("sqlite");
+    runtime.block_on(async {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("old schema");
+        old_store_opens(&url).await;
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.expect("count");
+        assert_eq!(recorded, i64::try_from(files).expect("count"), "every old migration recorded once");
+    });
+
+    let cluster = crate::support::Postgres::start();
+    let url = cluster.database("old");
+    let (sql, files) = old_runner_sql("postgres");
+    runtime.block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("old schema");
+        old_store_opens(&url).await;
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.expect("count");
+        assert_eq!(recorded, i64::try_from(files).expect("count"), "every old migration recorded once");
+    });
+}
