@@ -314,15 +314,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let identity = store.identity().await.context("cannot read the store")?;
     tracing::info!(store = %identity.id, created_at = %identity.created_at, "store opened");
     let metrics = Arc::new(Metrics::new());
-    let serving = Arc::new(Serving::new(store, config.flags.clone(), metrics).await.context("cannot read the store")?);
+    let serving = Arc::new(Serving::new(store, metrics).await.context("cannot read the store")?);
     serving.store_health.set_identity(identity);
+    let reloader = Arc::new(crate::reload::Reloader::new(serving.clone(), config.flags.clone()));
     // Watch first, then load: a change between the two cannot be missed.
-    let watcher = crate::reload::Watcher::start(serving.clone(), config.reload_debounce)
+    let watcher = crate::reload::Watcher::start(reloader.clone(), config.reload_debounce)
         .map_err(|e| tracing::error!("{e:#}; falling back to periodic re-checks and SIGHUP"))
         .ok();
     // A rejected or missing file is logged once by the reload itself; the server is not ready
     // until a valid file appears.
-    crate::reload::reload(&serving, "startup").await;
+    crate::reload::reload(&reloader, "startup").await;
     if let Some(n) = &config.notify
         && let Err(e) = crate::notify::init_cursors(&serving, n).await
     {
@@ -341,20 +342,21 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, flags = %config.flags.display(), database = %crate::config::redacted(&config.database), "toggled serving");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let supervise = crate::tasks::Supervisor::new(&serving.tasks, &serving.metrics, &stopped);
+    let tasks = crate::tasks::TaskBoard::default();
+    let supervise = crate::tasks::Supervisor::new(&tasks, &serving.metrics, &stopped);
     // The first watcher was started before the first load; a restarted loop starts a new one.
     let first_watcher = std::sync::Mutex::new(watcher);
     let watcher = supervise.spawn("reload", {
-        let (serving, stopped, recheck, debounce) =
-            (serving.clone(), stopped.clone(), config.recheck_interval, config.reload_debounce);
+        let (reloader, stopped, recheck, debounce) =
+            (reloader.clone(), stopped.clone(), config.recheck_interval, config.reload_debounce);
         move || {
             let taken = first_watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            let watcher = taken.or_else(|| crate::reload::Watcher::start(serving.clone(), debounce).ok());
-            let (serving, stopped) = (serving.clone(), stopped.clone());
+            let watcher = taken.or_else(|| crate::reload::Watcher::start(reloader.clone(), debounce).ok());
+            let (reloader, stopped) = (reloader.clone(), stopped.clone());
             async move {
                 match watcher {
                     Some(w) => w.run(recheck, stopped).await,
-                    None => crate::reload::poll_only(serving, recheck, stopped).await,
+                    None => crate::reload::poll_only(reloader, recheck, stopped).await,
                 }
             }
         }
@@ -388,12 +390,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             (serving.clone(), config.poll_interval, config.approval_expiry, stopped.clone());
         move || crate::schedules::run(serving.clone(), every, expiry, stopped.clone())
     });
+    let upstream_board = Arc::new(crate::upstream::UpstreamBoard::default());
     let upstream = match config.upstream.clone() {
         Some(u) => {
             tracing::info!(upstream = %crate::outbound::redact(&u.url), every = ?u.interval, "edge mode: following the upstream");
             supervise.spawn("upstream", {
-                let (serving, stopped) = (serving.clone(), stopped.clone());
-                move || crate::upstream::run(serving.clone(), u.clone(), stopped.clone())
+                let (reloader, board, stopped) = (reloader.clone(), upstream_board.clone(), stopped.clone());
+                move || crate::upstream::run(reloader.clone(), board.clone(), u.clone(), stopped.clone())
             })
         }
         None => tokio::spawn(async {}),
@@ -420,7 +423,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         None => tokio::spawn(async {}),
     };
-    let state = AppState::new(serving.clone(), config.tokens, config.body_limit, stopped.clone(), board)
+    let boards = crate::http::Boards { reloader, tasks, upstream: upstream_board, alerts: board };
+    let state = AppState::new(serving.clone(), boards, config.tokens, config.body_limit, stopped.clone())
         .with_releases(config.releases)
         .with_max_subscribers(config.max_subscribers)
         .with_approval(config.require_approval)

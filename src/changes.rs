@@ -12,6 +12,13 @@ use crate::store::{Action, Change, NewAudit, Refusal, StoreError};
 
 /// Applies `change`: committed and visible to the next request on this replica, or refused
 /// (nothing written), or a store error (nothing written either).
+/// A newly loaded flag file: its audit row is written through the store's one change path
+/// (`Store::apply` -> `decide`), then the snapshot is swapped in (see [`Serving::install`]).
+pub async fn install(serving: &Serving, snapshot: crate::flags::Snapshot, change: Change) {
+    let store = serving.store.clone();
+    serving.install(snapshot, async move { store.apply(&change).await.map(|_| ()) }).await;
+}
+
 pub async fn apply(serving: &Serving, change: Change) -> Result<Result<NewAudit, Refusal>, StoreError> {
     apply_with(serving, change, None).await
 }

@@ -21,8 +21,69 @@ use tokio::sync::mpsc;
 
 use chrono::Utc;
 
+use arc_swap::ArcSwap;
+use chrono::DateTime;
+use serde::Serialize;
+
 use crate::flags::{self, CompileError, compile::MAX_FILE_BYTES};
-use crate::serving::{ReloadStatus, Serving};
+use crate::serving::Serving;
+
+/// The outcome of the last real reload (a new file applied, or new content rejected), shown
+/// on `/ready` and `/flags`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub at: DateTime<Utc>,
+    pub trigger: String,
+    /// The revision being served.
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<CompileError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Loads the flag file into the served state: one per process, shared by the watcher, the
+/// periodic re-check, `SIGHUP`, `POST /reload` and Edge mode.
+#[derive(Debug)]
+pub struct Reloader {
+    serving: Arc<Serving>,
+    path: PathBuf,
+    status: ArcSwap<ReloadStatus>,
+    /// Serialises reloads (read, compile, install) and remembers the revision of the last
+    /// rejected content, so the same broken file is reported once.
+    last_rejected: tokio::sync::Mutex<Option<String>>,
+}
+
+impl Reloader {
+    /// Nothing loaded yet: `/ready` says so until the first reload.
+    pub fn new(serving: Arc<Serving>, path: PathBuf) -> Self {
+        let status = ReloadStatus {
+            ok: false,
+            at: Utc::now(),
+            trigger: "startup".to_owned(),
+            revision: None,
+            errors: Vec::new(),
+            message: Some("no flag file loaded yet".to_owned()),
+        };
+        Self { serving, path, status: ArcSwap::from_pointee(status), last_rejected: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The outcome of the last real reload.
+    pub fn status(&self) -> Arc<ReloadStatus> {
+        self.status.load_full()
+    }
+
+    /// The flag file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state it loads into.
+    pub fn serving(&self) -> &Arc<Serving> {
+        &self.serving
+    }
+}
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,9 +137,10 @@ pub fn check_directory(path: &Path) -> anyhow::Result<()> {
 /// Reads, validates and (if it changed) swaps in the flag file. An invalid or unreadable file
 /// never replaces the one being served. Content already served, or already rejected, is not
 /// reported again: `/ready`'s `last_reload` and the logs change only on a real reload.
-pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
-    let mut last_rejected = serving.reloads.lock().await;
-    let path = serving.flags_path().to_path_buf();
+pub async fn reload(reloader: &Reloader, trigger: &str) -> ReloadOutcome {
+    let serving = &*reloader.serving;
+    let mut last_rejected = reloader.last_rejected.lock().await;
+    let path = reloader.path.clone();
     let current = serving.load_full();
     let read = {
         let path = path.clone();
@@ -96,12 +158,12 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
         if last_rejected.take().is_some() {
             // The file is back to what is served: the rejection shown on `/ready` is over.
             tracing::info!(trigger, "the flag file is valid again (the content being served)");
-            record(serving, trigger, &outcome);
+            record(reloader, trigger, &outcome);
         }
         return counted(serving, outcome);
     }
     if last_rejected.as_deref() == Some(identity.as_str()) {
-        let status = serving.status();
+        let status = reloader.status();
         tracing::debug!(trigger, "the flag file is still the rejected one");
         let outcome = ReloadOutcome::Rejected {
             errors: status.errors.clone(),
@@ -150,7 +212,7 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
             for (flag, what) in crate::export::unleash::notes(&snapshot, Utc::now()) {
                 tracing::info!(flag = %flag, "served to Unleash's SDKs with a difference: {what}");
             }
-            serving.install(snapshot, audit).await;
+            crate::changes::install(serving, snapshot, audit).await;
             serving.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
             let compile_ms = took.as_secs_f64() * 1000.0;
             tracing::info!(revision = %revision, flags, trigger, compile_ms, "flag file loaded");
@@ -165,25 +227,25 @@ pub async fn reload(serving: &Serving, trigger: &str) -> ReloadOutcome {
             ReloadOutcome::Rejected { errors, message }
         }
     };
-    record(serving, trigger, &outcome);
+    record(reloader, trigger, &outcome);
     counted(serving, outcome)
 }
 
 /// Shows a real reload on `/ready` and `/flags`.
-fn record(serving: &Serving, trigger: &str, outcome: &ReloadOutcome) {
-    let served = serving.load();
+fn record(reloader: &Reloader, trigger: &str, outcome: &ReloadOutcome) {
+    let served = reloader.serving.load();
     let (errors, message) = match outcome {
         ReloadOutcome::Rejected { errors, message } => (errors.clone(), Some(message.clone())),
         _ => (Vec::new(), None),
     };
-    serving.set_status(ReloadStatus {
+    reloader.status.store(Arc::new(ReloadStatus {
         ok: message.is_none(),
         at: Utc::now(),
         trigger: trigger.to_owned(),
         revision: served.ready.then(|| served.snapshot.revision.clone()),
         errors,
         message,
-    });
+    }));
 }
 
 fn counted(serving: &Serving, outcome: ReloadOutcome) -> ReloadOutcome {
@@ -218,7 +280,7 @@ fn relevant(e: &notify::Event, file_name: &std::ffi::OsStr) -> bool {
 /// `debounce` has passed without another. (A debouncing thread that ticks every quarter of the
 /// quiet time woke an idle server 200 times a second.) Nothing runs while no file changes.
 pub struct Watcher {
-    serving: Arc<Serving>,
+    reloader: Arc<Reloader>,
     events: mpsc::UnboundedReceiver<()>,
     debounce: Duration,
     _watcher: notify::RecommendedWatcher,
@@ -226,14 +288,14 @@ pub struct Watcher {
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").field("flags", &self.serving.flags_path()).finish_non_exhaustive()
+        f.debug_struct("Watcher").field("flags", &self.reloader.path()).finish_non_exhaustive()
     }
 }
 
 impl Watcher {
     /// Starts watching. Fails only if the OS watcher cannot be set up.
-    pub fn start(serving: Arc<Serving>, debounce: Duration) -> anyhow::Result<Self> {
-        let path: PathBuf = serving.flags_path().to_path_buf();
+    pub fn start(reloader: Arc<Reloader>, debounce: Duration) -> anyhow::Result<Self> {
+        let path: PathBuf = reloader.path().to_path_buf();
         let absolute = std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
         let dir = absolute.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let file_name = absolute.file_name().map(ToOwned::to_owned).unwrap_or_default();
@@ -254,19 +316,19 @@ impl Watcher {
         notify::Watcher::watch(&mut watcher, &dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch {}", dir.display()))?;
         tracing::info!(dir = %dir.display(), "watching the flag file's directory");
-        Ok(Self { serving, events, debounce, _watcher: watcher })
+        Ok(Self { reloader, events, debounce, _watcher: watcher })
     }
 
     /// Reloads on file events, every `recheck`, and on `SIGHUP`, until `shutdown` fires.
     pub async fn run(self, recheck: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
-        let serving = self.serving.clone();
-        run_loop(serving, Some(self), recheck, shutdown).await;
+        let reloader = self.reloader.clone();
+        run_loop(reloader, Some(self), recheck, shutdown).await;
     }
 }
 
 /// Without a file watcher: re-check periodically and on `SIGHUP` only.
-pub async fn poll_only(serving: Arc<Serving>, recheck: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
-    run_loop(serving, None, recheck, shutdown).await;
+pub async fn poll_only(reloader: Arc<Reloader>, recheck: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+    run_loop(reloader, None, recheck, shutdown).await;
 }
 
 /// The next relevant file change, once `debounce` has passed without another. (If another
@@ -284,7 +346,7 @@ async fn next_event(watcher: &mut Option<Watcher>) -> Option<()> {
 }
 
 async fn run_loop(
-    serving: Arc<Serving>,
+    reloader: Arc<Reloader>,
     mut watcher: Option<Watcher>,
     recheck: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -295,9 +357,9 @@ async fn run_loop(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(()) = next_event(&mut watcher) => { reload(&serving, "watch").await; }
-            _ = recheck.tick() => { reload(&serving, "recheck").await; }
-            Some(()) = next_hangup(&mut hangup) => { reload(&serving, "sighup").await; }
+            Some(()) = next_event(&mut watcher) => { reload(&reloader, "watch").await; }
+            _ = recheck.tick() => { reload(&reloader, "recheck").await; }
+            Some(()) = next_hangup(&mut hangup) => { reload(&reloader, "sighup").await; }
         }
     }
 }

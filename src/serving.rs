@@ -6,20 +6,18 @@
 //! swap it in; they are serialised by an async mutex that no request ever takes.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Duration, Utc};
 use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
 
 use crate::eval::{self, Context, Evaluation, FlagState, Override, Pause, Reason};
 use crate::flags::snapshot::{RateLimit, Strategy, SunsetAction};
-use crate::flags::{self, CompileError, Flag, Snapshot};
+use crate::flags::{self, Flag, Snapshot};
 use crate::metrics::{EvalLabels, FlagLabels, Metrics, PhaseLabels, RevisionLabels};
-use crate::store::{PersistedState, Store, StoreError};
+use crate::store::{HealthBoard, PersistedState, Store, StoreError};
 
 /// Most distinct stickiness values a sunset rate limiter counts per flag in one window (over
 /// its shards): about 16 bytes each, so at most ~2 MiB per flag whatever clients send.
@@ -232,50 +230,29 @@ fn warn_deprecated(metrics: &Metrics, flag: &Flag, rt: &FlagRuntime, now: DateTi
     }
 }
 
-/// The outcome of the last real reload (a new file applied, or new content rejected), shown
-/// on `/ready` and `/flags`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadStatus {
-    pub ok: bool,
-    pub at: DateTime<Utc>,
-    pub trigger: String,
-    /// The revision being served.
-    pub revision: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<CompileError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// The serving state and everything that changes it.
+/// The served state and the one way it changes: the `ArcSwap`'d [`Served`], the store it is
+/// written through (and whether that store answers), the metrics evaluations count into, and the
+/// change stream. Reload status, background tasks and Edge mode's upstream live elsewhere
+/// (`reload::Reloader`, `tasks::TaskBoard`, `upstream::UpstreamBoard`).
 #[derive(Debug)]
 pub struct Serving {
     current: ArcSwap<Served>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn Store>,
-    flags_path: PathBuf,
-    status: ArcSwap<ReloadStatus>,
+    /// Whether the store answers, shown on `/ready` (written by `sync::poll` and every write).
+    pub store_health: HealthBoard,
     changes: tokio::sync::Mutex<()>,
-    /// Serialises reloads (read, compile, install) and remembers the revision of the last
-    /// rejected content, so the same broken file is reported once. Used by `reload` only.
-    pub reloads: tokio::sync::Mutex<Option<String>>,
     /// Last-evaluated cells by flag key, kept across snapshots.
     last_evaluated: Mutex<HashMap<String, Arc<AtomicI64>>>,
     /// The change stream behind `GET /events`.
     pub events: crate::events::EventBus,
     /// Last published stage per gradual flag (to publish stage changes once).
     stages: Mutex<HashMap<String, i64>>,
-    /// Health of the supervised background tasks, shown on `/ready`.
-    pub tasks: crate::tasks::TaskBoard,
-    /// Whether the store answers, shown on `/ready` (written by `sync::poll`).
-    pub store_health: crate::sync::HealthBoard,
-    /// Edge mode's upstream: its health and the SDK reports waiting to be forwarded.
-    pub upstream: crate::upstream::UpstreamBoard,
 }
 
 impl Serving {
     /// A serving state with nothing loaded yet (not ready).
-    pub async fn new(store: Arc<dyn Store>, flags_path: PathBuf, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
+    pub async fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
         let persisted = Arc::new(store.load().await?);
         let mut cells = HashMap::new();
         for (flag, at) in store.last_evaluated().await? {
@@ -283,28 +260,15 @@ impl Serving {
         }
         let empty = flags::compile("feature_flags: {}\n").expect("the empty flag file compiles");
         let served = Served { snapshot: Arc::new(empty), flags: Vec::new(), persisted, ready: false };
-        let status = ReloadStatus {
-            ok: false,
-            at: Utc::now(),
-            trigger: "startup".to_owned(),
-            revision: None,
-            errors: Vec::new(),
-            message: Some("no flag file loaded yet".to_owned()),
-        };
         Ok(Self {
             current: ArcSwap::from_pointee(served),
             metrics,
             store,
-            flags_path,
-            status: ArcSwap::from_pointee(status),
+            store_health: HealthBoard::default(),
             changes: tokio::sync::Mutex::new(()),
-            reloads: tokio::sync::Mutex::new(None),
             last_evaluated: Mutex::new(cells),
             events: crate::events::EventBus::new(),
             stages: Mutex::new(HashMap::new()),
-            tasks: crate::tasks::TaskBoard::default(),
-            store_health: crate::sync::HealthBoard::default(),
-            upstream: crate::upstream::UpstreamBoard::default(),
         })
     }
 
@@ -325,25 +289,13 @@ impl Serving {
         self.events.publish(kind, flag, revision, detail)
     }
 
-    pub fn status(&self) -> Arc<ReloadStatus> {
-        self.status.load_full()
-    }
-
-    pub fn flags_path(&self) -> &std::path::Path {
-        &self.flags_path
-    }
-
-    /// Records the outcome of a real reload attempt for `/ready` and `/flags`.
-    pub fn set_status(&self, status: ReloadStatus) {
-        self.status.store(Arc::new(status));
-    }
-
-    /// Audits a newly loaded flag file, then swaps it in, so whoever sees the new file can
-    /// find its audit row. An audit failure is logged and does not keep a valid file from
-    /// serving: the file, not the store, is the source of truth for flag definitions.
-    pub async fn install(&self, snapshot: Snapshot, audit: crate::store::Change) {
+    /// Runs `audit` (the write of a newly loaded flag file's audit row, built by
+    /// `changes::install`), then swaps the snapshot in, so whoever sees the new file can find its
+    /// audit row. An audit failure is logged and does not keep a valid file from serving: the
+    /// file, not the store, is the source of truth for flag definitions.
+    pub async fn install(&self, snapshot: Snapshot, audit: impl Future<Output = Result<(), StoreError>>) {
         let _guard = self.changes.lock().await;
-        if let Err(e) = self.store.apply(&audit).await {
+        if let Err(e) = audit.await {
             tracing::error!("could not audit a reload: {e}");
         }
         self.apply(Arc::new(snapshot)).await;

@@ -26,7 +26,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use serde::Serialize;
 
-use crate::serving::Serving;
+use crate::reload::Reloader;
 
 /// SDK reports kept for the upstream while it is unreachable.
 pub const OUTBOX_LIMIT: usize = 10_000;
@@ -146,8 +146,14 @@ enum Polled {
 }
 
 /// Polls the upstream and forwards reports every `interval` until `stopped`.
-pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    serving.upstream.configure(&config.url);
+pub async fn run(
+    reloader: Arc<Reloader>,
+    board: Arc<UpstreamBoard>,
+    config: UpstreamConfig,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    board.configure(&config.url);
+    let metrics = &reloader.serving().metrics;
     let client = match crate::outbound::client().timeout(Duration::from_secs(30)).build() {
         Ok(c) => c,
         Err(e) => {
@@ -157,8 +163,7 @@ pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tok
     };
     let mut etag: Option<String> = None;
     loop {
-        let polled = poll(&serving, &client, &config, &mut etag).await;
-        let metrics = &serving.metrics;
+        let polled = poll(&reloader, &board, &client, &config, &mut etag).await;
         let label = match &polled {
             Polled::Unchanged => "unchanged",
             Polled::Changed => "changed",
@@ -168,13 +173,13 @@ pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tok
         match polled {
             Polled::Failed(why) => {
                 metrics.upstream_up.set(0);
-                let was_up = serving.upstream.status().is_some_and(|s| s.up);
+                let was_up = board.status().is_some_and(|s| s.up);
                 if was_up {
                     tracing::warn!("upstream: {why}; still serving the last good flags");
                 } else {
                     tracing::debug!("upstream: {why}");
                 }
-                serving.upstream.update(|s| {
+                board.update(|s| {
                     s.up = false;
                     s.error = Some(why);
                 });
@@ -182,7 +187,7 @@ pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tok
             ok => {
                 metrics.upstream_up.set(1);
                 let now = Utc::now();
-                serving.upstream.update(|s| {
+                board.update(|s| {
                     s.up = true;
                     s.error = None;
                     s.last_success = Some(now);
@@ -190,7 +195,7 @@ pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tok
                         s.last_change = Some(now);
                     }
                 });
-                forward(&serving, &client, &config).await;
+                forward(&board, metrics, &client, &config).await;
             }
         }
         tokio::select! {
@@ -204,7 +209,8 @@ pub async fn run(serving: Arc<Serving>, config: UpstreamConfig, mut stopped: tok
 }
 
 async fn poll(
-    serving: &Serving,
+    reloader: &Reloader,
+    board: &UpstreamBoard,
     client: &reqwest::Client,
     config: &UpstreamConfig,
     etag: &mut Option<String>,
@@ -235,7 +241,7 @@ async fn poll(
         Ok(_) => return Polled::Failed(format!("a document over {} MiB", MAX_DOCUMENT >> 20)),
         Err(e) => return Polled::Failed(format!("the answer broke off: {}", crate::outbound::error_text(e))),
     };
-    match apply(serving, &body).await {
+    match apply(reloader, board, &body).await {
         Ok(changed) => {
             // Only a document that was applied (or is already served) is not asked for again.
             *etag = tag;
@@ -247,7 +253,7 @@ async fn poll(
 
 /// Translates, checks, persists and reloads one document; `Ok(false)` when it is what is
 /// served already.
-async fn apply(serving: &Serving, body: &[u8]) -> Result<bool, String> {
+async fn apply(reloader: &Reloader, board: &UpstreamBoard, body: &[u8]) -> Result<bool, String> {
     let text = std::str::from_utf8(body).map_err(|_| "an answer that is not UTF-8".to_owned())?;
     let translation =
         crate::import::unleash::translate(text).map_err(|e| format!("an answer toggled cannot read: {e}"))?;
@@ -257,21 +263,21 @@ async fn apply(serving: &Serving, body: &[u8]) -> Result<bool, String> {
     let untranslated: Vec<String> =
         translation.unsupported.iter().map(|(flag, what)| format!("{flag}: {what}")).collect();
     let revision = crate::flags::revision_of(&translation.yaml);
-    let served = serving.load_full();
+    let served = reloader.serving().load_full();
     if served.ready && served.snapshot.revision == revision {
-        serving.upstream.update(|s| s.untranslated = untranslated);
+        board.update(|s| s.untranslated = untranslated);
         return Ok(false);
     }
     for item in &untranslated {
         tracing::warn!("upstream: left out: {item}");
     }
-    persist(serving.flags_path(), translation.yaml.into_bytes())
+    persist(reloader.path(), translation.yaml.into_bytes())
         .await
-        .map_err(|e| format!("cannot write the backup {}: {e}", serving.flags_path().display()))?;
-    match crate::reload::reload(serving, "upstream").await {
+        .map_err(|e| format!("cannot write the backup {}: {e}", reloader.path().display()))?;
+    match crate::reload::reload(reloader, "upstream").await {
         crate::reload::ReloadOutcome::Rejected { message, .. } => Err(message),
         _ => {
-            serving.upstream.update(|s| s.untranslated = untranslated);
+            board.update(|s| s.untranslated = untranslated);
             Ok(true)
         }
     }
@@ -296,9 +302,14 @@ async fn persist(path: &std::path::Path, bytes: Vec<u8>) -> std::io::Result<()> 
 
 /// Sends up to [`BATCH`] queued reports; stops at the first the upstream does not take, which
 /// stays queued for the next poll.
-async fn forward(serving: &Serving, client: &reqwest::Client, config: &UpstreamConfig) {
+async fn forward(
+    board: &UpstreamBoard,
+    metrics: &crate::metrics::Metrics,
+    client: &reqwest::Client,
+    config: &UpstreamConfig,
+) {
     for _ in 0..BATCH {
-        let Some((kind, body)) = serving.upstream.lock_outbox().pop_front() else { return };
+        let Some((kind, body)) = board.lock_outbox().pop_front() else { return };
         let sent = client
             .post(config.endpoint(kind.path()))
             .header(AUTHORIZATION, &config.token)
@@ -314,12 +325,12 @@ async fn forward(serving: &Serving, client: &reqwest::Client, config: &UpstreamC
                 "refused"
             }
             _ => {
-                serving.upstream.lock_outbox().push_front((kind, body));
+                board.lock_outbox().push_front((kind, body));
                 "failed"
             }
         };
         let labels = crate::metrics::OutcomeLabels { outcome: outcome.to_owned() };
-        serving.metrics.upstream_forwards.get_or_create(&labels).inc();
+        metrics.upstream_forwards.get_or_create(&labels).inc();
         if outcome == "failed" {
             return;
         }

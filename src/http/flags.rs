@@ -172,7 +172,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         served.snapshot.flags.iter().zip(&served.flags).map(|(f, rt)| summary_view(f, rt, &served, now)).collect();
     Json(json!({
         "revision": served.ready.then_some(&served.snapshot.revision),
-        "last_reload": *state.serving.status(),
+        "last_reload": *state.boards.reloader.status(),
         "flags": flags,
     }))
 }
@@ -195,7 +195,7 @@ pub async fn show(State(state): State<AppState>, KeyPath(key): KeyPath) -> Resul
     let served = state.serving.load();
     let (flag, rt) = find(&served, &key)?;
     let mut v = detail_view(flag, rt, &served, Utc::now());
-    let board = state.board.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let board = state.boards.alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     v["state"]["alerts"] = board.get(&key).map_or(Value::Null, |statuses| json!(statuses));
     Ok(Json(v))
 }

@@ -49,6 +49,31 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What `/ready`, `/flags` and the Unleash routes show or feed besides the served state, each
+/// written by its own background task: the last reload, the supervised tasks, Edge mode's
+/// upstream, the monitor's verdicts. A handler takes only these with `State<Boards>`.
+#[derive(Debug, Clone)]
+pub struct Boards {
+    pub reloader: Arc<crate::reload::Reloader>,
+    pub tasks: crate::tasks::TaskBoard,
+    pub upstream: Arc<crate::upstream::UpstreamBoard>,
+    /// The monitor's last verdict per flag and alert.
+    pub alerts: crate::monitor::AlertBoard,
+}
+
+impl axum::extract::FromRef<AppState> for Boards {
+    fn from_ref(state: &AppState) -> Self {
+        state.boards.clone()
+    }
+}
+
+/// The served state alone, for a handler that needs nothing else (`State<Arc<Serving>>`).
+impl axum::extract::FromRef<AppState> for Arc<Serving> {
+    fn from_ref(state: &AppState) -> Self {
+        state.serving.clone()
+    }
+}
+
 /// What every handler shares (see [`AppState`]).
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -57,8 +82,7 @@ pub struct Shared {
     pub body_limit: usize,
     /// Fires on shutdown: long-lived streams end so graceful shutdown can finish.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The monitor's last verdict per flag and alert.
-    pub board: crate::monitor::AlertBoard,
+    pub boards: Boards,
     /// Release strategy, maintenance windows, default service.
     pub releases: Arc<releases::ReleaseSettings>,
     /// The OpenAPI document, rendered once when the router is built.
@@ -119,17 +143,17 @@ const ROUTES: &[(&str, &str)] = &[
 impl AppState {
     pub fn new(
         serving: Arc<Serving>,
+        boards: Boards,
         tokens: Tokens,
         body_limit: usize,
         shutdown: tokio::sync::watch::Receiver<bool>,
-        board: crate::monitor::AlertBoard,
     ) -> Self {
         Self(Arc::new(Shared {
             serving,
+            boards,
             tokens: Arc::new(tokens),
             body_limit,
             shutdown,
-            board,
             releases: Arc::new(releases::ReleaseSettings::default()),
             openapi: Arc::default(),
             max_subscribers: stream::MAX_SUBSCRIBERS,

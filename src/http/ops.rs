@@ -1,5 +1,7 @@
 //! Operations routes: `/health`, `/ready`, `/metrics` (open), `/audit` and `/reload` (admin).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -9,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, Code};
-use super::{ApiQuery, AppState};
+use super::{ApiQuery, AppState, Boards};
 use crate::reload::ReloadOutcome;
+use crate::serving::Serving;
 
 /// The JSON Schema of the flag file (the same as `toggled schema`).
 #[utoipa::path(
@@ -65,19 +68,19 @@ pub async fn health() -> Json<Value> {
         (status = 503, description = "no valid flag file yet", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let served = state.serving.load();
-    let status = state.serving.status();
+pub async fn ready(State(serving): State<Arc<Serving>>, State(boards): State<Boards>) -> Result<Json<Value>, ApiError> {
+    let served = serving.load();
+    let status = boards.reloader.status();
     let body = json!({
         "ready": served.ready,
         "revision": served.ready.then_some(&served.snapshot.revision),
         "flags": served.snapshot.flags.len(),
         "last_reload": *status,
-        "tasks": state.serving.tasks.snapshot(),
-        "store": state.serving.store_health.get(),
+        "tasks": boards.tasks.snapshot(),
+        "store": serving.store_health.get(),
     });
     let mut body = body;
-    if let Some(upstream) = state.serving.upstream.status() {
+    if let Some(upstream) = boards.upstream.status() {
         body["upstream"] = json!(upstream);
     }
     if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
@@ -158,11 +161,11 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQue
         (status = 422, description = "invalid_flag_file, with every error", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match crate::reload::reload(&state.serving, "api").await {
+pub async fn reload(State(boards): State<Boards>) -> Result<Json<Value>, ApiError> {
+    match crate::reload::reload(&boards.reloader, "api").await {
         ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),
         ReloadOutcome::Unchanged { revision } => Ok(Json(json!({"outcome": "unchanged", "revision": revision}))),
         ReloadOutcome::Rejected { errors, message } => Err(ApiError::new(Code::InvalidFlagFile, message)
-            .with_details(json!({"errors": errors, "revision": state.serving.load().snapshot.revision}))),
+            .with_details(json!({"errors": errors, "revision": boards.reloader.serving().load().snapshot.revision}))),
     }
 }

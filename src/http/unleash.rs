@@ -378,7 +378,7 @@ fn registered(state: &AppState, body: &Bytes, kind: &'static str) -> Result<Stat
 
 /// Edge mode: the report goes on to the upstream too.
 fn forward(state: &AppState, kind: crate::upstream::ReportKind, body: &Bytes) {
-    if state.serving.upstream.forward(kind, body.clone()) {
+    if state.boards.upstream.forward(kind, body.clone()) {
         let labels = crate::metrics::OutcomeLabels { outcome: "dropped".to_owned() };
         state.serving.metrics.upstream_forwards.get_or_create(&labels).inc();
     }

@@ -6,6 +6,7 @@
 //! sees the change, and an acknowledged change survives a crash.
 
 pub mod change;
+mod health;
 mod postgres;
 mod rows;
 pub mod schedule;
@@ -13,6 +14,7 @@ mod sql;
 mod sqlite;
 
 pub use change::{Action, Change, Refusal};
+pub use health::{HealthBoard, StoreHealth};
 pub use schedule::{NewSchedule, ScheduleRecord, ScheduledAction};
 
 use std::collections::HashMap;
