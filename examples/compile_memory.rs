@@ -1,6 +1,6 @@
 //! Heap bytes of compiling a flag file: what the snapshot keeps and the peak while parsing,
 //! counted by a counting allocator (`cargo run --release --example compile_memory FILE`; make a
-//! large FILE with `python3 benches/fixture.py FILE 10000`). The numbers are in README.
+//! large FILE with `python3 benches/fixture.py FILE 10000`). The numbers are in docs/benchmarks.md.
 
 fn main() {
     let Some(path) = std::env::args().nth(1) else {

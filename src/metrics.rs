@@ -147,7 +147,7 @@ impl EncodeMetric for Timing {
     }
 }
 
-/// Every metric toggled serves. Names are part of the contract (DESIGN.md section 4).
+/// Every metric toggled serves. Names are part of the contract (the contract, section 4).
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,

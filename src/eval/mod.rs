@@ -3,7 +3,7 @@
 //! Total (every input gives an answer), deterministic, no IO, no clock (time is a parameter),
 //! and no heap allocation on the common path: the result borrows from the flag.
 //!
-//! Precedence (DESIGN.md section 2): operator override / rollback, `enabled: false`, sunset
+//! Precedence (the contract, section 2): operator override / rollback, `enabled: false`, sunset
 //! shutdown (`api_disabled`), then `constraints`, variant `overrides`, `rollout_strategy`.
 //! A flag with no targeting at all is static. The planned `rules` and `requires` slot in
 //! between the sunset check and the flag's own targeting: `decide` is the place.
@@ -227,7 +227,7 @@ struct Decision<'a> {
     rule: Option<&'a str>,
 }
 
-/// The evaluator's steps in precedence order (DESIGN.md section 2): override, master switch,
+/// The evaluator's steps in precedence order (the contract, section 2): override, master switch,
 /// sunset shutdown, prerequisites, constraints, variant pins, rules in order, the rollout
 /// strategy as the fall-through.
 fn decide<'a, P: Prerequisites, T: Tracer>(

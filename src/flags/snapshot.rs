@@ -187,7 +187,7 @@ pub enum Stickiness {
 /// How an A/B split computes a context's bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Hashing {
-    /// Unleash's variant pick (DESIGN 1.1): murmur3 of `"{group}:{stickiness}"`, seed 86028157,
+    /// Unleash's variant pick (the contract, section 1.1): murmur3 of `"{group}:{stickiness}"`, seed 86028157,
     /// `% total + 1`.
     #[default]
     Unleash,

@@ -215,7 +215,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// A stable snake_case code (the README's table).
+    /// A stable snake_case code (docs/api.md's table).
     pub code: &'static str,
     pub message: String,
     /// More about the error, where there is more (every flag-file error, the reload status).

@@ -1,4 +1,4 @@
-//! Four-eyes (DESIGN.md section 8): under `--require-approval` (or a flag's `change_control:
+//! Four-eyes (the contract, section 8): under `--require-approval` (or a flag's `change_control:
 //! approval`) an operator's change waits as a change request until another admin approves it;
 //! the requester cannot approve their own; the kill switch and pauses go through at once,
 //! audited as emergencies; requests can be rejected and expire; every step is audited.

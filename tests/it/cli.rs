@@ -146,7 +146,7 @@ fn evaluate_explains_bad_input() {
     }
 }
 
-/// The answers README.md's table states for the example file.
+/// The answers docs/flag-file.md's table states for the example file.
 #[test]
 fn readme_examples_answer_as_documented() {
     let run = |args: &[&str]| -> Value {

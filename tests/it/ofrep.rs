@@ -294,7 +294,7 @@ fn the_javascript_provider_returns_the_callers_default_for_a_caller_fallback() {
     assert_eq!((&out[2]["value"], &out[2]["reason"]), (&json!("Spring sale"), &json!("TARGETING_MATCH")), "{}", out[2]);
 }
 
-/// The README's JavaScript example (`examples/openfeature.mjs`) runs as written with the
+/// docs/openfeature.md's JavaScript example (`examples/openfeature.mjs`) runs as written with the
 /// official Node.js SDK and OFREP provider (`.ci/deps` installs them in `target/js`).
 #[test]
 fn the_javascript_example_runs_as_written() {

@@ -261,9 +261,9 @@ fn wrong_methods_shapes_and_queries_get_our_errors() {
 }
 
 #[test]
-fn the_readme_lists_every_error_code_and_no_other() {
-    let readme = include_str!("../../README.md");
-    let start = readme.find("<!-- error-codes -->").expect("the README's error table");
+fn the_api_page_lists_every_error_code_and_no_other() {
+    let readme = include_str!("../../docs/api.md");
+    let start = readme.find("<!-- error-codes -->").expect("docs/api.md's error table");
     let end = readme.find("<!-- /error-codes -->").expect("the end of the table");
     let mut documented = std::collections::BTreeMap::new();
     for row in readme[start..end].lines().filter(|l| l.starts_with("| 4") || l.starts_with("| 5")) {
@@ -276,7 +276,7 @@ fn the_readme_lists_every_error_code_and_no_other() {
     documented.remove("details");
     let actual: std::collections::BTreeMap<String, u16> =
         toggled::http::error::Code::all().map(|c| (c.as_str().to_owned(), c.status())).collect();
-    assert_eq!(documented, actual, "README's error table and src/http/error.rs disagree");
+    assert_eq!(documented, actual, "docs/api.md's error table and src/http/error.rs disagree");
 }
 
 /// Runs `serve` on `flags` with `extra` arguments until it has printed its address and one

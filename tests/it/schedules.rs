@@ -1,4 +1,4 @@
-//! Scheduled changes (DESIGN.md section 8): a change runs when due through the one change path,
+//! Scheduled changes (the contract, section 8): a change runs when due through the one change path,
 //! audited as the schedule; it runs late but once after the server was down, once across
 //! replicas, can be cancelled, is skipped with a reason when its flag left the file, and every
 //! bad request gets its code.

@@ -427,12 +427,30 @@ fn sigterm_shuts_down_cleanly_and_flushes_last_evaluated() {
     assert_eq!(other["state"]["last_evaluated"], Value::Null);
 }
 
-/// Every `curl` line in README.md works as written against a live server started the way the
-/// README's first command starts it (its environment variables, the test server's address), and
-/// answers what the README says it answers.
+/// The README and the book's pages (in the order `docs/README.md` lists them), as read.
+fn documents() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let index = read("docs/README.md");
+    let mut docs = vec![("README.md".to_owned(), read("README.md"))];
+    for page in index.split("](").skip(1).filter_map(|l| l.split(')').next()) {
+        if !page.starts_with("..") {
+            let path = format!("docs/{page}");
+            docs.push((path.clone(), read(&path)));
+        }
+    }
+    assert!(docs.len() >= 10, "the index lists the pages: {}", docs.len());
+    docs
+}
+
+/// Every `curl` line in README.md and the book works as written against a live server started
+/// the way the README's first command starts it (its environment variables, the test server's
+/// address), and answers what the page says it answers; every `cargo run --release --` command
+/// other than `serve` runs as written with the built binary.
 #[test]
-fn readme_curl_examples_work() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+fn docs_curl_examples_work() {
+    let docs = documents();
+    let readme = &docs[0].1;
     let first = readme.lines().find(|l| l.contains("cargo run")).expect("README's first command");
     let env: Vec<(&str, &str)> =
         first.split_whitespace().take_while(|w| *w != "cargo").filter_map(|w| w.split_once('=')).collect();
@@ -443,51 +461,71 @@ fn readme_curl_examples_work() {
         .flatten()
         .expect("name:secret");
     let dir = Workdir::new(SEED);
+    std::fs::create_dir_all(dir.path().join("flags")).expect("flags dir");
+    std::fs::write(dir.path().join("flags/feature-flags.yaml"), SEED).expect("the example file");
     let server = Server::start_with_env(&dir, &env);
-    let lines: Vec<&str> = readme.lines().collect();
     let mut ran = 0;
-    for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("curl ")) {
-        let command = line.replace("http://127.0.0.1:8080", &server.base);
-        let out =
-            std::process::Command::new("sh").args(["-c", &command]).current_dir(dir.path()).output().expect("sh runs");
-        assert!(out.status.success(), "{command}\n{}", String::from_utf8_lossy(&out.stderr));
-        ran += 1;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if command.contains("/releases/1/notes") {
-            let shown =
-                readme.split("The notes of release 1:\n\n```markdown\n").nth(1).and_then(|r| r.split("```").next());
-            assert_eq!(Some(stdout.as_ref()), shown, "README shows the notes as served");
-            continue;
+    for (page, doc) in &docs {
+        let lines: Vec<&str> = doc.lines().collect();
+        for line in lines.iter().filter_map(|l| l.strip_prefix("cargo run --release -- ")) {
+            if line.starts_with("serve") {
+                continue;
+            }
+            let command = format!("{} {line}", env!("CARGO_BIN_EXE_toggled"));
+            let out = std::process::Command::new("sh")
+                .args(["-c", &command])
+                .current_dir(dir.path())
+                .output()
+                .expect("sh runs");
+            assert!(out.status.success(), "{page}: {command}\n{}", String::from_utf8_lossy(&out.stderr));
+            ran += 1;
         }
-        if command.contains("/metrics") && !command.contains("/releases/metrics") {
-            assert!(stdout.contains("toggled_evaluations_total"), "{stdout}");
-            continue;
-        }
-        if command.contains("/plan ") {
-            assert!(stdout.starts_with("# Release Plan: checkout v0.1.0"), "{stdout}");
-            continue;
-        }
-        if let Some((_, file)) = command.split_once(" > ") {
-            let saved = std::fs::read_to_string(dir.path().join(file.trim())).expect("the command wrote its file");
-            serde_json::from_str::<Value>(&saved).unwrap_or_else(|e| panic!("{command}: not JSON ({e})"));
-            continue;
-        }
-        let body: Value =
-            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {stdout}"));
-        // `# -> [status] {...}` under a command is what it answers: every field shown must match,
-        // but those shown as `...`.
-        if let Some(shown) = lines.get(i + 1).and_then(|l| l.strip_prefix("# -> ")) {
-            let shown = shown.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-            let shown = shown.replace("[...]", "\"...\"").replace(",...}", "}");
-            let expected: Value = serde_json::from_str(&shown).expect("README's shown answer is JSON");
-            for (k, v) in expected.as_object().expect("an object") {
-                if v != "..." {
-                    assert_eq!(&body[k], v, "{command}: `{k}` as README shows");
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("curl ")) {
+            let command = line.replace("http://127.0.0.1:8080", &server.base);
+            let out = std::process::Command::new("sh")
+                .args(["-c", &command])
+                .current_dir(dir.path())
+                .output()
+                .expect("sh runs");
+            assert!(out.status.success(), "{page}: {command}\n{}", String::from_utf8_lossy(&out.stderr));
+            ran += 1;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if command.contains("/releases/1/notes") {
+                let shown =
+                    doc.split("The notes of release 1:\n\n```markdown\n").nth(1).and_then(|r| r.split("```").next());
+                assert_eq!(Some(stdout.as_ref()), shown, "{page} shows the notes as served");
+                continue;
+            }
+            if command.contains("/metrics") && !command.contains("/releases/metrics") {
+                assert!(stdout.contains("toggled_evaluations_total"), "{stdout}");
+                continue;
+            }
+            if command.contains("/plan ") {
+                assert!(stdout.starts_with("# Release Plan: checkout v0.1.0"), "{stdout}");
+                continue;
+            }
+            if let Some((_, file)) = command.split_once(" > ") {
+                let saved = std::fs::read_to_string(dir.path().join(file.trim())).expect("the command wrote its file");
+                serde_json::from_str::<Value>(&saved).unwrap_or_else(|e| panic!("{command}: not JSON ({e})"));
+                continue;
+            }
+            let body: Value =
+                serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {stdout}"));
+            // `# -> [status] {...}` under a command is what it answers: every field shown must
+            // match, but those shown as `...`.
+            if let Some(shown) = lines.get(i + 1).and_then(|l| l.strip_prefix("# -> ")) {
+                let shown = shown.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+                let shown = shown.replace("[...]", "\"...\"").replace(",...}", "}");
+                let expected: Value = serde_json::from_str(&shown).expect("the page's shown answer is JSON");
+                for (k, v) in expected.as_object().expect("an object") {
+                    if v != "..." {
+                        assert_eq!(&body[k], v, "{page}: {command}: `{k}` as shown");
+                    }
                 }
             }
         }
     }
-    assert!(ran >= 10, "README has {ran} curl examples");
+    assert!(ran >= 20, "the docs have {ran} examples");
     // What the README's commands did is in the audit log, by the README's token's name.
     let r = http().get(server.url("/audit?flag=new_payment_flow")).bearer_auth(token).send().expect("audit");
     assert_eq!(r.status(), 200);

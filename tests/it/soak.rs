@@ -1,6 +1,6 @@
 //! Soak and crash: flag-file rewrites (a third of them invalid) under continuous evaluation load,
 //! and `kill -9` during a storm of overrides. Bounded for CI; the full runs are the same tests
-//! with `TOGGLED_SOAK_REWRITES=1000 TOGGLED_CRASH_CYCLES=100` (figures in README).
+//! with `TOGGLED_SOAK_REWRITES=1000 TOGGLED_CRASH_CYCLES=100` (figures in docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

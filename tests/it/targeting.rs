@@ -1,4 +1,4 @@
-//! Ordered rules, prerequisites and `IN_CIDR` (DESIGN.md section 1.5), as tables over the
+//! Ordered rules, prerequisites and `IN_CIDR` (the contract, section 1.5), as tables over the
 //! example file, plus the file errors they can have and their effect over HTTP.
 
 use reqwest::Method;
