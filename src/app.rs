@@ -513,7 +513,7 @@ async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Res
     let releases = store.release_summaries(crate::store::ReleasePage::default()).await?;
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()
-        .filter(|r| r.deployed_at.is_some() && r.status != "failed")
+        .filter(|r| r.deployed_at.is_some() && r.status != crate::release::record::ReleaseStatus::Failed)
         .filter_map(|r| Some((r.service.clone(), crate::release::version::split_tag(&r.version).ok()?.1)))
         .collect();
     let state = store.load().await?;

@@ -6,6 +6,7 @@
 
 use serde_json::json;
 
+use crate::events::EventKind;
 use crate::metrics::RollbackLabels;
 use crate::serving::Serving;
 use crate::store::{Action, Change, NewAudit, Refusal, StoreError};
@@ -71,25 +72,25 @@ fn announce(serving: &Serving, change: &Change, audit: &NewAudit) {
     match &change.action {
         Action::SetOverride(_) => {
             tracing::info!(flag = %key, actor = %actor, "override set");
-            serving.publish("override", flag, json!({"override": audit.after}));
+            serving.publish(EventKind::Override, flag, json!({"override": audit.after}));
         }
         Action::ClearOverride => {
             tracing::info!(flag = %key, actor = %actor, "override cleared");
-            serving.publish("override", flag, json!({"override": null}));
+            serving.publish(EventKind::Override, flag, json!({"override": null}));
         }
         Action::Rollback { trigger } => {
             let labels = RollbackLabels { flag: key.clone(), trigger: trigger.clone() };
             serving.metrics.rollbacks.get_or_create(&labels).inc();
             tracing::warn!(flag = %key, trigger = %trigger, "rolled back: {reason:?}");
-            serving.publish("rollback", flag, json!({"reason": reason, "trigger": trigger}));
+            serving.publish(EventKind::Rollback, flag, json!({"reason": reason, "trigger": trigger}));
         }
         Action::Pause => {
             tracing::info!(flag = %key, actor = %actor, "rollout paused: {reason:?}");
-            serving.publish("pause", flag, json!({"reason": reason, "actor": actor}));
+            serving.publish(EventKind::Pause, flag, json!({"reason": reason, "actor": actor}));
         }
         Action::Resume { .. } => {
             tracing::info!(flag = %key, actor = %actor, "rollout resumed: {reason:?}");
-            serving.publish("resume", flag, json!({"reason": reason, "actor": actor}));
+            serving.publish(EventKind::Resume, flag, json!({"reason": reason, "actor": actor}));
         }
         // A reload is installed by `Serving::install` (the snapshot swap) and announced by
         // `reload`; an `alert_team` decision changes nothing to announce.

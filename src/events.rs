@@ -17,13 +17,28 @@ pub const BUFFER: usize = 1024;
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub id: u64,
-    /// `reload`, `override`, `rollback`, `pause`, `resume`, `stage`.
-    pub kind: String,
+    pub kind: EventKind,
     pub flag: Option<String>,
     pub at: DateTime<Utc>,
     /// Revision of the flag file being served when the event happened.
     pub revision: Option<String>,
     pub detail: Value,
+}
+
+words! {
+    /// What happened, as `/events` names it (the SSE event name).
+    pub enum EventKind {
+        /// A new flag file was loaded.
+        Reload = "reload",
+        /// An override was set or cleared.
+        Override = "override",
+        /// A flag was rolled back automatically.
+        Rollback = "rollback",
+        Pause = "pause",
+        Resume = "resume",
+        /// A gradual rollout moved to another stage.
+        Stage = "stage",
+    }
 }
 
 /// The bus: publish from anywhere, subscribe from `/events`.
@@ -55,12 +70,12 @@ impl EventBus {
     }
 
     /// Publishes an event and returns its id.
-    pub fn publish(&self, kind: &str, flag: Option<&str>, revision: Option<&str>, detail: Value) -> u64 {
+    pub fn publish(&self, kind: EventKind, flag: Option<&str>, revision: Option<&str>, detail: Value) -> u64 {
         let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         recent.0 += 1;
         let event = Event {
             id: recent.0,
-            kind: kind.to_owned(),
+            kind,
             flag: flag.map(str::to_owned),
             at: Utc::now(),
             revision: revision.map(str::to_owned),
@@ -111,7 +126,7 @@ mod tests {
     fn resume_from_the_buffer_or_resync() {
         let bus = EventBus::new();
         for i in 0..(BUFFER + 10) {
-            bus.publish("override", Some("f"), None, serde_json::json!({"i": i}));
+            bus.publish(EventKind::Override, Some("f"), None, serde_json::json!({"i": i}));
         }
         let last = bus.last_id();
         assert_eq!(last, (BUFFER + 10) as u64);

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::metrics::OutcomeLabels;
 use crate::serving::Serving;
-use crate::store::{AuditEntry, StoreError};
+use crate::store::{AuditAction, AuditEntry, StoreError};
 
 /// Where and how to notify.
 #[derive(Debug, Clone)]
@@ -53,27 +53,28 @@ const REMINDERS: [i64; 2] = [3, 7];
 
 /// The event type of an audit row's action; `None` for rows that are not notified.
 fn event_type(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "release_planned" => "release.planned",
-        "release_approved" => "release.approved",
-        "release_test_reported" => "release.test_reported",
-        "release_status" => "release.status_changed",
-        "release_conflict" => "release.conflict",
-        "release_rollback_recommended" => "release.rollback_recommended",
-        "release_reminder" => "release.reminder",
-        "override_set" => "flag.override_set",
-        "override_cleared" => "flag.override_cleared",
-        "auto_rollback" => "flag.rolled_back",
-        "rollout_paused" => "flag.paused",
-        "rollout_resumed" => "flag.resumed",
-        "reload" => "flag_file.reloaded",
-        "alert_team" => "flag.alert",
-        "change_scheduled" => "flag.change_scheduled",
-        "schedule_cancelled" => "flag.schedule_cancelled",
-        "change_requested" => "flag.change_requested",
-        "change_approved" => "flag.change_approved",
-        "change_rejected" => "flag.change_rejected",
-        _ => return None,
+    use AuditAction as A;
+    Some(match AuditAction::from(action) {
+        A::ReleasePlanned => "release.planned",
+        A::ReleaseApproved => "release.approved",
+        A::ReleaseTestReported => "release.test_reported",
+        A::ReleaseStatus => "release.status_changed",
+        A::ReleaseConflict => "release.conflict",
+        A::ReleaseRollbackRecommended => "release.rollback_recommended",
+        A::ReleaseReminder => "release.reminder",
+        A::OverrideSet => "flag.override_set",
+        A::OverrideCleared => "flag.override_cleared",
+        A::AutoRollback => "flag.rolled_back",
+        A::RolloutPaused => "flag.paused",
+        A::RolloutResumed => "flag.resumed",
+        A::Reload => "flag_file.reloaded",
+        A::AlertTeam => "flag.alert",
+        A::ChangeScheduled => "flag.change_scheduled",
+        A::ScheduleCancelled => "flag.schedule_cancelled",
+        A::ChangeRequested => "flag.change_requested",
+        A::ChangeApproved => "flag.change_approved",
+        A::ChangeRejected => "flag.change_rejected",
+        A::Other(_) => return None,
     })
 }
 
@@ -295,7 +296,7 @@ async fn remind(serving: &Serving) -> Result<(), StoreError> {
     let now = Utc::now();
     for summary in serving.store.release_summaries(crate::store::ReleasePage::default()).await? {
         let Some(at) = summary.scheduled_at else { continue };
-        if !matches!(summary.status.as_str(), "planned" | "scheduled") || at <= now {
+        if !summary.status.is_upcoming() || at <= now {
             continue;
         }
         // Only a release that may be due is read whole.
@@ -319,7 +320,7 @@ async fn remind(serving: &Serving) -> Result<(), StoreError> {
             at.to_rfc3339()
         );
         let status = r.status.clone();
-        crate::releasing::update(serving, &r, &status, "toggled", "release_reminder", reason).await?;
+        crate::releasing::update(serving, &r, &status, "toggled", AuditAction::ReleaseReminder, reason).await?;
     }
     Ok(())
 }

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use crate::changes;
 use crate::release::plan::ReleaseStrategy;
-use crate::release::record::RollbackCause;
+use crate::release::record::{ReleaseStatus, RollbackCause};
 use crate::serving::Serving;
-use crate::store::{Action, Change, NewAudit, OverrideKind, ReleaseRecord, StoreError, release_subject};
+use crate::store::{Action, AuditAction, Change, NewAudit, OverrideKind, ReleaseRecord, StoreError, release_subject};
 
 /// The approval role that lets a `manual_approval` release's rollback kill its flags.
 pub const ROLLBACK_ROLE: &str = "rollback";
@@ -28,12 +28,12 @@ fn summary(r: &ReleaseRecord) -> Value {
            "flags": r.data.flags, "scheduled_at": r.scheduled_at})
 }
 
-fn row(r: &ReleaseRecord, actor: &str, action: &str, before: Option<Value>, reason: String) -> NewAudit {
+fn row(r: &ReleaseRecord, actor: &str, action: AuditAction, before: Option<Value>, reason: String) -> NewAudit {
     NewAudit {
         at: Utc::now(),
         actor: actor.to_owned(),
         flag: release_subject(r.id),
-        action: action.to_owned(),
+        action: action.to_string(),
         before,
         after: Some(summary(r)),
         reason,
@@ -42,7 +42,7 @@ fn row(r: &ReleaseRecord, actor: &str, action: &str, before: Option<Value>, reas
 
 /// Stores a new release plan; returns its id.
 pub async fn create(serving: &Serving, r: &ReleaseRecord, actor: &str) -> Result<i64, StoreError> {
-    let audit = row(r, actor, "release_planned", None, format!("{} {} planned", r.service, r.version));
+    let audit = row(r, actor, AuditAction::ReleasePlanned, None, format!("{} {} planned", r.service, r.version));
     serving.store.create_release(r, &audit).await
 }
 
@@ -58,7 +58,7 @@ pub async fn refused(
         at: Utc::now(),
         actor: actor.to_owned(),
         flag: format!("release:{service}@{version}"),
-        action: "release_conflict".to_owned(),
+        action: AuditAction::ReleaseConflict.to_string(),
         before: None,
         after: Some(json!({"service": service, "version": version, "conflicts": conflicts})),
         reason: format!("{service} {version}: the plan conflicts"),
@@ -70,9 +70,9 @@ pub async fn refused(
 pub async fn update(
     serving: &Serving,
     r: &ReleaseRecord,
-    before: &str,
+    before: &ReleaseStatus,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     reason: String,
 ) -> Result<(), StoreError> {
     let audit = row(r, actor, action, Some(json!({"status": before})), reason);
@@ -91,7 +91,7 @@ pub async fn kill_flags_if_due(
     strategy: &ReleaseStrategy,
     r: &mut ReleaseRecord,
 ) -> Result<Vec<String>, StoreError> {
-    if r.status != "rolled_back" || r.data.flags_killed.is_some() {
+    if r.status != ReleaseStatus::RolledBack || r.data.flags_killed.is_some() {
         return Ok(Vec::new());
     }
     if rollback_plan(strategy, &r.kind) != "automatic" && !r.data.approved_as(ROLLBACK_ROLE) {
@@ -134,7 +134,7 @@ pub async fn flag_rolled_back(
 ) -> Result<(), StoreError> {
     let actor = format!("flag-rollback:{flag}");
     for summary in serving.store.release_summaries(crate::store::ReleasePage::default()).await? {
-        if !matches!(summary.status.as_str(), "deployed" | "in_progress")
+        if !matches!(summary.status, ReleaseStatus::Deployed | ReleaseStatus::InProgress)
             || !summary.brief.flags.iter().any(|f| f == flag)
         {
             continue;
@@ -144,18 +144,18 @@ pub async fn flag_rolled_back(
         let before = r.status.clone();
         let cause = RollbackCause { flag: flag.to_owned(), trigger: trigger.to_owned(), at: Utc::now() };
         if rollback_plan(strategy, &r.kind) == "automatic" {
-            r.status = "rolled_back".to_owned();
+            r.status = ReleaseStatus::RolledBack;
             r.status_at = Utc::now();
             r.data.rolled_back_by = Some(cause);
             kill_flags_if_due(serving, strategy, &mut r).await?;
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback plan is automatic");
             r.data.status_reason = Some(reason.clone());
-            update(serving, &r, &before, &actor, "release_status", reason).await?;
+            update(serving, &r, &before, &actor, AuditAction::ReleaseStatus, reason).await?;
             tracing::warn!(release = r.id, flag, "release rolled back with its flag");
         } else if r.data.rollback_recommended.is_none() {
             r.data.rollback_recommended = Some(cause);
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback needs approval");
-            update(serving, &r, &before, &actor, "release_rollback_recommended", reason).await?;
+            update(serving, &r, &before, &actor, AuditAction::ReleaseRollbackRecommended, reason).await?;
             tracing::warn!(release = r.id, flag, "release rollback recommended");
         }
     }

@@ -213,7 +213,11 @@ pub async fn reload(reloader: &Reloader, trigger: &str) -> ReloadOutcome {
                 tracing::info!(flag = %flag, "served to Unleash's SDKs with a difference: {what}");
             }
             crate::changes::install(serving, snapshot, audit).await;
-            serving.publish("reload", None, serde_json::json!({"trigger": trigger, "change": change}));
+            serving.publish(
+                crate::events::EventKind::Reload,
+                None,
+                serde_json::json!({"trigger": trigger, "change": change}),
+            );
             let compile_ms = took.as_secs_f64() * 1000.0;
             tracing::info!(revision = %revision, flags, trigger, compile_ms, "flag file loaded");
             ReloadOutcome::Applied { revision }

@@ -10,9 +10,10 @@ use chrono::Utc;
 use crate::metrics::{GateLabels, QualityLabels};
 use crate::release::ReleaseSettings;
 use crate::release::quality::{self, ReleaseFacts};
+use crate::release::record::ReleaseStatus;
 use crate::release::version::split_tag;
 use crate::serving::Serving;
-use crate::store::{ReleasePage, ReleaseSummary, StoreError};
+use crate::store::{AuditAction, ReleasePage, ReleaseSummary, StoreError};
 
 /// Quality metrics and gates over a window, and the stale flags that feed flag cleanup.
 pub async fn quality(
@@ -40,7 +41,7 @@ pub async fn quality(
     let now = Utc::now();
     let since = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let prefix = service.map_or_else(|| "release:".to_owned(), |s| format!("release:{s}@"));
-    let conflicts = serving.store.count_audit("release_conflict", &prefix, since).await?;
+    let conflicts = serving.store.count_audit(AuditAction::ReleaseConflict.as_str(), &prefix, since).await?;
     let counts =
         quality::Counts { deprecated, overdue, planning_conflicts: usize::try_from(conflicts).unwrap_or_default() };
     Ok((quality::quality(&settings.gates, &facts, service, window, now, counts), stale))
@@ -71,7 +72,7 @@ pub async fn stale(
 ) -> Result<Vec<quality::StaleFlag>, StoreError> {
     let deployed: Vec<(String, semver::Version)> = releases
         .iter()
-        .filter(|r| r.deployed_at.is_some() && r.status != "failed")
+        .filter(|r| r.deployed_at.is_some() && r.status != ReleaseStatus::Failed)
         .filter_map(|r| Some((r.service.clone(), split_tag(&r.version).ok()?.1)))
         .collect();
     let mut last = serving.store.last_evaluated().await?;

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::eval::{self, Context, Evaluation, FlagState, Override, Pause, Reason};
+use crate::events::EventKind;
 use crate::flags::snapshot::{RateLimit, Strategy, SunsetAction};
 use crate::flags::{self, Flag, Snapshot};
 use crate::metrics::{EvalLabels, FlagLabels, Metrics, PhaseLabels, RevisionLabels};
@@ -283,7 +284,7 @@ impl Serving {
     }
 
     /// Publishes a change event, tagged with the revision being served.
-    pub fn publish(&self, kind: &str, flag: Option<&str>, detail: serde_json::Value) -> u64 {
+    pub fn publish(&self, kind: EventKind, flag: Option<&str>, detail: serde_json::Value) -> u64 {
         let served = self.current.load();
         let revision = served.ready.then_some(served.snapshot.revision.as_str());
         self.events.publish(kind, flag, revision, detail)
@@ -399,7 +400,7 @@ impl Serving {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(flag.key.clone(), stage);
                 if previous.is_some_and(|p| p != stage) {
-                    self.publish("stage", Some(&flag.key), serde_json::json!({"stage": stage}));
+                    self.publish(EventKind::Stage, Some(&flag.key), serde_json::json!({"stage": stage}));
                 }
             }
             if let Some(plan) = &flag.sunset {
@@ -426,7 +427,7 @@ impl Serving {
 
 /// The change-stream events that turn persisted state `old` into `new` (changes another
 /// replica made): overrides set, cleared or rolled back, rollouts paused or resumed.
-fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(&'static str, String, serde_json::Value)> {
+fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(EventKind, String, serde_json::Value)> {
     use crate::store::OverrideKind;
     use serde_json::json;
     let mut events = Vec::new();
@@ -435,9 +436,9 @@ fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(&'static st
         match (old.overrides.get(flag), new.overrides.get(flag)) {
             (before, after) if before == after => {}
             (_, Some(r)) if r.kind == OverrideKind::RolledBack => {
-                events.push(("rollback", flag.clone(), json!({"reason": r.reason, "remote": true})));
+                events.push((EventKind::Rollback, flag.clone(), json!({"reason": r.reason, "remote": true})));
             }
-            (_, after) => events.push(("override", flag.clone(), json!({"override": after, "remote": true}))),
+            (_, after) => events.push((EventKind::Override, flag.clone(), json!({"override": after, "remote": true}))),
         }
     }
     let flags: std::collections::BTreeSet<&String> = old.pauses.keys().chain(new.pauses.keys()).collect();
@@ -446,9 +447,9 @@ fn remote_events(old: &PersistedState, new: &PersistedState) -> Vec<(&'static st
         match (paused(old), paused(new)) {
             (false, true) => {
                 let actor = new.pauses.get(flag).and_then(|p| p.paused_by.clone());
-                events.push(("pause", flag.clone(), json!({"actor": actor, "remote": true})));
+                events.push((EventKind::Pause, flag.clone(), json!({"actor": actor, "remote": true})));
             }
-            (true, false) => events.push(("resume", flag.clone(), json!({"remote": true}))),
+            (true, false) => events.push((EventKind::Resume, flag.clone(), json!({"remote": true}))),
             _ => {}
         }
     }

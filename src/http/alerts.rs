@@ -42,9 +42,8 @@ struct AlertmanagerAlert {
     responses(
         (status = 200, description = "what each alert did", body = serde_json::Value),
         (status = 400, description = "not an Alertmanager v4 payload", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {

@@ -235,6 +235,91 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error answers routes share, described once for OpenAPI (`responses(..., AdminAuth)`).
+/// A route lists the sets it can answer besides its own specific errors.
+pub mod answers {
+    use super::ErrorBody;
+
+    /// 401 and 403: an admin route's token checks.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum AdminAuth {
+        #[response(status = 401, description = "no or unknown token")]
+        Unauthorized(ErrorBody),
+        #[response(status = 403, description = "a token of the wrong role")]
+        Forbidden(ErrorBody),
+    }
+
+    /// 401: a route that takes a token once tokens of its kind are configured.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum Unauthenticated {
+        #[response(status = 401, description = "no or unknown token")]
+        Unauthorized(ErrorBody),
+    }
+
+    /// 400: the body, context or query string does not parse.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum Malformed {
+        #[response(status = 400, description = "malformed JSON, context or query")]
+        Malformed(ErrorBody),
+    }
+
+    /// 400: the body is not JSON.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum NotJson {
+        #[response(status = 400, description = "not JSON")]
+        NotJson(ErrorBody),
+    }
+
+    /// 404: no such flag or release.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum NotFound {
+        #[response(status = 404, description = "no such flag or release")]
+        NotFound(ErrorBody),
+    }
+
+    /// 409: the change conflicts with the current state.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum Conflict {
+        #[response(status = 409, description = "conflicts with the current state")]
+        Conflict(ErrorBody),
+    }
+
+    /// 413: the body is over `--body-limit`.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum TooLarge {
+        #[response(status = 413, description = "body over the limit")]
+        TooLarge(ErrorBody),
+    }
+
+    /// 422: well-formed but invalid input.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum Invalid {
+        #[response(status = 422, description = "well-formed but invalid input, naming the field")]
+        Invalid(ErrorBody),
+    }
+
+    /// 503 for a change: nothing was changed.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum NotChanged {
+        #[response(status = 503, description = "not ready, or the store failed (nothing changed)")]
+        Unavailable(ErrorBody),
+    }
+
+    /// 503 for a read of the store.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum StoreFailed {
+        #[response(status = 503, description = "the store failed")]
+        Unavailable(ErrorBody),
+    }
+
+    /// 503 before the first valid flag file.
+    #[derive(Debug, utoipa::IntoResponses)]
+    pub enum NotLoaded {
+        #[response(status = 503, description = "no flag file loaded yet")]
+        Unavailable(ErrorBody),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,11 +113,11 @@ fn header_name(name: &'static str) -> &'static str {
     request_body = EvaluateRequest,
     responses(
         (status = 200, description = "one answer", body = crate::eval::EvaluationBody),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::Unauthenticated,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::TooLarge,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {
@@ -136,10 +136,10 @@ pub async fn post_one(State(state): State<AppState>, RawBody(body): RawBody) -> 
     params(("key" = String, Path, description = "the flag key"), ("explain" = Option<bool>, Query, description = "add the evaluator's steps; every other query parameter is a context attribute")),
     responses(
         (status = 200, description = "one answer", body = crate::eval::EvaluationBody),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::Unauthenticated,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn get_one(State(state): State<AppState>, KeyPath(key): KeyPath, uri: Uri) -> Result<Response, ApiError> {
@@ -166,10 +166,10 @@ pub async fn get_one(State(state): State<AppState>, KeyPath(key): KeyPath, uri: 
     request_body = EvaluateAllRequest,
     responses(
         (status = 200, description = "`{flags: {key: answer}, revision}` from one snapshot", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::Unauthenticated,
+        crate::http::error::answers::TooLarge,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn post_all(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response, ApiError> {

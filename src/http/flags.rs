@@ -161,8 +161,7 @@ pub(super) fn find<'a>(served: &'a Served, key: &str) -> Result<(&'a Flag, &'a F
     security(("admin" = [])),
     responses(
         (status = 200, description = "every flag with its live state and the last reload", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
@@ -186,9 +185,8 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     params(("key" = String, Path, description = "the flag key")),
     responses(
         (status = 200, description = "definition and live state", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
     )
 )]
 pub async fn show(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Json<Value>, ApiError> {
@@ -279,13 +277,12 @@ fn kind_name(v: &Value) -> &'static str {
     responses(
         (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "persisted and audited; the new effective state", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 413, description = "body over the limit", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::TooLarge,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn put_override(
@@ -331,11 +328,10 @@ fn emergency_reason(state: &AppState, key: &str, reason: String) -> String {
     responses(
         (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "`{cleared}`", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn clear_override(
@@ -387,12 +383,11 @@ pub struct RolloutRequest {
     responses(
         (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 200, description = "paused or resumed", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::Conflict,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn rollout(

@@ -131,10 +131,9 @@ pub struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "`{entries}`, newest first", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Value>, ApiError> {
@@ -156,8 +155,7 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQue
     security(("admin" = [])),
     responses(
         (status = 200, description = "`{outcome: applied|unchanged, revision}`", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
         (status = 422, description = "invalid_flag_file, with every error", body = crate::http::error::ErrorBody),
     )
 )]

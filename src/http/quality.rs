@@ -26,10 +26,9 @@ pub struct MetricsQuery {
     params(MetricsQuery),
     responses(
         (status = 200, description = "quality metrics and gates", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn metrics(
@@ -57,9 +56,8 @@ pub async fn metrics(
     security(("admin" = [])),
     responses(
         (status = 200, description = "`{flags}` overdue for cleanup", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use super::error::{ApiError, Code};
 use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
-use crate::release::record::{Approval, ReleaseData, StoredCommit, TestReport};
+use crate::release::record::{Approval, ReleaseData, ReleaseStatus, StoredCommit, TestReport};
 use crate::release::version::{CommitInput, split_tag};
 use crate::release::{PreMajor, next_version, notes};
 use crate::releasing;
-use crate::store::{ReleasePage, ReleaseRecord, ReleaseSummary};
+use crate::store::{AuditAction, ReleasePage, ReleaseRecord, ReleaseSummary};
 
 pub use crate::release::ReleaseSettings;
 
@@ -133,12 +133,11 @@ pub(super) async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, Api
     request_body = CreateRelease,
     responses(
         (status = 201, description = "the release plan", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::Conflict,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn create(
@@ -274,7 +273,7 @@ pub async fn create(
         service: service.clone(),
         version: version.clone(),
         kind: kind.clone(),
-        status: if req.scheduled_at.is_some() { "scheduled" } else { "planned" }.to_owned(),
+        status: if req.scheduled_at.is_some() { ReleaseStatus::Scheduled } else { ReleaseStatus::Planned },
         scheduled_at: req.scheduled_at,
         created_at: now,
         status_at: now,
@@ -325,10 +324,9 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "`{releases, next_cursor}`: summaries, newest first, a page at a time", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
@@ -351,10 +349,9 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     params(("id" = i64, Path, description = "the release id")),
     responses(
         (status = 200, description = "one release", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
@@ -375,9 +372,8 @@ fn markdown(text: &str) -> Response {
     params(("id" = i64, Path, description = "the release id")),
     responses(
         (status = 200, description = "release notes", content_type = "text/markdown"),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
     )
 )]
 pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
@@ -394,9 +390,8 @@ pub async fn notes_of(State(state): State<AppState>, Path(id): Path<i64>) -> Res
     params(("id" = i64, Path, description = "the release id")),
     responses(
         (status = 200, description = "the release plan document", content_type = "text/markdown"),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
     )
 )]
 pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
@@ -407,7 +402,7 @@ pub async fn plan_of(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
-    status: String,
+    status: ReleaseStatus,
     /// Why (audited and notified).
     reason: Option<String>,
 }
@@ -422,12 +417,11 @@ pub struct StatusRequest {
     params(("id" = i64, Path, description = "the release id")),
     responses(
         (status = 200, description = "the release", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::Conflict,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn set_status(
@@ -436,20 +430,21 @@ pub async fn set_status(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    if !plan::TARGET_STATUSES.contains(&req.status.as_str()) {
+    if !ReleaseStatus::TARGETS.contains(&req.status) {
+        let targets: Vec<&str> = ReleaseStatus::TARGETS.iter().map(ReleaseStatus::as_str).collect();
         return Err(ApiError::new(
             Code::InvalidStatus,
-            format!("status {:?}: expected one of {}", req.status, plan::TARGET_STATUSES.join(", ")),
+            format!("status {:?}: expected one of {}", req.status.as_str(), targets.join(", ")),
         ));
     }
     let mut r = load(&state, id).await?;
-    if !plan::transition_allowed(&r.status, &req.status) {
+    if !r.status.can_move_to(&req.status) {
         return Err(ApiError::new(
             Code::InvalidTransition,
             format!("release #{id} is {}; it cannot become {}", r.status, req.status),
         ));
     }
-    if req.status == "deployed" {
+    if req.status == ReleaseStatus::Deployed {
         let blocking = missing(&state, &r);
         if !blocking.is_empty() {
             return Err(ApiError::new(
@@ -462,14 +457,14 @@ pub async fn set_status(
     let now = Utc::now();
     let before = std::mem::replace(&mut r.status, req.status.clone());
     r.status_at = now;
-    if r.status == "deployed" {
+    if r.status == ReleaseStatus::Deployed {
         r.deployed_at = Some(now);
     }
     // The flags go first: a failure here leaves the release as it was, and a retry kills the rest.
     releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r).await.map_err(|e| store_err(&e))?;
     let reason = req.reason.unwrap_or_else(|| format!("{before} -> {}", r.status));
     r.data.status_reason = Some(reason.clone());
-    releasing::update(&state.serving, &r, &before, &who.name, "release_status", reason)
+    releasing::update(&state.serving, &r, &before, &who.name, AuditAction::ReleaseStatus, reason)
         .await
         .map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
@@ -495,12 +490,11 @@ pub struct ApprovalRequest {
     params(("id" = i64, Path, description = "the release id")),
     responses(
         (status = 200, description = "the release", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 404, description = "no such flag or release", body = crate::http::error::ErrorBody),
-        (status = 409, description = "conflicts with the current state", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
-        (status = 503, description = "not ready, or the store failed (nothing changed)", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::NotFound,
+        crate::http::error::answers::Conflict,
+        crate::http::error::answers::Invalid,
+        crate::http::error::answers::NotChanged,
     )
 )]
 pub async fn approve(
@@ -513,9 +507,9 @@ pub async fn approve(
     // A rollback approval is for a release that shipped; the others close once it did.
     let rollback = req.role.as_deref() == Some(releasing::ROLLBACK_ROLE);
     let open = if rollback {
-        matches!(r.status.as_str(), "in_progress" | "deployed" | "rolled_back")
+        matches!(r.status, ReleaseStatus::InProgress | ReleaseStatus::Deployed | ReleaseStatus::RolledBack)
     } else {
-        plan::accepts_approvals(&r.status)
+        r.status.accepts_approvals()
     };
     if !open {
         return Err(ApiError::new(
@@ -539,12 +533,12 @@ pub async fn approve(
                 recorded_by: Some(who.name.clone()),
                 by_planner,
             });
-            ("release_approved", reason)
+            (AuditAction::ReleaseApproved, reason)
         }
         (None, Some(test), Some(passed)) => {
             let reason = format!("{test} {}", if passed { "passed" } else { "failed" });
             r.data.tests.insert(test, TestReport { passed, by: who.name.clone(), at: now });
-            ("release_test_reported", reason)
+            (AuditAction::ReleaseTestReported, reason)
         }
         _ => {
             return Err(ApiError::new(

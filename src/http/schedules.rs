@@ -17,7 +17,7 @@ use super::error::{ApiError, Code};
 use super::flags::{OverrideRequest, find, override_kind, reason_of};
 use super::{ApiJson, AppState, KeyPath};
 use crate::flags::snapshot::Strategy;
-use crate::store::{NewSchedule, OverrideKind, ScheduledAction};
+use crate::store::{AuditAction, NewSchedule, OverrideKind, ScheduledAction};
 
 /// The most schedules one `GET /schedules` lists.
 const MAX_LIST: u32 = 1_000;
@@ -57,8 +57,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
         (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
         (status = 201, description = "scheduled: `{id, flag, at, action, reason, created_by, status: pending, ...}`", body = serde_json::Value),
         (status = 400, description = "malformed JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such flag", body = crate::http::error::ErrorBody),
         (status = 409, description = "a pause or resume of a flag without a gradual rollout", body = crate::http::error::ErrorBody),
         (status = 422, description = "invalid schedule, naming the field", body = crate::http::error::ErrorBody),
@@ -109,7 +108,7 @@ pub async fn create(
         .schedule(id)
         .await?
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("schedule {id} vanished")))?;
-    audit(&state, &record, &record.created_by, "change_scheduled", &record.reason).await?;
+    audit(&state, &record, &record.created_by, AuditAction::ChangeScheduled, &record.reason).await?;
     Ok((StatusCode::CREATED, Json(record.to_json())))
 }
 
@@ -145,7 +144,7 @@ pub(super) async fn request(
         .schedule(id)
         .await?
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("request {id} vanished")))?;
-    audit(state, &record, &who.name, "change_requested", &record.reason).await?;
+    audit(state, &record, &who.name, AuditAction::ChangeRequested, &record.reason).await?;
     tracing::info!(request = id, flag = %record.flag, by = %who.name, "change held for approval");
     Ok((StatusCode::ACCEPTED, Json(json!({"change_request": record.to_json()}))))
 }
@@ -156,7 +155,7 @@ async fn audit(
     state: &AppState,
     r: &crate::store::ScheduleRecord,
     actor: &str,
-    action: &'static str,
+    action: AuditAction,
     reason: &str,
 ) -> Result<(), ApiError> {
     let detail = json!({"change_request": r.id, "change": r.action.to_json(), "at": r.at});
@@ -190,9 +189,8 @@ impl super::RequestBody for DecisionRequest {
     security(("admin" = [])),
     responses(
         (status = 200, description = "`{change_requests: [...]}`: changes awaiting approval, newest first", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::StoreFailed,
     )
 )]
 pub async fn requests(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -232,7 +230,7 @@ async fn decide(
             format!("change request {id} is {}, not awaiting approval", record.status),
         ));
     }
-    let action = if approve { "change_approved" } else { "change_rejected" };
+    let action = if approve { AuditAction::ChangeApproved } else { AuditAction::ChangeRejected };
     audit(state, &record, &who.name, action, &reason).await?;
     tracing::info!(request = id, flag = %record.flag, by = %who.name, "change request {verb}");
     if approve {
@@ -253,11 +251,11 @@ async fn decide(
     params(("id" = i64, Path, description = "the change request's id")),
     responses(
         (status = 200, description = "approved: the request, `done` once applied (or `pending` until its time)", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
         (status = 403, description = "the requester's own token, or a token of the wrong role", body = crate::http::error::ErrorBody),
         (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
         (status = 409, description = "not awaiting approval (decided, expired)", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::StoreFailed,
     )
 )]
 pub async fn approve(
@@ -279,11 +277,10 @@ pub async fn approve(
     params(("id" = i64, Path, description = "the change request's id")),
     responses(
         (status = 200, description = "rejected (the requester may withdraw their own)", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
         (status = 409, description = "not awaiting approval (decided, expired)", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::StoreFailed,
     )
 )]
 pub async fn reject(
@@ -312,9 +309,8 @@ pub struct ScheduleQuery {
     params(ScheduleQuery),
     responses(
         (status = 200, description = "`{schedules: [...]}`, newest first", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::StoreFailed,
     )
 )]
 pub async fn list(State(state): State<AppState>, Query(q): Query<ScheduleQuery>) -> Result<Json<Value>, ApiError> {
@@ -332,11 +328,10 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ScheduleQuery>)
     params(("id" = i64, Path, description = "the schedule's id")),
     responses(
         (status = 200, description = "cancelled: the schedule, `status: cancelled`", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such schedule", body = crate::http::error::ErrorBody),
         (status = 409, description = "it already ran, was skipped or cancelled", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::StoreFailed,
     )
 )]
 pub async fn cancel(
@@ -352,6 +347,6 @@ pub async fn cancel(
         return Err(ApiError::new(Code::InvalidTransition, format!("schedule {id} is {}, not pending", record.status)));
     }
     tracing::info!(schedule = id, flag = %record.flag, by = %who.name, "schedule cancelled");
-    audit(&state, &record, &who.name, "schedule_cancelled", "").await?;
+    audit(&state, &record, &who.name, AuditAction::ScheduleCancelled, "").await?;
     Ok(Json(record.to_json()))
 }

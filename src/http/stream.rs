@@ -78,7 +78,7 @@ fn sse_event(e: &Event, full: bool) -> SseEvent {
     if full {
         data["detail"] = e.detail.clone();
     }
-    SseEvent::default().id(e.id.to_string()).event(e.kind.clone()).data(data.to_string())
+    SseEvent::default().id(e.id.to_string()).event(e.kind.as_str()).data(data.to_string())
 }
 
 fn resync() -> SseEvent {
@@ -94,7 +94,7 @@ fn resync() -> SseEvent {
     params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event")),
     responses(
         (status = 200, description = "Server-Sent Events: reload, override, rollback, pause, resume, stage, resync", content_type = "text/event-stream"),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
         (status = 503, description = "too many subscribers", body = crate::http::error::ErrorBody),
     )
 )]

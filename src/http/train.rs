@@ -49,12 +49,11 @@ fn planned(service: String, version: &str, dependencies: Vec<Dependency>) -> Res
     responses(
         (status = 200, description = "`{order: [services], stages: [[services]]}`: dependencies first", body = serde_json::Value),
         (status = 400, description = "malformed JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such release", body = crate::http::error::ErrorBody),
         (status = 409, description = "dependency_cycle (naming it) or requirement_unsatisfied", body = crate::http::error::ErrorBody),
         (status = 422, description = "a service twice, a version or requirement that does not parse", body = crate::http::error::ErrorBody),
-        (status = 503, description = "the store failed", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::StoreFailed,
     )
 )]
 

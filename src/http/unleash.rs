@@ -199,8 +199,8 @@ fn answer_all(state: &AppState, ctx: &Context, headers: &HeaderMap) -> Result<Re
     responses(
         (status = 200, description = "`{toggles: [{name, enabled, variant, impressionData}]}`, enabled toggles only", body = serde_json::Value),
         (status = 304, description = "the client's ETag is current"),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
+        crate::http::error::answers::NotLoaded,
     )
 )]
 pub async fn frontend_get(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -220,8 +220,8 @@ pub async fn frontend_get(State(state): State<AppState>, uri: Uri, headers: Head
         (status = 200, description = "`{toggles: [...]}`, enabled toggles only", body = serde_json::Value),
         (status = 304, description = "the client's ETag is current"),
         (status = 400, description = "malformed JSON or context", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
+        crate::http::error::answers::NotLoaded,
     )
 )]
 pub async fn frontend_post(
@@ -248,9 +248,9 @@ pub async fn frontend_post(
     params(("name" = String, Path, description = "flag key")),
     responses(
         (status = 200, description = "the toggle `{name, enabled, variant, impressionData}`", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
         (status = 404, description = "no such flag, or off for this context", body = crate::http::error::ErrorBody),
-        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotLoaded,
     )
 )]
 pub async fn frontend_feature(
@@ -296,9 +296,9 @@ pub struct FeaturesCache(arc_swap::ArcSwapOption<Rendered>);
     responses(
         (status = 200, description = "Unleash's client features document, version 2", body = serde_json::Value),
         (status = 304, description = "the SDK's ETag is current"),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Unauthenticated,
         (status = 403, description = "a frontend token: answers only, never definitions", body = crate::http::error::ErrorBody),
-        (status = 503, description = "no flag file loaded yet", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotLoaded,
     )
 )]
 pub async fn client_features(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -341,8 +341,8 @@ pub async fn client_features(State(state): State<AppState>, headers: HeaderMap) 
     request_body(content = serde_json::Value, description = "Unleash client registration"),
     responses(
         (status = 202, description = "accepted"),
-        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotJson,
+        crate::http::error::answers::Unauthenticated,
     )
 )]
 pub async fn client_register(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
@@ -359,8 +359,8 @@ pub async fn client_register(State(state): State<AppState>, RawBody(body): RawBo
     request_body(content = serde_json::Value, description = "Unleash client metrics"),
     responses(
         (status = 202, description = "accepted"),
-        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotJson,
+        crate::http::error::answers::Unauthenticated,
     )
 )]
 pub async fn client_metrics(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
@@ -403,8 +403,7 @@ fn reported(state: &AppState, body: &Bytes, kind: &'static str) -> Result<Status
     security(("admin" = [])),
     responses(
         (status = 200, description = "`{instances: [{app, instance, sdk, kind, last_seen}]}`", body = serde_json::Value),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::AdminAuth,
     )
 )]
 pub async fn sdk_instances(State(state): State<AppState>) -> axum::Json<Value> {
@@ -421,8 +420,8 @@ pub async fn sdk_instances(State(state): State<AppState>) -> axum::Json<Value> {
     request_body(content = serde_json::Value, description = "Unleash client metrics"),
     responses(
         (status = 202, description = "accepted"),
-        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotJson,
+        crate::http::error::answers::Unauthenticated,
     )
 )]
 pub async fn frontend_metrics(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
@@ -439,8 +438,8 @@ pub async fn frontend_metrics(State(state): State<AppState>, RawBody(body): RawB
     request_body(content = serde_json::Value, description = "Unleash client registration"),
     responses(
         (status = 202, description = "accepted"),
-        (status = 400, description = "not JSON", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::NotJson,
+        crate::http::error::answers::Unauthenticated,
     )
 )]
 pub async fn frontend_register(State(state): State<AppState>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {

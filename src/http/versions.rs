@@ -35,10 +35,9 @@ pub struct NextRequest {
     request_body = NextRequest,
     responses(
         (status = 200, description = "next version, bump, changes by kind, notes", body = serde_json::Value),
-        (status = 400, description = "malformed JSON, context or query", body = crate::http::error::ErrorBody),
-        (status = 401, description = "no or unknown token", body = crate::http::error::ErrorBody),
-        (status = 403, description = "a token of the wrong role", body = crate::http::error::ErrorBody),
-        (status = 422, description = "well-formed but invalid input, naming the field", body = crate::http::error::ErrorBody),
+        crate::http::error::answers::Malformed,
+        crate::http::error::answers::AdminAuth,
+        crate::http::error::answers::Invalid,
     )
 )]
 pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequest>) -> Result<Json<Value>, ApiError> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
+use super::record::ReleaseStatus;
 use super::version::{Analysis, Bump, Change};
 
 /// The standards' `release-strategy.yaml`, used when no `--release-strategy` file is given.
@@ -180,7 +181,7 @@ pub struct OtherRelease {
     pub id: i64,
     pub service: String,
     pub version: Version,
-    pub status: String,
+    pub status: ReleaseStatus,
     pub scheduled_at: Option<DateTime<Utc>>,
 }
 
@@ -211,9 +212,11 @@ pub fn conflicts(
     let mut out = Vec::new();
     for dep in dependencies {
         for o in others.iter().filter(|o| o.service == dep.service) {
-            let overlapping = match o.status.as_str() {
-                "in_progress" => true,
-                "scheduled" | "planned" => o.scheduled_at.is_some_and(|t| (t - when).abs() < RELEASE_WINDOW),
+            let overlapping = match o.status {
+                ReleaseStatus::InProgress => true,
+                ReleaseStatus::Scheduled | ReleaseStatus::Planned => {
+                    o.scheduled_at.is_some_and(|t| (t - when).abs() < RELEASE_WINDOW)
+                }
                 _ => false,
             };
             if overlapping {
@@ -228,7 +231,7 @@ pub fn conflicts(
         }
         let deployed = others
             .iter()
-            .filter(|o| o.service == dep.service && o.status == "deployed")
+            .filter(|o| o.service == dep.service && o.status == ReleaseStatus::Deployed)
             .max_by(|a, b| a.version.cmp_precedence(&b.version));
         let requirement = parse_requirement(&dep.requirement).ok();
         match (deployed, requirement) {
@@ -375,22 +378,4 @@ pub fn plan_markdown(input: &PlanInput<'_>) -> String {
     }
     out += "\n## ✅ Release Checklist\n- [ ] All tests passing\n- [ ] Security scans completed\n- [ ] Documentation updated\n- [ ] Release notes prepared\n- [ ] Rollback plan tested\n- [ ] Feature flags configured\n- [ ] Monitoring dashboards updated\n";
     out
-}
-
-/// The statuses a release can be moved to by `POST /releases/{id}/status`.
-pub const TARGET_STATUSES: [&str; 5] = ["in_progress", "deployed", "failed", "rolled_back", "cancelled"];
-
-/// Whether a release may go from status `from` to `to`.
-pub fn transition_allowed(from: &str, to: &str) -> bool {
-    matches!(
-        (from, to),
-        ("planned" | "scheduled", "in_progress" | "deployed" | "failed" | "cancelled")
-            | ("in_progress", "deployed" | "failed" | "rolled_back")
-            | ("deployed", "rolled_back")
-    )
-}
-
-/// Whether a release in this status still takes approvals and test reports.
-pub fn accepts_approvals(status: &str) -> bool {
-    matches!(status, "planned" | "scheduled" | "in_progress")
 }

@@ -6,6 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use super::record::ReleaseStatus;
+
 use crate::flags::Snapshot;
 
 /// What quality metrics need to know about one release.
@@ -13,7 +15,7 @@ use crate::flags::Snapshot;
 pub struct ReleaseFacts {
     pub service: String,
     pub version: Version,
-    pub status: String,
+    pub status: ReleaseStatus,
     /// When it reached its current status.
     pub status_at: DateTime<Utc>,
     pub deployed_at: Option<DateTime<Utc>>,
@@ -249,8 +251,9 @@ pub fn quality(
         .iter()
         .filter(|r| service.is_none_or(|s| r.service == s) && r.status_at >= since && r.status_at <= now)
         .collect();
-    let count = |status: &str| mine.iter().filter(|r| r.status == status).count();
-    let (deployed, failed, rolled_back) = (count("deployed"), count("failed"), count("rolled_back"));
+    let count = |status: ReleaseStatus| mine.iter().filter(|r| r.status == status).count();
+    let (deployed, failed, rolled_back) =
+        (count(ReleaseStatus::Deployed), count(ReleaseStatus::Failed), count(ReleaseStatus::RolledBack));
     let finished = deployed + failed + rolled_back;
     let pct = |n: usize| (finished > 0).then(|| n as f64 * 100.0 / finished as f64);
     let success_rate = pct(deployed);
@@ -269,11 +272,11 @@ pub fn quality(
     // Time to restore: from each failure in the window to the service's next deployment after it.
     let restores: Vec<f64> = mine
         .iter()
-        .filter(|r| matches!(r.status.as_str(), "failed" | "rolled_back"))
+        .filter(|r| r.status.is_failure())
         .filter_map(|f| {
             releases
                 .iter()
-                .filter(|r| r.service == f.service && r.status == "deployed")
+                .filter(|r| r.service == f.service && r.status == ReleaseStatus::Deployed)
                 .filter_map(|r| r.deployed_at)
                 .filter(|d| *d > f.status_at)
                 .min()

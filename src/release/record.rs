@@ -10,6 +10,57 @@ use serde_json::Value;
 
 use super::plan::Dependency;
 
+words! {
+    /// Where a release is: `planned` (or `scheduled`, with a time) until it moves on through
+    /// `POST /releases/{id}/status` ([`ReleaseStatus::can_move_to`]).
+    pub enum ReleaseStatus {
+        Planned = "planned",
+        Scheduled = "scheduled",
+        InProgress = "in_progress",
+        Deployed = "deployed",
+        Failed = "failed",
+        RolledBack = "rolled_back",
+        Cancelled = "cancelled",
+    }
+}
+
+impl ReleaseStatus {
+    /// The statuses a release can be moved to by `POST /releases/{id}/status`.
+    pub const TARGETS: [ReleaseStatus; 5] = [
+        ReleaseStatus::InProgress,
+        ReleaseStatus::Deployed,
+        ReleaseStatus::Failed,
+        ReleaseStatus::RolledBack,
+        ReleaseStatus::Cancelled,
+    ];
+
+    /// Whether a release may go from this status to `to`.
+    pub fn can_move_to(&self, to: &ReleaseStatus) -> bool {
+        use ReleaseStatus::{Cancelled, Deployed, Failed, InProgress, Planned, RolledBack, Scheduled};
+        matches!(
+            (self, to),
+            (Planned | Scheduled, InProgress | Deployed | Failed | Cancelled)
+                | (InProgress, Deployed | Failed | RolledBack)
+                | (Deployed, RolledBack)
+        )
+    }
+
+    /// Whether a release in this status still takes approvals and test reports.
+    pub fn accepts_approvals(&self) -> bool {
+        matches!(self, ReleaseStatus::Planned | ReleaseStatus::Scheduled | ReleaseStatus::InProgress)
+    }
+
+    /// Not yet deployed or ended: `planned` or `scheduled`.
+    pub fn is_upcoming(&self) -> bool {
+        matches!(self, ReleaseStatus::Planned | ReleaseStatus::Scheduled)
+    }
+
+    /// Ended badly: `failed` or `rolled_back` (the change failure rate counts these).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, ReleaseStatus::Failed | ReleaseStatus::RolledBack)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseData {
     #[serde(default)]

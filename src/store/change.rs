@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{NewAudit, OverrideKind, OverrideRecord, PauseRecord};
+use super::{AuditAction, NewAudit, OverrideKind, OverrideRecord, PauseRecord};
 
 /// What a change does.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ pub enum Action {
     /// request (`change_scheduled`, `schedule_cancelled`, `change_requested`, `change_approved`,
     /// `change_rejected`) and what it concerns.
     ChangeRequest {
-        step: &'static str,
+        step: AuditAction,
         detail: Value,
     },
 }
@@ -98,11 +98,11 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
         Action::SetOverride(kind) => {
             let next = record(kind.clone());
             let after = json!(next);
-            (Write::Override(Some(next)), "override_set", current.map(|c| json!(c)), Some(after))
+            (Write::Override(Some(next)), AuditAction::OverrideSet, current.map(|c| json!(c)), Some(after))
         }
         Action::ClearOverride => {
             let Some(current) = current else { return Err(Refusal::NoOverride) };
-            (Write::Override(None), "override_cleared", Some(json!(current)), None)
+            (Write::Override(None), AuditAction::OverrideCleared, Some(json!(current)), None)
         }
         Action::Rollback { .. } => {
             if current.is_some() {
@@ -110,7 +110,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
             }
             let next = record(OverrideKind::RolledBack);
             let after = json!(next);
-            (Write::Override(Some(next)), "auto_rollback", None, Some(after))
+            (Write::Override(Some(next)), AuditAction::AutoRollback, None, Some(after))
         }
         Action::Pause => {
             if pause.paused_since.is_some() {
@@ -118,7 +118,7 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
             }
             let next = PauseRecord { paused_since: Some(at), paused_by: Some(change.actor.clone()), ..pause.clone() };
             let after = json!(next);
-            (Write::Pause(next), "rollout_paused", Some(json!(pause)), Some(after))
+            (Write::Pause(next), AuditAction::RolloutPaused, Some(json!(pause)), Some(after))
         }
         Action::Resume { only_paused_by } => {
             let Some(since) = pause.paused_since else { return Err(Refusal::NotPaused) };
@@ -132,20 +132,20 @@ pub fn decide(change: &Change, current: Option<&OverrideRecord>, pause: &PauseRe
                 paused_by: None,
             };
             let after = json!(next);
-            (Write::Pause(next), "rollout_resumed", Some(json!(pause)), Some(after))
+            (Write::Pause(next), AuditAction::RolloutResumed, Some(json!(pause)), Some(after))
         }
         Action::Reload(detail) => {
             let part = |k: &str| detail.get(k).filter(|v| !v.is_null()).cloned();
-            (Write::AuditOnly, "reload", part("before"), part("after"))
+            (Write::AuditOnly, AuditAction::Reload, part("before"), part("after"))
         }
-        Action::AlertTeam(payload) => (Write::AuditOnly, "alert_team", None, Some(payload.clone())),
-        Action::ChangeRequest { step, detail } => (Write::AuditOnly, *step, None, Some(detail.clone())),
+        Action::AlertTeam(payload) => (Write::AuditOnly, AuditAction::AlertTeam, None, Some(payload.clone())),
+        Action::ChangeRequest { step, detail } => (Write::AuditOnly, step.clone(), None, Some(detail.clone())),
     };
     let audit = NewAudit {
         at,
         actor: change.actor.clone(),
         flag: change.flag.clone(),
-        action: action.to_owned(),
+        action: action.to_string(),
         before,
         after,
         reason: change.reason.clone(),

@@ -92,6 +92,35 @@ pub struct PauseRecord {
     pub paused_by: Option<String>,
 }
 
+words! {
+    /// What an audit row records. The row keeps the word as text ([`NewAudit::action`]): a row
+    /// another version wrote is kept and shown as it is; code names actions through this type.
+    pub enum AuditAction {
+        OverrideSet = "override_set",
+        OverrideCleared = "override_cleared",
+        AutoRollback = "auto_rollback",
+        RolloutPaused = "rollout_paused",
+        RolloutResumed = "rollout_resumed",
+        /// A new flag file was loaded.
+        Reload = "reload",
+        /// A monitor alert called the team's webhook.
+        AlertTeam = "alert_team",
+        ChangeScheduled = "change_scheduled",
+        ScheduleCancelled = "schedule_cancelled",
+        ChangeRequested = "change_requested",
+        ChangeApproved = "change_approved",
+        ChangeRejected = "change_rejected",
+        ReleasePlanned = "release_planned",
+        ReleaseApproved = "release_approved",
+        ReleaseTestReported = "release_test_reported",
+        ReleaseStatus = "release_status",
+        /// A release plan refused for conflicts.
+        ReleaseConflict = "release_conflict",
+        ReleaseRollbackRecommended = "release_rollback_recommended",
+        ReleaseReminder = "release_reminder",
+    }
+}
+
 /// One stored audit row: its id and what was written.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
@@ -106,6 +135,7 @@ pub struct NewAudit {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub flag: String,
+    /// An [`AuditAction`]'s word.
     pub action: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
@@ -121,7 +151,7 @@ pub struct ReleaseRecord {
     pub version: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub status: String,
+    pub status: crate::release::record::ReleaseStatus,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub status_at: DateTime<Utc>,
@@ -145,7 +175,7 @@ pub struct ReleaseSummary {
     pub version: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub status: String,
+    pub status: crate::release::record::ReleaseStatus,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub status_at: DateTime<Utc>,

@@ -135,7 +135,7 @@ where
             .bind(&r.service)
             .bind(&r.version)
             .bind(&r.kind)
-            .bind(&r.status)
+            .bind(r.status.as_str())
             .bind(r.scheduled_at.map(|t| t.timestamp_millis()))
             .bind(r.created_at.timestamp_millis())
             .bind(r.status_at.timestamp_millis())
@@ -512,7 +512,7 @@ where
         .bind(&r.service)
         .bind(&r.version)
         .bind(&r.kind)
-        .bind(&r.status)
+        .bind(r.status.as_str())
         .bind(r.scheduled_at.map(|t| t.timestamp_millis()))
         .bind(r.created_at.timestamp_millis())
         .bind(r.status_at.timestamp_millis())
@@ -573,7 +573,7 @@ where
         let mut tx = self.dialect.begin_write(&self.pool).await?;
         Self::write_summary(&mut tx, r.id, r).await?;
         sqlx::query("UPDATE releases SET status = $1, status_at = $2, deployed_at = $3, data = $4 WHERE id = $5")
-            .bind(&r.status)
+            .bind(r.status.as_str())
             .bind(r.status_at.timestamp_millis())
             .bind(r.deployed_at.map(|t| t.timestamp_millis()))
             .bind(data_text(r)?)
