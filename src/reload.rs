@@ -30,7 +30,7 @@ use crate::serving::Serving;
 
 /// The outcome of the last real reload (a new file applied, or new content rejected), shown
 /// on `/ready` and `/flags`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadStatus {
     pub ok: bool,
     pub at: DateTime<Utc>,

@@ -18,7 +18,7 @@ use crate::serving::Serving;
 pub const MAX_INSTANCES: usize = 1_000;
 
 /// One SDK instance as it registered or last reported.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Instance {
     pub app: String,
     pub instance: String,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::metrics::{Metrics, TaskLabels};
 
 /// The health of one background task, as `/ready` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct TaskHealth {
     pub running: bool,
     pub restarts: u64,

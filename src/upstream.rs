@@ -69,7 +69,7 @@ impl ReportKind {
 }
 
 /// The upstream's health as `/ready` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UpstreamStatus {
     pub url: String,
     pub up: bool,

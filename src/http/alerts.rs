@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::error::{ApiError, Code};
 use super::{AppState, RawBody};
@@ -40,13 +40,13 @@ struct AlertmanagerAlert {
     security(("admin" = []), ("receiver" = [])),
     request_body(content = serde_json::Value, description = "Alertmanager webhook payload, version 4"),
     responses(
-        (status = 200, description = "what each alert did", body = serde_json::Value),
+        (status = 200, description = "what each alert did", body = AlertResults),
         (status = 400, description = "not an Alertmanager v4 payload", body = crate::http::error::ErrorBody),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotChanged,
     )
 )]
-pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Json<AlertResults>, ApiError> {
     let n: Notification = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(Code::InvalidPayload, format!("not an Alertmanager webhook payload: {e}")))?;
     if n.version != "4" {
@@ -58,13 +58,22 @@ pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> R
     let mut results = Vec::with_capacity(n.alerts.len());
     for alert in &n.alerts {
         let (Some(key), Some(action)) = (alert.labels.get("flag"), alert.labels.get("action")) else {
-            results
-                .push(json!({"alertname": alert.labels.get("alertname"), "outcome": "ignored: no flag/action labels"}));
+            let alertname = alert.labels.get("alertname").cloned();
+            results.push(AlertResult {
+                alertname,
+                outcome: "ignored: no flag/action labels",
+                ..AlertResult::default()
+            });
             continue;
         };
         let served = state.serving.load_full();
         let Some(flag) = served.snapshot.get(key) else {
-            results.push(json!({"flag": key, "action": action, "outcome": "unknown_flag"}));
+            results.push(AlertResult {
+                flag: Some(key.clone()),
+                action: Some(action.clone()),
+                outcome: "unknown_flag",
+                ..AlertResult::default()
+            });
             continue;
         };
         let why = alert
@@ -81,13 +90,42 @@ pub async fn receive(State(state): State<AppState>, RawBody(body): RawBody) -> R
             (_, "firing" | "resolved") => "ignored: action is rollback or pause",
             _ => "ignored: status is firing or resolved",
         };
-        results.push(json!({"flag": key, "action": action, "status": alert.status, "outcome": outcome}));
+        results.push(AlertResult {
+            flag: Some(key.clone()),
+            action: Some(action.clone()),
+            status: Some(alert.status.clone()),
+            outcome,
+            ..AlertResult::default()
+        });
     }
     // Alertmanager retries a delivery answered 5xx: an action that could not be stored must be
     // retried (the others are idempotent).
-    if results.iter().any(|r| r["outcome"] == monitor::STORE_FAILED) {
+    if results.iter().any(|r| r.outcome == monitor::STORE_FAILED) {
         return Err(ApiError::new(Code::StoreUnavailable, "an alert's action could not be stored; retry the delivery")
             .with_details(json!({ "results": results })));
     }
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(AlertResults { results }))
+}
+
+/// `POST /alerts`: what each alert of the notification did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertResults {
+    pub results: Vec<AlertResult>,
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct AlertResult {
+    /// Only for an alert without `flag` and `action` labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    /// `rollback` or `pause`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `firing` or `resolved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// What toggled did (`rolled_back`, `paused`, `unknown_flag`, `ignored: ...`).
+    pub outcome: &'static str,
 }

@@ -165,7 +165,7 @@ pub async fn get_one(State(state): State<AppState>, KeyPath(key): KeyPath, uri: 
     security((), ("client" = [])),
     request_body = EvaluateAllRequest,
     responses(
-        (status = 200, description = "`{flags: {key: answer}, revision}` from one snapshot", body = serde_json::Value),
+        (status = 200, description = "every flag's answer from one snapshot", body = AllAnswers),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::Unauthenticated,
         crate::http::error::answers::TooLarge,
@@ -196,6 +196,16 @@ pub async fn post_all(State(state): State<AppState>, RawBody(body): RawBody) -> 
     body::text(&mut buf, revision);
     buf.push(b'}');
     Ok(json_response(buf))
+}
+
+/// What `POST /evaluate/all` answers (written flag by flag as each is evaluated; this type
+/// describes it for OpenAPI, and `tests/it/openapi.rs` checks real answers against it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AllAnswers {
+    /// Every flag's answer by key.
+    pub flags: std::collections::BTreeMap<String, crate::eval::EvaluationBody<'static>>,
+    /// The revision every answer was evaluated from.
+    pub revision: String,
 }
 
 impl super::RequestBody for EvaluateRequest<'_> {

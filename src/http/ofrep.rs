@@ -133,6 +133,54 @@ impl Metadata<'_> {
     }
 }
 
+/// What an OFREP evaluation answers (`Answer::write_json` writes it field by field; this type
+/// describes it for OpenAPI, and `tests/it/openapi.rs` checks real answers against it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepEvaluation {
+    pub key: String,
+    /// Absent when the caller's default applies (`fallback: caller`).
+    pub value: Option<Value>,
+    /// OpenFeature's reason (`STATIC`, `TARGETING_MATCH`, `SPLIT`, `DISABLED`, `DEFAULT`, ...).
+    pub reason: String,
+    /// Null when the caller's default applies.
+    pub variant: Option<String>,
+    /// The flag's scalar metadata, and toggled's: `toggledReason` (when OpenFeature has no
+    /// reason of that name), `owner`, `description`, `stage`, `sunsetPhase`, `revision`.
+    pub metadata: serde_json::Map<String, Value>,
+    /// Bulk answers only, for a flag that could not be evaluated.
+    pub error_code: Option<String>,
+    pub error_details: Option<String>,
+}
+
+/// What an OFREP bulk evaluation answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepBulk {
+    pub flags: Vec<OfrepEvaluation>,
+    /// Where a static-context (browser) provider hears that something changed:
+    /// `[{"type": "sse", "url": "/events"}]`.
+    pub event_streams: Vec<EventStream>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventStream {
+    /// `sse`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+}
+
+/// An OFREP error: `{key?, errorCode, errorDetails}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepErrorBody {
+    pub key: Option<String>,
+    /// `INVALID_CONTEXT`, `PARSE_ERROR`, `FLAG_NOT_FOUND`, `GENERAL`, ...
+    pub error_code: String,
+    pub error_details: String,
+}
+
 /// One OFREP answer: `{key, value, reason, variant, metadata}`, written field by field (as
 /// `/evaluate`'s answers: see `eval::body`).
 struct Answer<'a> {
@@ -193,10 +241,10 @@ fn answer<'a>(
     request_body = OfrepRequest,
     params(("key" = String, Path, description = "the flag key")),
     responses(
-        (status = 200, description = "OFREP evaluation: key, value, reason, variant, metadata", body = serde_json::Value),
-        (status = 400, description = "INVALID_CONTEXT", body = serde_json::Value),
-        (status = 404, description = "FLAG_NOT_FOUND", body = serde_json::Value),
-        (status = 500, description = "GENERAL (no valid flag file yet)", body = serde_json::Value),
+        (status = 200, description = "OFREP evaluation", body = OfrepEvaluation),
+        (status = 400, description = "INVALID_CONTEXT", body = OfrepErrorBody),
+        (status = 404, description = "FLAG_NOT_FOUND", body = OfrepErrorBody),
+        (status = 500, description = "GENERAL (no valid flag file yet)", body = OfrepErrorBody),
     )
 )]
 pub async fn evaluate_flag(
@@ -233,10 +281,10 @@ pub async fn evaluate_flag(
     request_body = OfrepRequest,
     params(("If-None-Match" = Option<String>, Header, description = "the ETag of the last answer")),
     responses(
-        (status = 200, description = "OFREP bulk evaluation `{flags: [...]}` with ETag", body = serde_json::Value),
+        (status = 200, description = "OFREP bulk evaluation, with ETag", body = OfrepBulk),
         (status = 304, description = "unchanged since If-None-Match"),
-        (status = 400, description = "INVALID_CONTEXT", body = serde_json::Value),
-        (status = 500, description = "GENERAL", body = serde_json::Value),
+        (status = 400, description = "INVALID_CONTEXT", body = OfrepErrorBody),
+        (status = 500, description = "GENERAL", body = OfrepErrorBody),
     )
 )]
 pub async fn evaluate_flags(

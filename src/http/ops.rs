@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, Code};
@@ -37,7 +37,7 @@ pub async fn flag_schema() -> Response {
     path = "/openapi.json",
     tag = "operations",
     responses(
-        (status = 200, description = "this document", body = serde_json::Value),
+        (status = 200, description = "this document", body = OpenApiDocument),
     )
 )]
 pub async fn openapi(State(state): State<AppState>) -> Response {
@@ -50,11 +50,51 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "alive", body = serde_json::Value),
+        (status = 200, description = "alive", body = Health),
     )
 )]
-pub async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: &'static str,
+}
+
+/// The OpenAPI document's top level (`GET /openapi.json` serves the document rendered once
+/// when the router is built; this type describes it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenApiDocument {
+    /// `3.1.0`.
+    pub openapi: String,
+    pub info: Object,
+    /// Every route, by path and method.
+    pub paths: Object,
+    /// Schemas and security schemes.
+    pub components: Object,
+    pub tags: Vec<Object>,
+}
+
+/// Any JSON object (a part of a document described elsewhere).
+pub type Object = serde_json::Map<String, Value>;
+
+/// `GET /ready`: whether a valid flag file is served, and the health of what serves it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    /// The revision served (none before the first valid file).
+    pub revision: Option<String>,
+    pub flags: usize,
+    pub last_reload: crate::reload::ReloadStatus,
+    /// Every supervised background task by name.
+    pub tasks: std::collections::BTreeMap<&'static str, crate::tasks::TaskHealth>,
+    pub store: crate::store::StoreHealth,
+    /// Edge mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::upstream::UpstreamStatus>,
 }
 
 /// 200 while a valid flag file is served (even if the latest reload failed), else 503.
@@ -64,26 +104,22 @@ pub async fn health() -> Json<Value> {
     path = "/ready",
     tag = "operations",
     responses(
-        (status = 200, description = "a valid flag file is served; the last reload and background tasks", body = serde_json::Value),
+        (status = 200, description = "a valid flag file is served; the last reload and background tasks", body = Ready),
         (status = 503, description = "no valid flag file yet", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn ready(State(serving): State<Arc<Serving>>, State(boards): State<Boards>) -> Result<Json<Value>, ApiError> {
+pub async fn ready(State(serving): State<Arc<Serving>>, State(boards): State<Boards>) -> Result<Json<Ready>, ApiError> {
     let served = serving.load();
-    let status = boards.reloader.status();
-    let body = json!({
-        "ready": served.ready,
-        "revision": served.ready.then_some(&served.snapshot.revision),
-        "flags": served.snapshot.flags.len(),
-        "last_reload": *status,
-        "tasks": boards.tasks.snapshot(),
-        "store": serving.store_health.get(),
-    });
-    let mut body = body;
-    if let Some(upstream) = boards.upstream.status() {
-        body["upstream"] = json!(upstream);
-    }
-    if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(body)) }
+    let body = Ready {
+        ready: served.ready,
+        revision: served.ready.then(|| served.snapshot.revision.clone()),
+        flags: served.snapshot.flags.len(),
+        last_reload: (*boards.reloader.status()).clone(),
+        tasks: boards.tasks.snapshot(),
+        store: serving.store_health.get(),
+        upstream: boards.upstream.status(),
+    };
+    if served.ready { Ok(Json(body)) } else { Err(ApiError::not_ready().with_details(json!(body))) }
 }
 
 /// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for it.
@@ -130,20 +166,38 @@ pub struct AuditQuery {
     security(("admin" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, description = "`{entries}`, newest first", body = serde_json::Value),
+        (status = 200, description = "audit rows, newest first", body = AuditAnswer),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotChanged,
     )
 )]
-pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn audit(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditAnswer>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(Code::InvalidQuery, "limit must be from 1 to 1000"));
     }
     let actor = q.actor.as_deref().filter(|a| !a.is_empty());
     let entries = state.serving.store.audit(q.flag.as_deref(), actor, limit).await.map_err(|e| ApiError::store(&e))?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(AuditAnswer { entries }))
+}
+
+/// `GET /audit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditAnswer {
+    /// Newest first.
+    pub entries: Vec<crate::store::AuditEntry>,
+}
+
+/// `POST /reload`, when the file was applied or is what is served.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    /// `applied` or `unchanged`.
+    pub outcome: &'static str,
+    pub revision: String,
 }
 
 /// Forces a reload: 200 when applied or unchanged, 422 with every error when the file is invalid.
@@ -154,15 +208,15 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQue
     tag = "operations",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "`{outcome: applied|unchanged, revision}`", body = serde_json::Value),
+        (status = 200, description = "the file was applied, or is what is served", body = Reloaded),
         crate::http::error::answers::AdminAuth,
         (status = 422, description = "invalid_flag_file, with every error", body = crate::http::error::ErrorBody),
     )
 )]
-pub async fn reload(State(boards): State<Boards>) -> Result<Json<Value>, ApiError> {
+pub async fn reload(State(boards): State<Boards>) -> Result<Json<Reloaded>, ApiError> {
     match crate::reload::reload(&boards.reloader, "api").await {
-        ReloadOutcome::Applied { revision } => Ok(Json(json!({"outcome": "applied", "revision": revision}))),
-        ReloadOutcome::Unchanged { revision } => Ok(Json(json!({"outcome": "unchanged", "revision": revision}))),
+        ReloadOutcome::Applied { revision } => Ok(Json(Reloaded { outcome: "applied", revision })),
+        ReloadOutcome::Unchanged { revision } => Ok(Json(Reloaded { outcome: "unchanged", revision })),
         ReloadOutcome::Rejected { errors, message } => Err(ApiError::new(Code::InvalidFlagFile, message)
             .with_details(json!({"errors": errors, "revision": boards.reloader.serving().load().snapshot.revision}))),
     }

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, Code};
 use super::{ApiQuery, AppState};
@@ -25,7 +24,7 @@ pub struct MetricsQuery {
     security(("admin" = [])),
     params(MetricsQuery),
     responses(
-        (status = 200, description = "quality metrics and gates", body = serde_json::Value),
+        (status = 200, description = "quality metrics and gates", body = crate::release::quality::Quality),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotChanged,
@@ -34,7 +33,7 @@ pub struct MetricsQuery {
 pub async fn metrics(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::release::quality::Quality>, ApiError> {
     let window = match q.window.as_deref() {
         None => chrono::Duration::days(30),
         Some(w) => crate::flags::duration::parse_duration(w)
@@ -45,7 +44,7 @@ pub async fn metrics(
             })?,
     };
     let (q, _) = reports::quality(&state.serving, &state.releases, q.service.as_deref(), window).await?;
-    Ok(Json(json!(q)))
+    Ok(Json(q))
 }
 
 #[utoipa::path(
@@ -55,14 +54,20 @@ pub async fn metrics(
     tag = "flags",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "`{flags}` overdue for cleanup", body = serde_json::Value),
+        (status = 200, description = "flags overdue for cleanup", body = StaleFlags),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotChanged,
     )
 )]
-pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn stale_flags(State(state): State<AppState>) -> Result<Json<StaleFlags>, ApiError> {
     let releases = state.serving.store.release_summaries(crate::store::ReleasePage::default()).await?;
     let flags = reports::stale(&state.serving, &state.releases, &releases).await?;
     state.serving.metrics.flags_stale.set(flags.len() as i64);
-    Ok(Json(json!({"flags": flags})))
+    Ok(Json(StaleFlags { flags }))
+}
+
+/// `GET /flags/stale`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StaleFlags {
+    pub flags: Vec<crate::release::quality::StaleFlag>,
 }

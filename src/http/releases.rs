@@ -8,9 +8,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{ApiError, Code};
+use super::release_views::{ReleaseList, ReleaseView};
 use super::{ApiJson, ApiQuery, AppState};
 use crate::release::plan::{self, Dependency, OtherRelease};
 use crate::release::record::{Approval, ReleaseData, ReleaseStatus, StoredCommit, TestReport};
@@ -89,29 +90,9 @@ fn missing(state: &AppState, r: &ReleaseRecord) -> Vec<String> {
     out
 }
 
-fn view(state: &AppState, r: &ReleaseRecord) -> Value {
+fn view(state: &AppState, r: &ReleaseRecord) -> ReleaseView {
     let (approval, tests) = required(state, r);
-    let mut v = json!(r);
-    let data = v.as_object_mut().and_then(|o| o.remove("data")).unwrap_or(Value::Null);
-    for key in [
-        "dependencies",
-        "dependents",
-        "flags",
-        "approvals",
-        "tests",
-        "analysis",
-        "flags_killed",
-        "rollback_awaits_approval",
-        "rollback_recommended",
-        "rolled_back_by",
-        "reminders_sent",
-    ] {
-        v[key] = data[key].clone();
-    }
-    v["breaking"] = json!(data["analysis"]["breaking"].as_array().is_some_and(|b| !b.is_empty()));
-    v["requires"] = json!({"approval": approval, "tests": tests});
-    v["missing"] = json!(missing(state, r));
-    v
+    ReleaseView::of(r, approval, tests, missing(state, r))
 }
 
 pub(super) async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, ApiError> {
@@ -132,7 +113,7 @@ pub(super) async fn load(state: &AppState, id: i64) -> Result<ReleaseRecord, Api
     security(("admin" = [])),
     request_body = CreateRelease,
     responses(
-        (status = 201, description = "the release plan", body = serde_json::Value),
+        (status = 201, description = "the release plan", body = ReleaseView),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::Conflict,
@@ -323,13 +304,16 @@ pub struct ListQuery {
     security(("admin" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "`{releases, next_cursor}`: summaries, newest first, a page at a time", body = serde_json::Value),
+        (status = 200, description = "summaries, newest first, a page at a time", body = ReleaseList),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotChanged,
     )
 )]
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<ReleaseList>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(Code::InvalidQuery, format!("limit {limit}: expected 1 to 500")));
@@ -337,7 +321,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     let page = ReleasePage { service: q.service.as_deref(), before: q.cursor, limit: Some(limit) };
     let releases = state.serving.store.release_summaries(page).await.map_err(|e| store_err(&e))?;
     let next = (releases.len() == limit as usize).then(|| releases.last().map(|r| r.id)).flatten();
-    Ok(Json(json!({"releases": releases, "next_cursor": next})))
+    Ok(Json(ReleaseList { releases, next_cursor: next }))
 }
 
 #[utoipa::path(
@@ -348,13 +332,13 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     security(("admin" = [])),
     params(("id" = i64, Path, description = "the release id")),
     responses(
-        (status = 200, description = "one release", body = serde_json::Value),
+        (status = 200, description = "one release", body = ReleaseView),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotFound,
         crate::http::error::answers::NotChanged,
     )
 )]
-pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<ReleaseView>, ApiError> {
     let r = load(&state, id).await?;
     Ok(Json(view(&state, &r)))
 }
@@ -416,7 +400,7 @@ pub struct StatusRequest {
     request_body = StatusRequest,
     params(("id" = i64, Path, description = "the release id")),
     responses(
-        (status = 200, description = "the release", body = serde_json::Value),
+        (status = 200, description = "the release", body = ReleaseView),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotFound,
         crate::http::error::answers::Conflict,
@@ -429,7 +413,7 @@ pub async fn set_status(
     axum::Extension(who): axum::Extension<super::auth::Identity>,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<StatusRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReleaseView>, ApiError> {
     if !ReleaseStatus::TARGETS.contains(&req.status) {
         let targets: Vec<&str> = ReleaseStatus::TARGETS.iter().map(ReleaseStatus::as_str).collect();
         return Err(ApiError::new(
@@ -489,7 +473,7 @@ pub struct ApprovalRequest {
     request_body = ApprovalRequest,
     params(("id" = i64, Path, description = "the release id")),
     responses(
-        (status = 200, description = "the release", body = serde_json::Value),
+        (status = 200, description = "the release", body = ReleaseView),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::NotFound,
         crate::http::error::answers::Conflict,
@@ -502,7 +486,7 @@ pub async fn approve(
     axum::Extension(who): axum::Extension<super::auth::Identity>,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ApprovalRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReleaseView>, ApiError> {
     let mut r = load(&state, id).await?;
     // A rollback approval is for a release that shipped; the others close once it did.
     let rollback = req.role.as_deref() == Some(releasing::ROLLBACK_ROLE);

@@ -8,8 +8,9 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::Identity;
@@ -54,8 +55,8 @@ fn invalid(message: impl Into<String>) -> ApiError {
     request_body = ScheduleRequest,
     params(("key" = String, Path, description = "the flag key")),
     responses(
-        (status = 202, description = "held for a second admin's approval (four-eyes): `{change_request: {...}}`", body = serde_json::Value),
-        (status = 201, description = "scheduled: `{id, flag, at, action, reason, created_by, status: pending, ...}`", body = serde_json::Value),
+        (status = 202, description = "held for a second admin's approval (four-eyes)", body = ChangeRequested),
+        (status = 201, description = "scheduled: `status: pending`", body = ScheduleView),
         (status = 400, description = "malformed JSON", body = crate::http::error::ErrorBody),
         crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such flag", body = crate::http::error::ErrorBody),
@@ -69,7 +70,7 @@ pub async fn create(
     Extension(who): Extension<Identity>,
     KeyPath(key): KeyPath,
     ApiJson(req): ApiJson<ScheduleRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let at = DateTime::parse_from_rfc3339(req.at.trim())
         .map_err(|e| invalid(format!("`at` must be an RFC 3339 time: {e}")))?
         .with_timezone(&Utc);
@@ -96,7 +97,7 @@ pub async fn create(
         }
     };
     if held(&state, &key, &action) {
-        return request(&state, &who, key, action, reason, at).await;
+        return Ok(request(&state, &who, key, action, reason, at).await?.into_response());
     }
     let schedule =
         NewSchedule { flag: key, at, action, reason, created_by: who.name, created_at: Utc::now(), requested: false };
@@ -109,7 +110,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("schedule {id} vanished")))?;
     audit(&state, &record, &record.created_by, AuditAction::ChangeScheduled, &record.reason).await?;
-    Ok((StatusCode::CREATED, Json(record.to_json())))
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(&record))).into_response())
 }
 
 /// Whether an operator's `action` on `flag` waits for a second person (four-eyes): with
@@ -134,7 +135,7 @@ pub(super) async fn request(
     action: ScheduledAction,
     reason: String,
     at: DateTime<Utc>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChangeRequested>), ApiError> {
     let now = Utc::now();
     let schedule =
         NewSchedule { flag, at, action, reason, created_by: who.name.clone(), created_at: now, requested: true };
@@ -146,7 +147,7 @@ pub(super) async fn request(
         .ok_or_else(|| ApiError::new(Code::ScheduleNotFound, format!("request {id} vanished")))?;
     audit(state, &record, &who.name, AuditAction::ChangeRequested, &record.reason).await?;
     tracing::info!(request = id, flag = %record.flag, by = %who.name, "change held for approval");
-    Ok((StatusCode::ACCEPTED, Json(json!({"change_request": record.to_json()}))))
+    Ok((StatusCode::ACCEPTED, Json(ChangeRequested { change_request: ScheduleView::from(&record) })))
 }
 
 /// An audit row for a step of a schedule or change request (scheduled, cancelled, asked,
@@ -188,16 +189,80 @@ impl super::RequestBody for DecisionRequest {
     tag = "flags",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "`{change_requests: [...]}`: changes awaiting approval, newest first", body = serde_json::Value),
+        (status = 200, description = "changes awaiting approval, newest first", body = ChangeRequests),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::StoreFailed,
     )
 )]
-pub async fn requests(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn requests(State(state): State<AppState>) -> Result<Json<ChangeRequests>, ApiError> {
     let list = state.serving.store.schedules(None, MAX_LIST).await?;
-    let waiting: Vec<Value> =
-        list.iter().filter(|s| s.status == "requested").map(crate::store::ScheduleRecord::to_json).collect();
-    Ok(Json(json!({"change_requests": waiting})))
+    let change_requests = list.iter().filter(|s| s.status == "requested").map(ScheduleView::from).collect();
+    Ok(Json(ChangeRequests { change_requests }))
+}
+
+/// A scheduled change or change request as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    pub id: i64,
+    pub flag: String,
+    /// When it runs (an approved request: then, or at once if that has passed).
+    pub at: DateTime<Utc>,
+    pub action: ScheduledChange,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// `requested` (awaiting approval), `pending`, `done`, `skipped`, `cancelled`, `rejected`
+    /// or `expired`.
+    pub status: String,
+    /// Why it was skipped or cancelled, who decided a request, or how late it ran.
+    pub result: Option<String>,
+    pub ran_at: Option<DateTime<Utc>>,
+}
+
+/// The change a schedule makes: `kill`, `enable`, `variant`, `value` (with `value`), `clear`,
+/// `pause` or `resume`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduledChange {
+    pub kind: &'static str,
+    /// The variant name or value of a `variant` or `value` override.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+impl From<&crate::store::ScheduleRecord> for ScheduleView {
+    fn from(r: &crate::store::ScheduleRecord) -> Self {
+        let (kind, value) = r.action.parts();
+        Self {
+            id: r.id,
+            flag: r.flag.clone(),
+            at: r.at,
+            action: ScheduledChange { kind, value: value.and_then(|v| serde_json::from_str(&v).ok()) },
+            reason: r.reason.clone(),
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+            status: r.status.clone(),
+            result: r.result.clone(),
+            ran_at: r.ran_at,
+        }
+    }
+}
+
+/// 202: the change waits for a second admin's approval.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangeRequested {
+    pub change_request: ScheduleView,
+}
+
+/// `GET /change-requests`: changes awaiting approval, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangeRequests {
+    pub change_requests: Vec<ScheduleView>,
+}
+
+/// `GET /schedules`: newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Schedules {
+    pub schedules: Vec<ScheduleView>,
 }
 
 /// Approves or rejects change request `id` as `who`.
@@ -207,7 +272,7 @@ async fn decide(
     id: i64,
     approve: bool,
     reason: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let reason = reason_of(reason)?;
     let verb = if approve { "approved" } else { "rejected" };
     let result =
@@ -238,7 +303,7 @@ async fn decide(
         crate::schedules::run_due(&state.serving, Utc::now()).await;
     }
     let record = store.schedule(id).await?.unwrap_or(record);
-    Ok(Json(record.to_json()))
+    Ok(Json(ScheduleView::from(&record)))
 }
 
 #[utoipa::path(
@@ -250,7 +315,7 @@ async fn decide(
     request_body = DecisionRequest,
     params(("id" = i64, Path, description = "the change request's id")),
     responses(
-        (status = 200, description = "approved: the request, `done` once applied (or `pending` until its time)", body = serde_json::Value),
+        (status = 200, description = "approved: the request, `done` once applied (or `pending` until its time)", body = ScheduleView),
         crate::http::error::answers::Unauthenticated,
         (status = 403, description = "the requester's own token, or a token of the wrong role", body = crate::http::error::ErrorBody),
         (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
@@ -263,7 +328,7 @@ pub async fn approve(
     Extension(who): Extension<Identity>,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<DecisionRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     decide(&state, &who, id, true, body.reason).await
 }
 
@@ -276,7 +341,7 @@ pub async fn approve(
     request_body = DecisionRequest,
     params(("id" = i64, Path, description = "the change request's id")),
     responses(
-        (status = 200, description = "rejected (the requester may withdraw their own)", body = serde_json::Value),
+        (status = 200, description = "rejected (the requester may withdraw their own)", body = ScheduleView),
         crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such change request", body = crate::http::error::ErrorBody),
         (status = 409, description = "not awaiting approval (decided, expired)", body = crate::http::error::ErrorBody),
@@ -288,7 +353,7 @@ pub async fn reject(
     Extension(who): Extension<Identity>,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<DecisionRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     decide(&state, &who, id, false, body.reason).await
 }
 
@@ -308,15 +373,15 @@ pub struct ScheduleQuery {
     security(("admin" = [])),
     params(ScheduleQuery),
     responses(
-        (status = 200, description = "`{schedules: [...]}`, newest first", body = serde_json::Value),
+        (status = 200, description = "schedules, newest first", body = Schedules),
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::StoreFailed,
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ScheduleQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, Query(q): Query<ScheduleQuery>) -> Result<Json<Schedules>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIST);
     let list = state.serving.store.schedules(q.flag.as_deref(), limit).await?;
-    Ok(Json(json!({"schedules": list.iter().map(crate::store::ScheduleRecord::to_json).collect::<Vec<_>>()})))
+    Ok(Json(Schedules { schedules: list.iter().map(ScheduleView::from).collect() }))
 }
 
 #[utoipa::path(
@@ -327,7 +392,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ScheduleQuery>)
     security(("admin" = [])),
     params(("id" = i64, Path, description = "the schedule's id")),
     responses(
-        (status = 200, description = "cancelled: the schedule, `status: cancelled`", body = serde_json::Value),
+        (status = 200, description = "cancelled: the schedule, `status: cancelled`", body = ScheduleView),
         crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such schedule", body = crate::http::error::ErrorBody),
         (status = 409, description = "it already ran, was skipped or cancelled", body = crate::http::error::ErrorBody),
@@ -338,7 +403,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Extension(who): Extension<Identity>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let store = &state.serving.store;
     let cancelled = store.finish_schedule(id, "cancelled", &format!("cancelled by {}", who.name), Utc::now()).await?;
     let record =
@@ -348,5 +413,5 @@ pub async fn cancel(
     }
     tracing::info!(schedule = id, flag = %record.flag, by = %who.name, "schedule cancelled");
     audit(&state, &record, &who.name, AuditAction::ScheduleCancelled, "").await?;
-    Ok(Json(record.to_json()))
+    Ok(Json(ScheduleView::from(&record)))
 }

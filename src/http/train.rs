@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
@@ -47,7 +47,7 @@ fn planned(service: String, version: &str, dependencies: Vec<Dependency>) -> Res
     security(("admin" = [])),
     request_body = OrderRequest,
     responses(
-        (status = 200, description = "`{order: [services], stages: [[services]]}`: dependencies first", body = serde_json::Value),
+        (status = 200, description = "the deploy order, dependencies first, and its stages", body = order::Order),
         (status = 400, description = "malformed JSON", body = crate::http::error::ErrorBody),
         crate::http::error::answers::AdminAuth,
         (status = 404, description = "no such release", body = crate::http::error::ErrorBody),
@@ -60,7 +60,7 @@ fn planned(service: String, version: &str, dependencies: Vec<Dependency>) -> Res
 pub async fn order_of(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<OrderRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<order::Order>, ApiError> {
     let mut train = Vec::with_capacity(req.releases.len());
     for entry in req.releases {
         train.push(match entry {
@@ -84,7 +84,7 @@ pub async fn order_of(
             _ => error,
         }
     })?;
-    Ok(Json(json!(decided)))
+    Ok(Json(decided))
 }
 impl super::RequestBody for OrderRequest {
     const INVALID: Code = Code::InvalidRelease;

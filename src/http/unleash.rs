@@ -46,7 +46,7 @@ use crate::flags::snapshot::FlagKind;
 const STANDARD_FIELDS: [&str; 6] = ["userId", "sessionId", "remoteAddress", "appName", "environment", "currentTime"];
 
 /// One toggle of the frontend API's answer.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Toggle<'a> {
     pub name: &'a str,
     pub enabled: bool,
@@ -55,7 +55,7 @@ pub struct Toggle<'a> {
     pub impression_data: bool,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ToggleVariant<'a> {
     pub name: &'a str,
     pub enabled: bool,
@@ -158,9 +158,32 @@ fn body_context(body: &Value) -> Result<Context<'_>, ApiError> {
     Ok(context_of(fields, properties))
 }
 
-#[derive(Serialize)]
-struct Toggles<'a> {
-    toggles: Vec<Toggle<'a>>,
+/// The frontend API's answer: the enabled toggles only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Toggles<'a> {
+    pub toggles: Vec<Toggle<'a>>,
+}
+
+/// Unleash's client features document, version 2 (rendered from [`crate::export::unleash`];
+/// this type describes it for OpenAPI, and `tests/it/openapi.rs` checks real answers against it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClientFeatures {
+    /// 2.
+    pub version: i64,
+    /// Unleash features: `name`, `enabled`, `strategies` (ordered `flexibleRollout`s with
+    /// constraints and variants), `dependencies`, ...
+    pub features: Vec<serde_json::Map<String, Value>>,
+    /// Always empty: segments are inlined into constraints.
+    pub segments: Vec<serde_json::Map<String, Value>>,
+    pub query: serde_json::Map<String, Value>,
+    /// `revisionId`: a number that changes with the flag file.
+    pub meta: serde_json::Map<String, Value>,
+}
+
+/// `GET /sdk-instances`, most recently seen first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SdkInstances {
+    pub instances: Vec<crate::sdks::Instance>,
 }
 
 /// Every enabled toggle for `ctx`, from one snapshot, with an `ETag` of the body (304 when the
@@ -197,7 +220,7 @@ fn answer_all(state: &AppState, ctx: &Context, headers: &HeaderMap) -> Result<Re
     security((), ("client" = []), ("frontend" = [])),
     params(("userId" = Option<String>, Query, description = "and sessionId, remoteAddress, appName, environment, currentTime, properties[name]")),
     responses(
-        (status = 200, description = "`{toggles: [{name, enabled, variant, impressionData}]}`, enabled toggles only", body = serde_json::Value),
+        (status = 200, description = "enabled toggles only", body = Toggles),
         (status = 304, description = "the client's ETag is current"),
         crate::http::error::answers::Unauthenticated,
         crate::http::error::answers::NotLoaded,
@@ -217,7 +240,7 @@ pub async fn frontend_get(State(state): State<AppState>, uri: Uri, headers: Head
     security((), ("client" = []), ("frontend" = [])),
     request_body(content = serde_json::Value, description = "`{\"context\": {userId, sessionId, properties: {...}, ...}}`"),
     responses(
-        (status = 200, description = "`{toggles: [...]}`, enabled toggles only", body = serde_json::Value),
+        (status = 200, description = "enabled toggles only", body = Toggles),
         (status = 304, description = "the client's ETag is current"),
         (status = 400, description = "malformed JSON or context", body = crate::http::error::ErrorBody),
         crate::http::error::answers::Unauthenticated,
@@ -247,7 +270,7 @@ pub async fn frontend_post(
     security((), ("client" = []), ("frontend" = [])),
     params(("name" = String, Path, description = "flag key")),
     responses(
-        (status = 200, description = "the toggle `{name, enabled, variant, impressionData}`", body = serde_json::Value),
+        (status = 200, description = "the toggle", body = Toggle),
         crate::http::error::answers::Unauthenticated,
         (status = 404, description = "no such flag, or off for this context", body = crate::http::error::ErrorBody),
         crate::http::error::answers::NotLoaded,
@@ -294,7 +317,7 @@ pub struct FeaturesCache(arc_swap::ArcSwapOption<Rendered>);
     tag = "unleash",
     security((), ("client" = []), ("admin" = [])),
     responses(
-        (status = 200, description = "Unleash's client features document, version 2", body = serde_json::Value),
+        (status = 200, description = "Unleash's client features document, version 2", body = ClientFeatures),
         (status = 304, description = "the SDK's ETag is current"),
         crate::http::error::answers::Unauthenticated,
         (status = 403, description = "a frontend token: answers only, never definitions", body = crate::http::error::ErrorBody),
@@ -402,12 +425,12 @@ fn reported(state: &AppState, body: &Bytes, kind: &'static str) -> Result<Status
     tag = "unleash",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "`{instances: [{app, instance, sdk, kind, last_seen}]}`", body = serde_json::Value),
+        (status = 200, description = "SDK instances, most recently seen first", body = SdkInstances),
         crate::http::error::answers::AdminAuth,
     )
 )]
-pub async fn sdk_instances(State(state): State<AppState>) -> axum::Json<Value> {
-    axum::Json(serde_json::json!({ "instances": state.sdks.instances() }))
+pub async fn sdk_instances(State(state): State<AppState>) -> axum::Json<SdkInstances> {
+    axum::Json(SdkInstances { instances: state.sdks.instances() })
 }
 
 /// A frontend SDK's evaluation counts: added to `toggled_sdk_evaluations_total` (202).

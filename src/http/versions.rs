@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Code};
 use super::{ApiJson, AppState};
@@ -34,13 +33,16 @@ pub struct NextRequest {
     security(("admin" = [])),
     request_body = NextRequest,
     responses(
-        (status = 200, description = "next version, bump, changes by kind, notes", body = serde_json::Value),
+        (status = 200, description = "next version, bump, changes by kind, notes", body = NextVersion),
         crate::http::error::answers::Malformed,
         crate::http::error::answers::AdminAuth,
         crate::http::error::answers::Invalid,
     )
 )]
-pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn next(
+    State(_state): State<AppState>,
+    ApiJson(req): ApiJson<NextRequest>,
+) -> Result<Json<NextVersion>, ApiError> {
     let pre_major = match req.pre_major.as_deref() {
         None | Some("major") => PreMajor::Major,
         Some("minor") => PreMajor::Minor,
@@ -61,9 +63,17 @@ pub async fn next(State(_state): State<AppState>, ApiJson(req): ApiJson<NextRequ
         .collect();
     let analysis = next_version(&req.current, &commits, pre_major, req.pre_release.as_deref())
         .map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
-    let mut body = json!(analysis);
-    body["notes"] = json!(notes::markdown(&analysis, &format!("Release {}", analysis.next)));
-    Ok(Json(body))
+    let notes = notes::markdown(&analysis, &format!("Release {}", analysis.next));
+    Ok(Json(NextVersion { analysis, notes }))
+}
+
+/// `POST /versions/next`: the analysis of the commits and the release notes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NextVersion {
+    #[serde(flatten)]
+    pub analysis: crate::release::version::Analysis,
+    /// Markdown release notes.
+    pub notes: String,
 }
 
 impl super::RequestBody for NextRequest {

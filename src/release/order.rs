@@ -21,7 +21,7 @@ pub struct Planned {
 }
 
 /// The order to deploy in: `order` flattened, `stages` of independent services (sorted by name).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub order: Vec<String>,
     pub stages: Vec<Vec<String>>,

@@ -168,7 +168,7 @@ pub fn default_gates() -> Vec<(String, GateConfig)> {
     gates
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Gate {
     pub name: String,
     pub description: String,
@@ -181,7 +181,7 @@ pub struct Gate {
     pub passed: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Quality {
     pub service: Option<String>,
     pub window_days: i64,
@@ -332,7 +332,7 @@ pub fn quality(
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StaleFlag {
     pub flag: String,
     pub service: Option<String>,

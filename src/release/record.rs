@@ -113,7 +113,7 @@ pub struct StoredCommit {
     pub date: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     pub role: String,
     pub approver: String,
@@ -126,7 +126,7 @@ pub struct Approval {
     pub by_planner: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestReport {
     pub passed: bool,
     pub by: String,
@@ -134,7 +134,7 @@ pub struct TestReport {
 }
 
 /// A flag rollback that touched a release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackCause {
     pub flag: String,
     pub trigger: String,
@@ -159,7 +159,7 @@ impl ReleaseData {
 
 /// What lists and reports read of a release, kept beside its data so that they never parse
 /// its commits, notes and plan (a release with 140 commits is ~140 KB of data, ~100 B of this).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseBrief {
     #[serde(default)]
     pub flags: Vec<String>,

@@ -33,7 +33,7 @@ impl From<&str> for CommitInput {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Bump {
     None,
@@ -53,7 +53,7 @@ pub enum PreMajor {
 }
 
 /// A commit that counts, as release notes show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     #[serde(rename = "type")]
     pub kind: String,
@@ -67,13 +67,13 @@ pub struct Change {
 }
 
 /// A message that was not counted, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Ignored {
     pub message: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Analysis {
     pub current: String,
     pub next: String,

@@ -122,7 +122,7 @@ words! {
 }
 
 /// One stored audit row: its id and what was written.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(flatten)]
@@ -130,7 +130,7 @@ pub struct AuditEntry {
 }
 
 /// An audit row: who changed what, when and why (the store assigns the id).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NewAudit {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -168,7 +168,7 @@ pub struct StoreIdentity {
 }
 
 /// A release as lists and reports read it: its columns and its brief, never its commits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReleaseSummary {
     pub id: i64,
     pub service: String,

@@ -25,7 +25,7 @@ pub enum ScheduledAction {
 impl ScheduledAction {
     /// As stored: `kind` (`kill`, `enable`, `variant`, `value`, `clear`, `pause`, `resume`) and
     /// the override's value as JSON text.
-    pub(super) fn parts(&self) -> (&'static str, Option<String>) {
+    pub fn parts(&self) -> (&'static str, Option<String>) {
         match self {
             ScheduledAction::Override(kind) => kind.parts(),
             ScheduledAction::Clear => ("clear", None),

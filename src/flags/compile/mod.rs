@@ -48,7 +48,7 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { requests: 100, per: Durati
 pub const DEFAULT_INTERVAL: Duration = Duration::seconds(30);
 
 /// One problem in a flag file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CompileError {
     /// 1-based; 0 when the position is unknown.
     pub line: u64,
