@@ -13,10 +13,11 @@ use serde_json::json;
 use super::error::{ApiError, Code};
 use super::release_views::{ReleaseList, ReleaseView};
 use super::{ApiJson, ApiQuery, AppState};
+use crate::release::notes;
 use crate::release::plan::{self, Dependency, OtherRelease};
+use crate::release::proposal::{self, Proposal, Refusal};
 use crate::release::record::{Approval, ReleaseData, ReleaseStatus, StoredCommit, TestReport};
 use crate::release::version::{CommitInput, split_tag};
-use crate::release::{PreMajor, next_version, notes};
 use crate::releasing;
 use crate::store::{AuditAction, ReleasePage, ReleaseRecord, ReleaseSummary};
 
@@ -45,6 +46,37 @@ pub struct CreateRelease {
     flags: Vec<String>,
     #[serde(default)]
     timeline: plan::Timeline,
+}
+
+/// The answer to a refused plan (conflicts are answered by the handler, which audits them).
+fn refused(service: &str, refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::InvalidRequirement(e) => ApiError::new(Code::InvalidRequirement, e),
+        Refusal::InvalidVersion(e) => ApiError::new(Code::InvalidVersion, e),
+        Refusal::InvalidType { given, known } => {
+            ApiError::new(Code::InvalidType, format!("type {given:?}: expected one of {}", known.join(", ")))
+        }
+        Refusal::TypeMismatch { kind, offending } => {
+            let names: Vec<String> = offending.iter().map(|c| format!("{}: {}", c.kind, c.description)).collect();
+            ApiError::new(
+                Code::TypeMismatch,
+                format!("a {kind} release cannot contain these commits: {}", names.join("; ")),
+            )
+            .with_details(json!({"offending": offending}))
+        }
+        Refusal::VersionNotNewer { version, latest } => ApiError::new(
+            Code::VersionNotNewer,
+            format!("{version} is not newer than {service}'s latest release {latest}"),
+        ),
+        Refusal::NothingToRelease { current } => ApiError::new(
+            Code::NothingToRelease,
+            format!("no commit bumps {service} {current}; give `version` to release anyway"),
+        ),
+        Refusal::Conflicts { found, .. } => {
+            ApiError::new(Code::ReleaseConflicts, format!("{} conflict(s) with this release plan", found.len()))
+                .with_details(json!({"conflicts": found}))
+        }
+    }
 }
 
 fn store_err(e: &crate::store::StoreError) -> ApiError {
@@ -130,9 +162,6 @@ pub async fn create(
     if service.is_empty() {
         return Err(ApiError::new(Code::InvalidRelease, "`service` is required"));
     }
-    for d in &req.dependencies {
-        plan::parse_requirement(&d.requirement).map_err(|e| ApiError::new(Code::InvalidRequirement, e))?;
-    }
     let served = state.serving.load_full();
     let unknown: Vec<&str> =
         req.flags.iter().map(String::as_str).filter(|f| served.snapshot.get(f).is_none()).collect();
@@ -146,12 +175,6 @@ pub async fn create(
         let page = ReleasePage { service: Some(s), ..ReleasePage::default() };
         related.extend(store.release_summaries(page).await.map_err(|e| store_err(&e))?);
     }
-    let others = others_of(&related);
-    let last = others
-        .iter()
-        .filter(|o| o.service == service && !matches!(o.status.as_str(), "failed" | "cancelled"))
-        .max_by(|a, b| a.version.cmp_precedence(&b.version));
-    let current = last.map_or_else(|| "0.0.0".to_owned(), |l| l.version.to_string());
     let commits: Vec<CommitInput> = req
         .commits
         .iter()
@@ -160,72 +183,37 @@ pub async fn create(
             CommitIn::Full { message, sha, .. } => CommitInput { message: message.clone(), sha: sha.clone() },
         })
         .collect();
-    let analysis = next_version(&current, &commits, PreMajor::Major, None)
-        .map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
-    let kind = match req.kind.as_deref() {
-        None => plan::type_for(analysis.bump).to_owned(),
-        Some(k) if state.releases.strategy.types.contains_key(k) => k.to_owned(),
-        Some(k) => {
-            let known: Vec<&str> = state.releases.strategy.types.keys().map(String::as_str).collect();
-            return Err(ApiError::new(Code::InvalidType, format!("type {k:?}: expected one of {}", known.join(", "))));
-        }
+    let proposal = Proposal {
+        service: &service,
+        commits: &commits,
+        kind: req.kind.as_deref(),
+        version: req.version.as_deref(),
+        when: req.scheduled_at.unwrap_or_else(Utc::now),
+        dependencies: &req.dependencies,
     };
-    let offending = plan::offending_commits(&kind, &analysis);
-    if !offending.is_empty() {
-        let names: Vec<String> = offending.iter().map(|c| format!("{}: {}", c.kind, c.description)).collect();
-        return Err(ApiError::new(
-            Code::TypeMismatch,
-            format!("a {kind} release cannot contain these commits: {}", names.join("; ")),
-        )
-        .with_details(json!({"offending": offending})));
-    }
-    let version = match &req.version {
-        Some(v) => {
-            let (_, parsed) = split_tag(v).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
-            if last.is_some_and(|l| parsed.cmp_precedence(&l.version) != std::cmp::Ordering::Greater) {
+    let decided =
+        match proposal::decide(&proposal, &others_of(&related), &state.releases.strategy, &state.releases.windows) {
+            Ok(decided) => decided,
+            Err(Refusal::Conflicts { version, found }) => {
+                releasing::refused(&state.serving, &service, &version.to_string(), &json!(found), &who.name)
+                    .await
+                    .map_err(|e| store_err(&e))?;
                 return Err(ApiError::new(
-                    Code::VersionNotNewer,
-                    format!("{parsed} is not newer than {service}'s latest release {current}"),
-                ));
+                    Code::ReleaseConflicts,
+                    format!("{} conflict(s) with this release plan", found.len()),
+                )
+                .with_details(json!({"conflicts": found})));
             }
-            parsed.to_string()
-        }
-        None if last.is_some() && analysis.next == current => {
-            return Err(ApiError::new(
-                Code::NothingToRelease,
-                format!("no commit bumps {service} {current}; give `version` to release anyway"),
-            ));
-        }
-        None => analysis.next.clone(),
-    };
-    let when = req.scheduled_at.unwrap_or_else(Utc::now);
-    let found = plan::conflicts(&service, when, &req.dependencies, &others, &state.releases.windows);
-    if !found.is_empty() {
-        releasing::refused(&state.serving, &service, &version, &json!(found), &who.name)
-            .await
-            .map_err(|e| store_err(&e))?;
-        return Err(ApiError::new(
-            Code::ReleaseConflicts,
-            format!("{} conflict(s) with this release plan", found.len()),
-        )
-        .with_details(json!({"conflicts": found})));
-    }
-    let new_version =
-        semver::Version::parse(&version).map_err(|e| ApiError::new(Code::InvalidVersion, e.to_string()))?;
+            Err(refusal) => return Err(refused(&service, refusal)),
+        };
+    let (kind, analysis) = (decided.kind, decided.analysis);
+    let version = decided.version.to_string();
     let latest_per_service = store.latest_release_summaries().await.map_err(|e| store_err(&e))?;
-    let dependents: Vec<Dependency> = latest_per_service
-        .iter()
-        .filter(|r| r.service != service)
-        .flat_map(|r| {
-            r.brief
-                .dependencies
-                .iter()
-                .filter(|d| d.service == service)
-                .filter(|d| plan::parse_requirement(&d.requirement).is_ok_and(|req| !req.matches(&new_version)))
-                .map(|d| Dependency { service: r.service.clone(), requirement: d.requirement.clone() })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let dependents = proposal::dependents(
+        &service,
+        &decided.version,
+        latest_per_service.iter().map(|r| (r.service.as_str(), r.brief.dependencies.as_slice())),
+    );
     let now = Utc::now();
     let first_commit_at = req
         .commits

@@ -5,6 +5,7 @@ pub mod files;
 pub mod notes;
 pub mod order;
 pub mod plan;
+pub mod proposal;
 pub mod quality;
 pub mod record;
 pub mod version;
