@@ -135,9 +135,14 @@ mod tests {
                 }
             }
         });
-        while runs.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // Two restarts after backoffs of 0.1 and 0.2 s; a deadline far beyond, so a hang fails.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while runs.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("restarted twice within the deadline");
         let health = board.snapshot()["flaky"].clone();
         assert!(health.running);
         assert_eq!(health.restarts, 2);

@@ -147,7 +147,10 @@ fn alerts_added_by_a_reload_are_monitored() {
     eventually(Duration::from_secs(30), || prometheus.value("toggled_test_success_rate"));
     let dir = Workdir::new("feature_flags:\n  checkout:\n    default_value: false\n");
     let server = Server::start(&dir, &["--prometheus-url", &prometheus.base]);
-    std::thread::sleep(Duration::from_secs(1));
+    // The monitor runs (with nothing to watch) before the file gains its alerts.
+    eventually(Duration::from_secs(15), || {
+        (server.ready()["tasks"]["monitor"]["running"] == json!(true)).then_some(())
+    });
     server.write_flags(GUARDED);
     eventually(Duration::from_secs(15), || {
         let (_, d) = server.admin(Method::GET, "/flags/checkout", None);

@@ -32,10 +32,6 @@ fn wakeups(pid: u32) -> u64 {
         .sum()
 }
 
-fn ready(server: &Server) -> Value {
-    http().get(server.url("/ready")).send().expect("ready").json().expect("JSON")
-}
-
 #[test]
 fn an_idle_server_does_not_reload_itself() {
     let dir = Workdir::new(SEED);
@@ -50,8 +46,10 @@ fn an_idle_server_does_not_reload_itself() {
     std::thread::sleep(Duration::from_secs(3));
     let woken = wakeups(server.pid()) - woken;
     assert_eq!(reload_counters(&server), before, "an idle server's reload counters do not move");
-    assert!(woken < 100, "an idle server's threads woke {woken} times in 3 s");
-    let status = ready(&server);
+    // Wakeups follow the timers, not the machine's speed: a few ticks a second here, where the
+    // debouncer that ticked every 5 ms made ~600 in 3 s. The bound sits well between the two.
+    assert!(woken < 300, "an idle server's threads woke {woken} times in 3 s");
+    let status = server.ready();
     assert_eq!(status["last_reload"]["trigger"], json!("startup"), "{status}");
     // Reading the file, touching it or changing its mode is not a change either.
     std::fs::read_to_string(&server.flags).expect("read");
@@ -62,7 +60,7 @@ fn an_idle_server_does_not_reload_itself() {
     // A real change does, once.
     server.write_flags(&SEED.replace("default_value: false", "default_value: true"));
     eventually(Duration::from_secs(10), || (reload_counters(&server)[0] == 2.0).then_some(()));
-    let status = ready(&server);
+    let status = server.ready();
     assert_eq!(status["last_reload"]["trigger"], json!("watch"), "{status}");
 }
 
@@ -71,7 +69,7 @@ fn a_broken_file_is_reported_once_and_a_fix_is_picked_up() {
     let dir = Workdir::new(SEED);
     let server = Server::start(&dir, &[]);
     server.write_flags("feature_flags:\n  broken:\n    default_value: maybe\n");
-    eventually(Duration::from_secs(10), || (ready(&server)["last_reload"]["ok"] == json!(false)).then_some(()));
+    eventually(Duration::from_secs(10), || (server.ready()["last_reload"]["ok"] == json!(false)).then_some(()));
     std::thread::sleep(Duration::from_secs(2));
     let summaries = server.log_lines("error(s) in");
     assert_eq!(summaries.len(), 1, "one report of one broken content: {summaries:#?}");
@@ -85,7 +83,7 @@ fn a_broken_file_is_reported_once_and_a_fix_is_picked_up() {
     server.write_flags("feature_flags:\n  broken:\n    default_value: perhaps\n");
     eventually(Duration::from_secs(10), || (server.log_lines("error(s) in").len() == 2).then_some(()));
     server.write_flags(SEED);
-    eventually(Duration::from_secs(10), || (ready(&server)["last_reload"]["ok"] == json!(true)).then_some(()));
+    eventually(Duration::from_secs(10), || (server.ready()["last_reload"]["ok"] == json!(true)).then_some(()));
 }
 
 #[test]
@@ -169,7 +167,7 @@ fn the_longest_durations_never_crash_a_route() {
         let (_, body) = server.admin(Method::GET, "/flags/started_gradual", None);
         (body["state"]["stage_percentage"] == json!(6)).then_some(())
     });
-    let tasks = &ready(&server)["tasks"];
+    let tasks = &server.ready()["tasks"];
     for task in ["reload", "store_poll", "flush_evaluated"] {
         assert_eq!(tasks[task]["running"], json!(true), "{tasks}");
         assert_eq!(tasks[task]["restarts"], json!(0), "{tasks}");

@@ -205,6 +205,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /ready`'s body (200 or 503).
+    pub fn ready(&self) -> serde_json::Value {
+        http().get(self.url("/ready")).send().expect("ready").json().expect("JSON")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
