@@ -24,6 +24,7 @@ mod properties;
 mod releases;
 mod reload;
 mod replicas;
+mod routing;
 mod schedules;
 mod schema;
 mod server;

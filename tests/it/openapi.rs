@@ -1,25 +1,28 @@
-//! The OpenAPI document: valid 3.1 (checked by `openapi-spec-validator`), and in step with the
-//! router: every documented operation is routed, and every route is documented.
+//! The OpenAPI document, from the router in-process: valid 3.1 (checked by
+//! `openapi-spec-validator`), every answer described field by field, and real answers as
+//! described. (That every documented operation is routed is in `routing.rs`.)
 
 use std::process::Command;
 
-use reqwest::Method;
+use axum::http::Method;
 use serde_json::Value;
 
-use crate::support::{ADMIN, Server, Workdir, http};
+use crate::routing::App;
+use crate::support::ADMIN;
 
-fn document(server: &Server) -> Value {
-    let r = http().get(server.url("/openapi.json")).send().expect("request");
-    assert_eq!(r.status(), 200);
-    r.json().expect("JSON")
+/// The document, from the router in-process.
+fn document(app: &App) -> Value {
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    doc
 }
 
 #[test]
 fn the_document_is_valid_openapi_3_1() {
-    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
-    let server = Server::start(&dir, &[]);
-    let doc = document(&server);
+    let app = App::new();
+    let doc = document(&app);
     assert_eq!(doc["openapi"], Value::from("3.1.0"));
+    let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, doc.to_string()).expect("write");
     let python = std::env::var("TOGGLED_OFREP_PYTHON")
@@ -45,55 +48,11 @@ fn the_document_is_valid_openapi_3_1() {
     assert_eq!(doc["paths"]["/flags/{key}"]["put"]["security"][0]["admin"], Value::Array(vec![]));
 }
 
-#[test]
-fn every_documented_operation_is_routed_and_every_route_documented() {
-    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
-    let server = Server::start(&dir, &[]);
-    let doc = document(&server);
-    let paths = doc["paths"].as_object().expect("paths");
-    let mut operations = 0;
-    for (path, item) in paths {
-        let concrete = path.replace("{key}", "new_payment_flow").replace("{id}", "1").replace("{asset}", "app.js");
-        for method in item.as_object().expect("methods").keys() {
-            operations += 1;
-            if path == "/events" {
-                continue; // a stream that stays open: routed, as the SSE tests show
-            }
-            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
-            let r = http().request(m, server.url(&concrete)).bearer_auth(ADMIN).body("{}").send().expect("request");
-            let status = r.status().as_u16();
-            let body: Value = r.json().unwrap_or(Value::Null);
-            assert!(
-                status != 405 && body["error"]["code"] != "not_found",
-                "{method} {path} is documented but not routed: {status} {body}"
-            );
-        }
-    }
-    assert!(operations >= 28, "{operations} operations");
-    // The other direction: every route is registered through `routes!`, which documents it;
-    // the only plain routes are the OFREP trailing-slash aliases.
-    let source = include_str!("../../src/http/mod.rs");
-    let plain: Vec<&str> = source.lines().filter(|l| l.trim_start().starts_with(".route(\"")).collect();
-    assert_eq!(plain.len(), 2, "{plain:#?}");
-    assert!(plain.iter().all(|l| l.contains("/ofrep/v1/evaluate/flags")), "{plain:#?}");
-    for handler in source.lines().filter_map(|l| l.trim_start().strip_prefix(".routes(routes!(")) {
-        for name in handler.trim_end_matches(';').trim_end_matches("))").split(", ") {
-            let (module, function) = name.split_once("::").expect("module::handler");
-            let file = std::fs::read_to_string(format!("{}/src/http/{module}.rs", env!("CARGO_MANIFEST_DIR")))
-                .expect("handler module");
-            let at = file.find(&format!("pub async fn {function}(")).unwrap_or_else(|| panic!("the handler {name}"));
-            assert!(file[..at].rfind("#[utoipa::path(").is_some(), "{name} has a path description");
-        }
-    }
-}
-
 /// Every successful JSON answer is described with its fields: no operation answers an object
 /// without properties (or an untyped value).
 #[test]
 fn every_successful_answer_describes_its_fields() {
-    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
-    let server = Server::start(&dir, &[]);
-    let doc = document(&server);
+    let doc = document(&App::new());
     let schemas = &doc["components"]["schemas"];
     let resolve = |schema: &Value| -> Value {
         match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
@@ -151,9 +110,8 @@ fn described(doc: &Value, schema: &Value) -> (std::collections::BTreeSet<String>
 /// path: `/evaluate/all`, OFREP, Unleash's documents).
 #[test]
 fn real_answers_match_their_described_fields() {
-    let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
-    let server = Server::start(&dir, &[]);
-    let doc = document(&server);
+    let app = App::new();
+    let doc = document(&app);
     let context = serde_json::json!({"context": {"targetingKey": "user-7", "email": "dev@example.com"}});
     let cases: [(&str, &str, &str, Option<Value>); 12] = [
         ("get", "/health", "/health", None),
@@ -171,13 +129,9 @@ fn real_answers_match_their_described_fields() {
     ];
     for (method, url, path, body) in cases {
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
-        let mut request = http().request(m, server.url(url)).bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let r = request.send().expect("request");
-        assert_eq!(r.status(), 200, "{method} {url}");
-        let answer: Value = r.json().expect("JSON");
+        let body = body.map(|b| b.to_string());
+        let (status, answer) = app.call(m, url, Some(ADMIN), body.as_deref());
+        assert_eq!(status, 200, "{method} {url}: {answer}");
         let schema = &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"];
         let (all, required) = described(&doc, schema);
         let got: std::collections::BTreeSet<String> = answer.as_object().expect("an object").keys().cloned().collect();
