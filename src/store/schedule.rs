@@ -94,23 +94,6 @@ pub struct ScheduleRecord {
     pub ran_at: Option<DateTime<Utc>>,
 }
 
-impl ScheduleRecord {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "flag": self.flag,
-            "at": self.at,
-            "action": self.action.to_json(),
-            "reason": self.reason,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "status": self.status,
-            "result": self.result,
-            "ran_at": self.ran_at,
-        })
-    }
-}
-
 pub(super) const SCHEDULE_COLUMNS: &str =
     "id, flag, at, kind, value, reason, created_by, created_at, status, result, ran_at";
 

@@ -464,6 +464,12 @@ fn docs_curl_examples_work() {
     std::fs::create_dir_all(dir.path().join("flags")).expect("flags dir");
     std::fs::write(dir.path().join("flags/feature-flags.yaml"), SEED).expect("the example file");
     let server = Server::start_with_env(&dir, &env);
+    let sh = |page: &str, command: &str| {
+        let out =
+            std::process::Command::new("sh").args(["-c", command]).current_dir(dir.path()).output().expect("sh runs");
+        assert!(out.status.success(), "{page}: {command}\n{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
     let mut ran = 0;
     for (page, doc) in &docs {
         let lines: Vec<&str> = doc.lines().collect();
@@ -471,23 +477,12 @@ fn docs_curl_examples_work() {
             if line.starts_with("serve") {
                 continue;
             }
-            let command = format!("{} {line}", env!("CARGO_BIN_EXE_toggled"));
-            let out = std::process::Command::new("sh")
-                .args(["-c", &command])
-                .current_dir(dir.path())
-                .output()
-                .expect("sh runs");
-            assert!(out.status.success(), "{page}: {command}\n{}", String::from_utf8_lossy(&out.stderr));
+            sh(page, &format!("{} {line}", env!("CARGO_BIN_EXE_toggled")));
             ran += 1;
         }
         for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("curl ")) {
             let command = line.replace("http://127.0.0.1:8080", &server.base);
-            let out = std::process::Command::new("sh")
-                .args(["-c", &command])
-                .current_dir(dir.path())
-                .output()
-                .expect("sh runs");
-            assert!(out.status.success(), "{page}: {command}\n{}", String::from_utf8_lossy(&out.stderr));
+            let out = sh(page, &command);
             ran += 1;
             let stdout = String::from_utf8_lossy(&out.stdout);
             if command.contains("/releases/1/notes") {
