@@ -511,11 +511,7 @@ async fn lint(file: &Path, database: &str, service: Option<&str>) -> anyhow::Res
         .await
         .with_context(|| format!("cannot open the store {}", crate::config::redacted(database)))?;
     let releases = store.release_summaries(crate::store::ReleasePage::default()).await?;
-    let deployed: Vec<(String, semver::Version)> = releases
-        .iter()
-        .filter(|r| r.deployed_at.is_some() && r.status != crate::release::record::ReleaseStatus::Failed)
-        .filter_map(|r| Some((r.service.clone(), crate::release::version::split_tag(&r.version).ok()?.1)))
-        .collect();
+    let deployed = crate::reports::deployed_versions(&releases);
     let state = store.load().await?;
     let last = store.last_evaluated().await?;
     let stale =

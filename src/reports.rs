@@ -64,17 +64,23 @@ fn facts_of(r: &ReleaseSummary) -> Option<ReleaseFacts> {
     })
 }
 
+/// The versions each service deployed (and did not fail): what stale-flag checks compare a
+/// flag's `deprecated_in` against.
+pub fn deployed_versions(releases: &[ReleaseSummary]) -> Vec<(String, semver::Version)> {
+    releases
+        .iter()
+        .filter(|r| r.deployed_at.is_some() && r.status != ReleaseStatus::Failed)
+        .filter_map(|r| Some((r.service.clone(), split_tag(&r.version).ok()?.1)))
+        .collect()
+}
+
 /// Stale flags: deprecated ones whose service has moved on, and ones nobody evaluates.
 pub async fn stale(
     serving: &Serving,
     settings: &ReleaseSettings,
     releases: &[ReleaseSummary],
 ) -> Result<Vec<quality::StaleFlag>, StoreError> {
-    let deployed: Vec<(String, semver::Version)> = releases
-        .iter()
-        .filter(|r| r.deployed_at.is_some() && r.status != ReleaseStatus::Failed)
-        .filter_map(|r| Some((r.service.clone(), split_tag(&r.version).ok()?.1)))
-        .collect();
+    let deployed = deployed_versions(releases);
     let mut last = serving.store.last_evaluated().await?;
     let served = serving.load_full();
     for (flag, rt) in served.snapshot.flags.iter().zip(&served.flags) {
