@@ -274,19 +274,31 @@ where
         Ok(query.fetch_all(&self.pool).await?.len())
     }
 
-    /// Upserts `(key, at)` rows in batches: `sql` is the statement up to `VALUES `, `tail` the
-    /// conflict clause after the rows.
+    /// Upserts `(key, at)` rows: `sql` is the statement up to `VALUES `, `tail` the conflict
+    /// clause after the rows. Nothing to write costs no round trip; one batch is one statement;
+    /// more are one transaction. (These rows take no change lock: they never conflict with a
+    /// change, and each upsert keeps the right value whatever order they run in.)
     async fn upsert_pairs(&self, sql: &str, tail: &str, rows: &[(&str, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.dialect.begin_write(&self.pool).await?;
-        for chunk in rows.chunks(BATCH) {
-            let statement = format!("{sql}{} {tail}", pairs(chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        let statement = |chunk: &[(&str, i64)]| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{sql}{} {tail}", pairs(chunk.len()))));
             for (key, at) in chunk {
                 query = query.bind(*key).bind(*at);
             }
-            query.execute(&mut *tx).await?;
+            query
+        };
+        match rows.len() {
+            0 => {}
+            n if n <= BATCH => {
+                statement(rows).execute(&self.pool).await?;
+            }
+            _ => {
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks(BATCH) {
+                    statement(chunk).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -85,7 +85,7 @@ fn an_outage_fails_no_evaluation_and_acknowledges_no_write() {
     assert_eq!((status, &body["error"]["code"]), (503, &json!("store_unavailable")), "{body}");
     // Both replicas notice and say so on /ready (still 200: they serve from memory) and /metrics.
     for s in [&a, &b] {
-        eventually(Duration::from_secs(10), || {
+        eventually(Duration::from_secs(30), || {
             let r: Value = http().get(s.url("/ready")).send().ok()?.json().ok()?;
             (r["store"]["up"] == json!(false)).then_some(())
         });
@@ -99,8 +99,8 @@ fn an_outage_fails_no_evaluation_and_acknowledges_no_write() {
         let (status, _) = a.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false})));
         (status == 200).then_some(())
     });
-    eventually(Duration::from_secs(10), || (reason(&b, &user) == json!("DISABLED")).then_some(()));
-    eventually(Duration::from_secs(10), || (b.metric("toggled_store_up") == 1.0).then_some(()));
+    eventually(Duration::from_secs(30), || (reason(&b, &user) == json!("DISABLED")).then_some(()));
+    eventually(Duration::from_secs(30), || (b.metric("toggled_store_up") == 1.0).then_some(()));
     stop.store(true, Ordering::Relaxed);
     for t in load {
         t.join().expect("load thread");
@@ -166,7 +166,9 @@ fn replicas_take_turns_delivering_notifications() {
             server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": false, "reason": reason})));
         assert_eq!(status, 200);
     }
-    eventually(Duration::from_secs(10), || (types(&sink).len() >= 2).then_some(()));
+    // Deadlines far beyond the 3 s lease: on a loaded 2-core machine a replica's passes slow
+    // down (CI once took over 10 s here); what is asserted is once-only delivery, not speed.
+    eventually(Duration::from_secs(30), || (types(&sink).len() >= 2).then_some(()));
     std::thread::sleep(Duration::from_millis(1500));
     let got = types(&sink);
     assert_eq!(got.len(), 2, "each event once, not once per replica: {got:?}");
@@ -175,7 +177,7 @@ fn replicas_take_turns_delivering_notifications() {
     a.kill9();
     let (status, _) = b.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "three"})));
     assert_eq!(status, 200);
-    let got = eventually(Duration::from_secs(10), || {
+    let got = eventually(Duration::from_secs(30), || {
         let got = types(&sink);
         (got.len() >= 3).then_some(got)
     });
@@ -215,9 +217,9 @@ fn a_rollback_marks_its_release_once_across_replicas() {
             })
             .sum()
     };
-    eventually(Duration::from_secs(10), || (recommended(&a) == 10).then_some(()));
+    eventually(Duration::from_secs(30), || (recommended(&a) == 10).then_some(()));
     // Replica b has heard of the rollback (it serves it) ...
-    eventually(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(30), || {
         let (_, f) = b.admin(Method::GET, "/flags/enhanced_search", None);
         (f["state"]["override"]["kind"] == json!("rolled_back")).then_some(())
     });
@@ -254,7 +256,7 @@ fn a_terminated_connection_is_never_reused() {
     assert_eq!(status, 200, "the first write after the termination commits: {body}");
     let (_, audit) = a.admin(Method::GET, "/audit?flag=new_payment_flow", None);
     assert_eq!(audit["entries"][0]["reason"], json!("after"));
-    eventually(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(30), || {
         let r: Value = http().get(a.url("/ready")).send().ok()?.json().ok()?;
         (r["store"]["up"] == json!(true)).then_some(())
     });
