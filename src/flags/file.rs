@@ -30,8 +30,31 @@ impl<T> Spanned<T> {
     }
 }
 
+thread_local! {
+    /// Set while a JSON flag file is read by serde_json ([`without_spans`]): values come without
+    /// locations (a file with a problem is read again by the YAML parser, which has them).
+    static WITHOUT_SPANS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `read` with [`Spanned`] values deserialised without locations (by a deserialiser other
+/// than the YAML parser's).
+pub fn without_spans<R>(read: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WITHOUT_SPANS.with(|w| w.set(self.0));
+        }
+    }
+    let _reset = Reset(WITHOUT_SPANS.with(|w| w.replace(true)));
+    read()
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if WITHOUT_SPANS.with(std::cell::Cell::get) {
+            let value = T::deserialize(deserializer)?;
+            return Ok(Self { value, referenced: Location::UNKNOWN, defined: Location::UNKNOWN });
+        }
         let s = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
         Ok(Self { value: s.value, referenced: s.referenced, defined: s.defined })
     }
@@ -102,8 +125,14 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedMap<V> {
                 f.write_str("a mapping")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyedMap<V>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut entries: Vec<(Spanned<String>, V)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                // The YAML parser refuses a repeated key itself; another deserialiser may not.
+                let check = WITHOUT_SPANS.with(std::cell::Cell::get);
+                let mut seen = std::collections::HashSet::new();
                 while let Some(entry) = map.next_entry::<Spanned<String>, V>()? {
+                    if check && !seen.insert(entry.0.value.clone()) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {:?}", entry.0.value)));
+                    }
                     entries.push(entry);
                 }
                 Ok(KeyedMap(entries))

@@ -14,6 +14,7 @@ mod fuzz;
 mod hardening;
 mod hot_path;
 mod import;
+mod json_files;
 mod layers;
 mod monitor;
 mod ofrep;

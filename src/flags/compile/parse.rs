@@ -4,6 +4,16 @@
 use super::*;
 
 /// Reads the YAML into the lax mirror. Stops at the first shape error.
+/// Reads a flag file written as a JSON object with serde_json, without locations; `None` when it
+/// is not one (or is over the size limit, or repeats a key): the YAML parser reads it then.
+pub fn parse_json(text: &str) -> Option<FlagFile> {
+    let start = text.trim_start_matches('\u{feff}').trim_start();
+    if !start.starts_with('{') || text.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    crate::flags::file::without_spans(|| serde_json::from_str::<FlagFile>(start).ok())
+}
+
 pub fn parse(text: &str) -> Result<FlagFile, CompileErrors> {
     let single = |line, column, message: String| {
         CompileErrors(vec![CompileError { line, column, path: String::new(), message }])
