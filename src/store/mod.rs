@@ -6,6 +6,7 @@
 //! sees the change, and an acknowledged change survives a crash.
 
 pub mod change;
+mod dialect;
 mod health;
 mod postgres;
 mod rows;

@@ -12,7 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres, Transaction};
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, migrate, migrator};
+use super::dialect::{Dialect, migrate, migrator};
+use super::sql::SqlStore;
 
 /// Ordered schema migrations (`migrations/postgres/`, one file each).
 const MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -1,17 +1,18 @@
 //! The one SQL store: every [`Store`] method written once, for any sqlx database, in SQL both
 //! SQLite and PostgreSQL run (`$N` parameters, `CAST`, `ON CONFLICT`, `RETURNING`, `CASE` for
 //! the larger of two values). What really differs is the small [`Dialect`] trait, implemented in
-//! `sqlite.rs` (the write lock is `BEGIN IMMEDIATE`; the database file must still be the one
-//! opened) and `postgres.rs` (an advisory lock; `NOTIFY` on every change; `LISTEN`).
+//! `dialect.rs` and implemented in `sqlite.rs` (the write lock is `BEGIN IMMEDIATE`; the database
+//! file must still be the one opened) and `postgres.rs` (an advisory lock; `NOTIFY` on every
+//! change; `LISTEN`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Row, SqlSafeStr as _, Transaction, Type};
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 
 use super::change::{Change, Refusal, Write, decide};
+use super::dialect::{Binds, Dialect};
 use super::rows::{
     AUDIT_COLUMNS, Decodes, RELEASE_COLUMNS, SUMMARY_COLUMNS, audit_of, data_text, override_of, pause_of, release_of,
     summary_of, summary_text,
@@ -21,38 +22,6 @@ use super::{
     AuditEntry, NewAudit, PersistedState, ReleasePage, ReleaseRecord, ReleaseSummary, Store, StoreError, StoreIdentity,
     millis_to_time, release_subject,
 };
-
-/// A value both backends bind as a parameter.
-pub trait Binds<DB: Database>: for<'q> Encode<'q, DB> + Type<DB> + Send {}
-
-impl<DB: Database, T: for<'q> Encode<'q, DB> + Type<DB> + Send> Binds<DB> for T {}
-
-/// What one database does differently from the other; everything else is [`SqlStore`]'s.
-#[async_trait]
-pub trait Dialect: std::fmt::Debug + Send + Sync + 'static {
-    type Db: Database;
-
-    /// Fails when the database can no longer be used safely (SQLite: its file was deleted or
-    /// replaced under the server). Checked before every write and every poll.
-    fn check(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// A transaction that holds the write lock before it reads, so what a change read is what
-    /// it replaces, even with another process (or replica) writing.
-    async fn begin_write(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>, StoreError>;
-    /// A transaction that reads several tables as of one moment.
-    async fn begin_read(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>, StoreError>;
-    /// Tells other replicas the change counter is now `version` (inside the transaction that
-    /// bumped it, so it is delivered on commit). Nothing to do for a single file.
-    async fn announce(&self, tx: &mut Transaction<'static, Self::Db>, version: i64) -> Result<(), StoreError>;
-    /// The statements that write and commit without changing anything (see [`Store::probe_write`]).
-    fn probe_sql(&self) -> &'static [&'static str];
-    /// See [`Store::listen`]; backends without notifications never return.
-    async fn listen(&self, pool: &Pool<Self::Db>, wake: &tokio::sync::Notify) -> Result<(), StoreError> {
-        let _ = (pool, wake);
-        std::future::pending().await
-    }
-}
 
 /// The store over one pool of `D`'s database.
 #[derive(Debug, Clone)]
@@ -73,43 +42,6 @@ const SUMMARY_UPSERT: &str = "INSERT INTO release_summaries (id, service, versio
 
 const OVERRIDE_COLUMNS: &str = "flag, kind, value, reason, actor, created_at";
 const PAUSE_COLUMNS: &str = "flag, paused_total_ms, paused_since, paused_by";
-
-/// The migrations of one dialect as sqlx's migrator runs them: `(version, description, sql)`
-/// from the files under `migrations/<dialect>/`, embedded at build time.
-pub(super) fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
-    Migrator::with_migrations(
-        files
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
-            })
-            .collect(),
-    )
-}
-
-/// Runs the migrations not yet applied. A store created before migrations were sqlx's records
-/// them in its own table (`schema_migrations`): those are marked applied, not run again.
-pub(super) async fn migrate<DB: Database>(pool: &Pool<DB>, migrator: &Migrator) -> Result<(), StoreError>
-where
-    DB::Connection: Migrate,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-    i64: Decodes<DB>,
-{
-    let migration_error = |e: sqlx::migrate::MigrateError| StoreError::Migration(e.to_string());
-    // No such table on a store created since: nothing to carry over.
-    let old = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS version FROM schema_migrations")
-        .fetch_one(pool)
-        .await
-        .ok()
-        .and_then(|row| row.try_get::<i64, _>("version").ok())
-        .unwrap_or(0);
-    if old > 0 {
-        migrator.skip(pool, Some(old)).await.map_err(migration_error)?;
-    }
-    migrator.run(pool).await.map_err(migration_error)
-}
 
 /// `$first, $first+1, ...` pairs for `rows` rows of two columns: `($1, $2), ($3, $4), ...`.
 fn pairs(rows: usize) -> String {

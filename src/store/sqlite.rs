@@ -11,7 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite, Transaction};
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, migrate, migrator};
+use super::dialect::{Dialect, migrate, migrator};
+use super::sql::SqlStore;
 
 /// Ordered schema migrations (`migrations/sqlite/`, one file each).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
