@@ -175,8 +175,14 @@ fn replicas_take_turns_delivering_notifications() {
     assert!(got.iter().all(|(_, t)| t == "flag.override_set"), "{got:?}");
     // Whichever replica delivered, stopping a leaves b to deliver (at once, or within the lease).
     a.kill9();
-    let (status, _) = b.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "three"})));
-    assert_eq!(status, 200);
+    // A store stalled by a loaded machine answers 503, or the request deadline 408 (a CI run saw
+    // PostgreSQL take 9 s for a one-row SELECT here): the client retries, as a client would. A
+    // retry after a write that did commit clears nothing and writes no audit row.
+    eventually(Duration::from_secs(60), || {
+        let (status, _) = b.admin(Method::DELETE, "/flags/new_payment_flow/override", Some(json!({"reason": "three"})));
+        assert!(matches!(status, 200 | 408 | 503), "{status}");
+        (status == 200).then_some(())
+    });
     let got = eventually(Duration::from_secs(30), || {
         let got = types(&sink);
         (got.len() >= 3).then_some(got)
