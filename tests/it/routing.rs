@@ -87,7 +87,7 @@ fn routes_answer_and_errors_are_json_with_their_code() {
         Some(r#"{"flag":"enhanced_search","context":{"targetingKey":"607"}}"#),
     );
     assert_eq!((status, &body["variant"], &body["reason"]), (200, &json!("control"), &json!("SPLIT")), "{body}");
-    let cases: [Case<'_>; 8] = [
+    let cases: [Case<'_>; 10] = [
         (Method::GET, "/no-such-route", None, None, 404, "not_found"),
         (Method::DELETE, "/evaluate", None, None, 405, "method_not_allowed"),
         (Method::POST, "/evaluate", None, Some("{not json"), 400, "invalid_json"),
@@ -103,6 +103,9 @@ fn routes_answer_and_errors_are_json_with_their_code() {
             "invalid_override",
         ),
         (Method::GET, "/releases/999", Some(ADMIN), None, 404, "release_not_found"),
+        // A release status is a word of a closed set: another word, or not a word, is refused.
+        (Method::POST, "/releases/1/status", Some(ADMIN), Some(r#"{"status":"shipped"}"#), 422, "invalid_status"),
+        (Method::POST, "/releases/1/status", Some(ADMIN), Some(r#"{"status":5}"#), 422, "invalid_status"),
     ];
     for (method, uri, token, body, want_status, want_code) in cases {
         let (status, answer) = app.call(method.clone(), uri, token, body);
