@@ -3,12 +3,10 @@
 //! the requester cannot approve their own; the kill switch and pauses go through at once,
 //! audited as emergencies; requests can be rejected and expire; every step is audited.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, eventually, http};
+use crate::support::{PATIENCE, Server, Workdir, eventually, http};
 
 const FLAGS: &str = r##"feature_flags:
   banner:
@@ -141,7 +139,7 @@ fn a_flag_may_ask_for_approval_alone_and_requests_expire() {
     let (status, scheduled) =
         call(&server, ALICE, Method::POST, "/flags/guarded/schedule", Some(json!({"at": at, "clear": true})));
     assert_eq!((status, &scheduled["change_request"]["status"]), (202, &json!("requested")), "{scheduled}");
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         let (_, list) = call(&server, BOB, Method::GET, "/schedules?flag=guarded", None);
         let s = list["schedules"].as_array().cloned().unwrap_or_default();
         s.iter().all(|r| r["status"] == json!("expired")).then_some(())

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, WebhookSink, Workdir};
+use crate::support::{PATIENCE, Server, WebhookSink, Workdir, eventually};
 
 const FLAGS: &str = "feature_flags:\n  new_checkout:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 100}\n";
 
@@ -151,7 +151,7 @@ fn a_rolled_back_flag_marks_the_release_that_ships_it() {
     let minor = deploy(&server, "search", "minor", "feat: smarter", &["smart_search"]);
     let (status, body) = post(&server, "/alerts", firing_rollback("new_checkout"));
     assert_eq!(status, 200, "{body}");
-    let shop = crate::support::eventually(std::time::Duration::from_secs(5), || {
+    let shop = eventually(PATIENCE, || {
         let (_, r) = server.admin(Method::GET, &format!("/releases/{patch}"), None);
         (r["status"] == "rolled_back").then_some(r)
     });
@@ -172,7 +172,7 @@ fn a_rolled_back_flag_marks_the_release_that_ships_it() {
     let server = Server::start(&dir, &[]);
     let minor = deploy(&server, "search", "minor", "feat: smarter", &["smart_search"]);
     post(&server, "/alerts", firing_rollback("smart_search"));
-    let r = crate::support::eventually(std::time::Duration::from_secs(5), || {
+    let r = eventually(PATIENCE, || {
         let (_, r) = server.admin(Method::GET, &format!("/releases/{minor}"), None);
         r["rollback_recommended"].is_object().then_some(r)
     });
@@ -225,7 +225,7 @@ fn every_release_and_flag_change_is_notified_signed_and_retried() {
         "flag.rolled_back",
         "release.status_changed",
     ];
-    let got = crate::support::eventually(std::time::Duration::from_secs(15), || {
+    let got = eventually(PATIENCE, || {
         let got = deliveries(&sink);
         (got.len() >= wanted.len() + 2).then_some(got)
     });
@@ -259,10 +259,10 @@ fn undelivered_events_survive_a_crash_and_scheduled_releases_are_reminded() {
     let (status, _) =
         server.admin(Method::PUT, "/flags/new_checkout", Some(json!({"enabled": false, "reason": "incident 9"})));
     assert_eq!(status, 200);
-    crate::support::eventually(std::time::Duration::from_secs(5), || (!deliveries(&sink).is_empty()).then_some(()));
+    eventually(PATIENCE, || (!deliveries(&sink).is_empty()).then_some(()));
     server.kill9();
     server.restart();
-    let got = crate::support::eventually(std::time::Duration::from_secs(10), || {
+    let got = eventually(PATIENCE, || {
         let got = deliveries(&sink);
         (got.len() >= 2).then_some(got)
     });
@@ -275,7 +275,7 @@ fn undelivered_events_survive_a_crash_and_scheduled_releases_are_reminded() {
                       "timeline": {"code_freeze": at, "go_live": at}});
     let (status, r) = post(&server, "/releases", plan);
     assert_eq!(status, 201, "{r}");
-    let got = crate::support::eventually(std::time::Duration::from_secs(10), || {
+    let got = eventually(PATIENCE, || {
         let got = deliveries(&sink);
         got.iter().any(|(_, e)| e["type"] == "release.reminder").then_some(got)
     });
@@ -340,7 +340,7 @@ fn the_quality_report_has_the_four_keys_and_the_success_metrics() {
         "release_coordination"
     ]));
     // The gauges follow within a refresh (every 100 ms here).
-    crate::support::eventually(std::time::Duration::from_secs(5), || {
+    eventually(PATIENCE, || {
         (server.metric("toggled_release_quality{metric=\"release_coordination\"}") == 2.0).then_some(())
     });
     assert_eq!(server.metric("toggled_release_quality{metric=\"feature_flag_coverage\"}"), 50.0);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, eventually, http, rss_kib};
+use crate::support::{PATIENCE, Server, Workdir, eventually, http, rss_kib};
 
 const SEED: &str = include_str!("../../flags/feature-flags.yaml");
 
@@ -89,7 +89,7 @@ fn after_a_full_disk_the_first_write_once_space_returns_succeeds() {
         assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
         assert_eq!(kill(&server, "again"), 200);
     }
-    eventually(Duration::from_secs(10), || (store(&server)["up"] == json!(true)).then_some(()));
+    eventually(PATIENCE, || (store(&server)["up"] == json!(true)).then_some(()));
     assert_eq!(server.metric("toggled_store_up"), 1.0);
     let evaluation = server.evaluate("new_payment_flow", &json!({"targetingKey": "u1"}));
     assert_eq!(
@@ -112,7 +112,7 @@ fn a_database_file_deleted_under_the_server_is_reported_and_never_written_unseen
     let (status, body) =
         server.admin(Method::PUT, "/flags/new_payment_flow", Some(json!({"enabled": true, "reason": "after"})));
     assert_eq!(status, 503, "{body}");
-    let down = eventually(Duration::from_secs(10), || {
+    let down = eventually(PATIENCE, || {
         let s = store(&server);
         (s["up"] == json!(false)).then_some(s)
     });
@@ -282,7 +282,7 @@ fn secrets_stay_out_of_help_logs_and_answers_and_log_lines_cannot_be_forged() {
         "labels": {"flag": "new_payment_flow", "action": "rollback"},
         "annotations": {"summary": "error rate\nERROR forged line"}}]});
     assert_eq!(server.admin(Method::POST, "/alerts", Some(alert)).0, 200);
-    eventually(Duration::from_secs(20), || (!server.log_lines("notification not delivered").is_empty()).then_some(()));
+    eventually(PATIENCE, || (!server.log_lines("notification not delivered").is_empty()).then_some(()));
     let logs = server.logs.lock().expect("logs").clone();
     assert!(logs.iter().any(|l| l.contains("rolled back")), "{logs:?}");
     for line in &logs {
@@ -329,7 +329,7 @@ fn a_slow_notify_url_delays_no_other_url() {
     let urls = format!("{slow_url},{}", sink.url);
     let server = Server::start(&dir, &["--notify-url", &urls]);
     assert_eq!(kill(&server, "drill"), 200);
-    eventually(Duration::from_secs(60), || {
+    eventually(PATIENCE, || {
         (server.metric(r#"toggled_notifications_total{outcome="delivered"}"#) >= 2.0).then_some(())
     });
     assert_eq!(server.metric(r#"toggled_notifications_total{outcome="failed"}"#), 0.0, "no URL waited for another");
@@ -353,7 +353,7 @@ fn a_write_lock_held_elsewhere_fails_writes_until_it_is_released() {
     assert_eq!(store(&server)["up"], json!(false));
     runtime.block_on(sqlx::query("ROLLBACK").execute(&mut other)).expect("released");
     assert_eq!(server.admin(Method::DELETE, "/flags/new_payment_flow/override", None).0, 200);
-    eventually(Duration::from_secs(10), || (store(&server)["up"] == json!(true)).then_some(()));
+    eventually(PATIENCE, || (store(&server)["up"] == json!(true)).then_some(()));
 }
 
 /// One client token cannot take every `/events` slot: it holds at most a quarter of the ones
@@ -378,5 +378,5 @@ fn one_client_token_holds_a_bounded_share_of_event_streams() {
     let admin = open(crate::support::ADMIN);
     assert_eq!(admin.status(), 200);
     drop(first);
-    eventually(Duration::from_secs(10), || (open("web-secret-12").status() == 200).then_some(()));
+    eventually(PATIENCE, || (open("web-secret-12").status() == 200).then_some(()));
 }

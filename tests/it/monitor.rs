@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, CLIENT, MetricSource, Prometheus, Server, WebhookSink, Workdir, eventually, http};
+use crate::support::{
+    ADMIN, CLIENT, MetricSource, PATIENCE, Prometheus, Server, WebhookSink, Workdir, eventually, http,
+};
 
 const GUARDED: &str = r#"
 feature_flags:
@@ -60,7 +62,7 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     source.set("toggled_test_success_rate", 0.99);
     source.set("toggled_test_latency_seconds", 0.1);
     let prometheus = Prometheus::start(&source.addr);
-    eventually(Duration::from_secs(30), || prometheus.value("toggled_test_success_rate"));
+    eventually(PATIENCE, || prometheus.value("toggled_test_success_rate"));
     let dir = Workdir::new(GUARDED);
     let server = Server::start(&dir, &["--prometheus-url", &prometheus.base]);
     let inside = crate::support::keys_where("checkout", 1, |b| b <= 90).remove(0);
@@ -68,7 +70,7 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     assert_eq!(server.evaluate("checkout", &user)["reason"], json!("TARGETING_MATCH"));
 
     // Healthy: the monitor samples and says clear; nothing happens.
-    eventually(Duration::from_secs(15), || {
+    eventually(PATIENCE, || {
         let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
         (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
     });
@@ -79,9 +81,7 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     // Break it: rolled back within a scrape plus `for` monitor intervals.
     let breach = Instant::now();
     source.set("toggled_test_success_rate", 0.5);
-    eventually(Duration::from_secs(20), || {
-        (server.evaluate("checkout", &user)["reason"] == json!("ROLLED_BACK")).then_some(())
-    });
+    eventually(PATIENCE, || (server.evaluate("checkout", &user)["reason"] == json!("ROLLED_BACK")).then_some(()));
     let took = breach.elapsed();
     eprintln!("breach -> rollback: {took:?} (scrape 1s, monitor interval 1s, for: 2)");
     let answer = server.evaluate("checkout", &user);
@@ -95,7 +95,7 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
     let (_, detail) = server.admin(Method::GET, "/flags/checkout", None);
     assert_eq!(detail["state"]["effective"], json!("rolled_back"));
     // The release that ships it is rolled back with it.
-    let shipped = eventually(Duration::from_secs(5), || {
+    let shipped = eventually(PATIENCE, || {
         let (_, r) = server.admin(Method::GET, &format!("/releases/{release}"), None);
         (r["status"] == "rolled_back").then_some(r)
     });
@@ -106,7 +106,7 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
 
     // Still breaching: no second rollback (idempotent); the empty metric never acted.
     let seen = detail["state"]["alerts"][0]["at"].clone();
-    eventually(Duration::from_secs(15), || {
+    eventually(PATIENCE, || {
         let (_, d) = server.admin(Method::GET, "/flags/quiet", None);
         let (_, c) = server.admin(Method::GET, "/flags/checkout", None);
         (c["state"]["alerts"][0]["at"] != seen && d["state"]["alerts"][0]["verdict"] == json!("inconclusive"))
@@ -119,13 +119,13 @@ fn a_breaching_metric_rolls_the_flag_back_and_an_empty_one_does_nothing() {
 
     // Only an operator clears a rollback: a recovered metric does not.
     source.set("toggled_test_success_rate", 0.99);
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
         (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
     });
     let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
     let seen = d["state"]["alerts"][0]["at"].clone();
-    eventually(Duration::from_secs(15), || {
+    eventually(PATIENCE, || {
         let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
         (d["state"]["alerts"][0]["at"] != seen).then_some(())
     });
@@ -144,15 +144,13 @@ fn alerts_added_by_a_reload_are_monitored() {
     let source = MetricSource::start();
     source.set("toggled_test_success_rate", 0.99);
     let prometheus = Prometheus::start(&source.addr);
-    eventually(Duration::from_secs(30), || prometheus.value("toggled_test_success_rate"));
+    eventually(PATIENCE, || prometheus.value("toggled_test_success_rate"));
     let dir = Workdir::new("feature_flags:\n  checkout:\n    default_value: false\n");
     let server = Server::start(&dir, &["--prometheus-url", &prometheus.base]);
     // The monitor runs (with nothing to watch) before the file gains its alerts.
-    eventually(Duration::from_secs(15), || {
-        (server.ready()["tasks"]["monitor"]["running"] == json!(true)).then_some(())
-    });
+    eventually(PATIENCE, || (server.ready()["tasks"]["monitor"]["running"] == json!(true)).then_some(()));
     server.write_flags(GUARDED);
-    eventually(Duration::from_secs(15), || {
+    eventually(PATIENCE, || {
         let (_, d) = server.admin(Method::GET, "/flags/checkout", None);
         (d["state"]["alerts"][0]["verdict"] == json!("clear")).then_some(())
     });
@@ -164,7 +162,7 @@ fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_si
     source.set("toggled_test_success_rate", 0.99);
     source.set("toggled_test_latency_seconds", 0.1);
     let prometheus = Prometheus::start(&source.addr);
-    eventually(Duration::from_secs(30), || prometheus.value("toggled_test_latency_seconds"));
+    eventually(PATIENCE, || prometheus.value("toggled_test_latency_seconds"));
     let sink = WebhookSink::failing_first(2);
     let dir = Workdir::new(GUARDED);
     let server = Server::start(
@@ -172,7 +170,7 @@ fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_si
         &["--prometheus-url", &prometheus.base, "--webhook-url", &sink.url, "--webhook-secret", "hook-secret"],
     );
     let paused = |want: bool| {
-        eventually(Duration::from_secs(20), || {
+        eventually(PATIENCE, || {
             let (_, d) = server.admin(Method::GET, "/flags/search", None);
             (d["state"]["paused"] == json!(want)).then_some(d)
         })
@@ -194,7 +192,7 @@ fn a_pause_alert_freezes_and_resumes_a_gradual_rollout_and_alert_team_posts_a_si
 
     // The sink refuses the first two deliveries: the third attempt (after backoff) gets through,
     // the same signed body each time.
-    let attempts = eventually(Duration::from_secs(10), || {
+    let attempts = eventually(PATIENCE, || {
         let got = sink.received.lock().expect("lock").clone();
         (got.len() >= 3).then_some(got)
     });
@@ -375,9 +373,7 @@ fn the_change_stream_resumes_from_last_event_id_and_ends_on_shutdown() {
     // Slots come back when streams end (the kept one too).
     drop(_admin);
     drop(_a);
-    eventually(Duration::from_secs(10), || {
-        (client.get(server.url("/events")).send().ok()?.status() == 200).then_some(())
-    });
+    eventually(PATIENCE, || (client.get(server.url("/events")).send().ok()?.status() == 200).then_some(()));
 
     // A connected subscriber does not hold up shutdown.
     let _open = client.get(server.url("/events")).send().expect("subscribe");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, eventually, http};
+use crate::support::{PATIENCE, Server, Workdir, eventually, http};
 
 const SEED: &str = include_str!("../../flags/feature-flags.yaml");
 
@@ -59,7 +59,7 @@ fn an_idle_server_does_not_reload_itself() {
     assert_eq!(reload_counters(&server), before, "reads and metadata changes do not reload");
     // A real change does, once.
     server.write_flags(&SEED.replace("default_value: false", "default_value: true"));
-    eventually(Duration::from_secs(10), || (reload_counters(&server)[0] == 2.0).then_some(()));
+    eventually(PATIENCE, || (reload_counters(&server)[0] == 2.0).then_some(()));
     let status = server.ready();
     assert_eq!(status["last_reload"]["trigger"], json!("watch"), "{status}");
 }
@@ -69,7 +69,7 @@ fn a_broken_file_is_reported_once_and_a_fix_is_picked_up() {
     let dir = Workdir::new(SEED);
     let server = Server::start(&dir, &[]);
     server.write_flags("feature_flags:\n  broken:\n    default_value: maybe\n");
-    eventually(Duration::from_secs(10), || (server.ready()["last_reload"]["ok"] == json!(false)).then_some(()));
+    eventually(PATIENCE, || (server.ready()["last_reload"]["ok"] == json!(false)).then_some(()));
     std::thread::sleep(Duration::from_secs(2));
     let summaries = server.log_lines("error(s) in");
     assert_eq!(summaries.len(), 1, "one report of one broken content: {summaries:#?}");
@@ -77,13 +77,13 @@ fn a_broken_file_is_reported_once_and_a_fix_is_picked_up() {
     // SIGHUP re-reads the same broken content: still one report.
     let pid = server.pid().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
-    eventually(Duration::from_secs(10), || (reload_counters(&server)[2] == 2.0).then_some(()));
+    eventually(PATIENCE, || (reload_counters(&server)[2] == 2.0).then_some(()));
     assert_eq!(server.log_lines("error(s) in").len(), 1, "the same content is not reported again");
     // A different broken content is reported.
     server.write_flags("feature_flags:\n  broken:\n    default_value: perhaps\n");
-    eventually(Duration::from_secs(10), || (server.log_lines("error(s) in").len() == 2).then_some(()));
+    eventually(PATIENCE, || (server.log_lines("error(s) in").len() == 2).then_some(()));
     server.write_flags(SEED);
-    eventually(Duration::from_secs(10), || (server.ready()["last_reload"]["ok"] == json!(true)).then_some(()));
+    eventually(PATIENCE, || (server.ready()["last_reload"]["ok"] == json!(true)).then_some(()));
 }
 
 #[test]
@@ -100,9 +100,7 @@ fn a_missing_file_is_not_ready_until_it_appears() {
     assert_eq!(lines.len(), 1, "one clear line: {lines:#?}");
     assert!(lines[0].contains("create it"), "it says what to do: {}", lines[0]);
     server.write_flags(SEED);
-    eventually(Duration::from_secs(10), || {
-        (http().get(server.url("/ready")).send().ok()?.status() == 200).then_some(())
-    });
+    eventually(PATIENCE, || (http().get(server.url("/ready")).send().ok()?.status() == 200).then_some(()));
 }
 
 #[test]
@@ -163,7 +161,7 @@ fn the_longest_durations_never_crash_a_route() {
     assert_eq!(status, 200, "{body}");
     // The reload task is alive: a change is still picked up.
     server.write_flags(&LONGEST.replace("percentage: 5,", "percentage: 6,"));
-    eventually(Duration::from_secs(10), || {
+    eventually(PATIENCE, || {
         let (_, body) = server.admin(Method::GET, "/flags/started_gradual", None);
         (body["state"]["stage_percentage"] == json!(6)).then_some(())
     });

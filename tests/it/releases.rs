@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, http};
+use crate::support::{PATIENCE, Server, Workdir, eventually, http};
 
 const FLAGS: &str = r#"
 feature_flags:
@@ -308,7 +308,7 @@ fn quality_metrics_and_stale_flags_on_a_seeded_history() {
     assert_eq!(flags[0]["flag"], json!("new_checkout"));
     assert!(flags[0]["reasons"][0].as_str().is_some_and(|r| r.contains("1.2, 1.3")), "{stale}");
     // The release gauges are refreshed in the background (`--report-interval`), not per scrape.
-    let metrics = crate::support::eventually(std::time::Duration::from_secs(10), || {
+    let metrics = eventually(PATIENCE, || {
         let m = http().get(server.url("/metrics")).send().ok()?.text().ok()?;
         m.contains(r#"toggled_release_quality{metric="success_rate"} 60"#).then_some(m)
     });

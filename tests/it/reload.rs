@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, Workdir, eventually, http};
+use crate::support::{PATIENCE, Server, Workdir, eventually, http};
 
 fn file(value: bool) -> String {
     format!("feature_flags:\n  switch:\n    default_value: {value}\n")
@@ -22,7 +22,7 @@ fn switch(server: &Server) -> Value {
 
 /// Polls until the server answers `value` (tolerating 503 while nothing is loaded).
 fn wait_for(server: &Server, value: bool) {
-    eventually(Duration::from_secs(10), || {
+    eventually(PATIENCE, || {
         let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().ok()?;
         let body: Value = r.json().ok()?;
         (body["value"] == json!(value)).then_some(())
@@ -96,7 +96,7 @@ fn an_invalid_file_never_replaces_a_good_one() {
     let server = Server::start(&dir, &[]);
     let good_revision = server.evaluate("switch", &json!({}))["revision"].clone();
     server.write_flags("feature_flags:\n  switch:\n    default_value: false\n    rollout_strategy: {type: percentage, percentage: 250}\n");
-    let ready = eventually(Duration::from_secs(10), || {
+    let ready = eventually(PATIENCE, || {
         let body: Value = http().get(server.url("/ready")).send().ok()?.json().ok()?;
         (body["last_reload"]["ok"] == json!(false)).then_some(body)
     });
@@ -211,14 +211,14 @@ fn an_override_outlives_its_flag_leaving_the_file() {
     let (status, _) = server.admin(Method::PUT, "/flags/switch", Some(json!({"value": false, "reason": "hold"})));
     assert_eq!(status, 200);
     server.write_flags("feature_flags:\n  other:\n    default_value: true\n");
-    eventually(Duration::from_secs(10), || {
+    eventually(PATIENCE, || {
         let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().ok()?;
         (r.status() == 404).then_some(())
     });
     let (status, gone) = server.admin(Method::GET, "/flags/switch", None);
     assert_eq!((status, &gone["error"]["code"]), (404, &json!("flag_not_found")));
     server.write_flags(&file(true));
-    let back = eventually(Duration::from_secs(10), || {
+    let back = eventually(PATIENCE, || {
         let r = http().post(server.url("/evaluate")).json(&json!({"flag": "switch"})).send().ok()?;
         (r.status() == 200).then(|| r.json::<Value>().ok()).flatten()
     });

@@ -3,12 +3,10 @@
 //! switch) within a poll, forwards SDK reports to it, and keeps serving the last good flags when
 //! the upstream is down or answers garbage, also after a restart (from the backup file).
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, MetricSource, Server, Workdir, eventually, http};
+use crate::support::{ADMIN, MetricSource, PATIENCE, Server, Workdir, eventually, http};
 use crate::unleash::{CLIENT_TOKEN, FLAGS, contexts, with_sdk_tokens};
 
 /// What a frontend SDK would be told for `context`: `{flag: [enabled, variant, payload]}`.
@@ -49,7 +47,7 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
     let down_dir = Workdir::new("");
     std::fs::remove_file(down_dir.path().join("flags/feature-flags.yaml")).expect("no flag file yet");
     let mut down = follower(&down_dir, &upstream.base);
-    eventually(Duration::from_secs(20), || (ready(&down).0 == 200).then_some(()));
+    eventually(PATIENCE, || (ready(&down).0 == 200).then_some(()));
     let (_, body) = ready(&down);
     assert_eq!(body["upstream"]["up"], json!(true), "{body}");
     assert_eq!(body["upstream"]["untranslated"], json!([]), "{body}");
@@ -63,19 +61,15 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
         "rollout_strategy: {type: percentage, percentage: 100}\n  static_on",
         "rollout_strategy: {type: percentage, percentage: 0}\n  static_on",
     ));
-    eventually(Duration::from_secs(20), || (answers(&upstream) != want).then_some(()));
-    eventually(Duration::from_secs(20), || (answers(&down) == answers(&upstream)).then_some(()));
+    eventually(PATIENCE, || (answers(&upstream) != want).then_some(()));
+    eventually(PATIENCE, || (answers(&down) == answers(&upstream)).then_some(()));
     let (status, _) =
         upstream.admin(Method::PUT, "/flags/killed_later", Some(json!({"enabled": false, "reason": "test"})));
     assert_eq!(status, 200);
-    eventually(Duration::from_secs(20), || {
-        (frontend(&down, &contexts()[0]).get("killed_later").is_none()).then_some(())
-    });
+    eventually(PATIENCE, || (frontend(&down, &contexts()[0]).get("killed_later").is_none()).then_some(()));
     let followed = answers(&down);
     assert_eq!(followed, answers(&upstream));
-    eventually(Duration::from_secs(20), || {
-        (down.metric(r#"toggled_upstream_polls_total{outcome="changed"}"#) >= 3.0).then_some(())
-    });
+    eventually(PATIENCE, || (down.metric(r#"toggled_upstream_polls_total{outcome="changed"}"#) >= 3.0).then_some(()));
 
     // SDK reports reach the upstream.
     let report = json!({"appName": "shop-web", "instanceId": "i-1", "bucket": {"start": "2026-01-01T00:00:00Z", "stop": "2026-01-01T00:01:00Z", "toggles": {"checkout": {"yes": 4, "no": 1, "variants": {}}}}});
@@ -90,23 +84,23 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
         .send()
         .expect("post");
     assert_eq!(r.status(), 202);
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         (upstream.metric(r#"toggled_sdk_evaluations_total{flag="checkout",result="yes",app="shop-web"}"#) == 4.0)
             .then_some(())
     });
     // The registration arrives too: only it carries the SDK's version.
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         let (_, instances) = upstream.admin(Method::GET, "/sdk-instances", None);
         let list = instances["instances"].as_array().cloned().unwrap_or_default();
         list.iter().any(|i| i["app"] == "shop-web" && i["sdk"] == "unleash-client-node:6.12.1").then_some(())
     });
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         (down.metric(r#"toggled_upstream_forwards_total{outcome="forwarded"}"#) >= 2.0).then_some(())
     });
 
     // The upstream goes away: the last good flags stay served, and /ready and /metrics say so.
     drop(upstream);
-    eventually(Duration::from_secs(20), || (ready(&down).1["upstream"]["up"] == json!(false)).then_some(()));
+    eventually(PATIENCE, || (ready(&down).1["upstream"]["up"] == json!(false)).then_some(()));
     let (status, body) = ready(&down);
     assert_eq!(status, 200, "still serving: {body}");
     assert!(body["upstream"]["error"].as_str().is_some_and(|e| e.contains("unreachable")), "{body}");
@@ -119,7 +113,7 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
     let garbage = MetricSource::start();
     garbage.set("not_a_feature", 1.0);
     let again = follower(&down_dir, &format!("http://{}", garbage.addr));
-    eventually(Duration::from_secs(20), || {
+    eventually(PATIENCE, || {
         (ready(&again).1["upstream"]["error"].as_str().is_some_and(|e| e.contains("cannot read"))).then_some(())
     });
     let (status, body) = ready(&again);

@@ -154,7 +154,7 @@ impl Server {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", self.pid())]).status().expect("sh runs");
         assert!(status.success());
-        eventually(Duration::from_secs(20), || self.child.try_wait().ok().flatten())
+        eventually(PATIENCE, || self.child.try_wait().ok().flatten())
     }
 
     pub fn write_flags(&self, yaml: &str) {
@@ -211,7 +211,13 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-/// Polls `f` until it returns `Some`, failing after `deadline`. No fixed sleeps.
+/// How long a test waits for something that must happen but has no deadline of its own (a
+/// reload, a delivery, a retry): long enough for a CI machine running the whole suite on two busy
+/// cores, and costing nothing when the machine is fast (`eventually` returns as soon as it holds).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `f` until it returns `Some`, failing after `deadline`. No fixed sleeps. Use
+/// [`PATIENCE`] unless the deadline is itself what is asserted (a contract's latency).
 pub fn eventually<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
