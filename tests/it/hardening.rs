@@ -92,15 +92,22 @@ fn requests_beyond_the_bound_are_shed_at_once() {
     let addr = server.base.trim_start_matches("http://").to_owned();
     // Two requests that promise a body and send half of it: in flight until they finish.
     let (head, rest) = (r#"{"flag":"#, r#""enhanced_search","context":{}}"#);
-    let mut slow: Vec<std::net::TcpStream> = (0..2)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
-            let len = head.len() + rest.len();
-            write!(s, "POST /evaluate HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n{head}").expect("write");
-            s
-        })
-        .collect();
+    let request =
+        format!("POST /evaluate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{head}", head.len() + rest.len());
+    let open_slow = || {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.write_all(request.as_bytes()).expect("write");
+        s
+    };
+    let mut slow: Vec<std::net::TcpStream> = (0..2).map(|_| open_slow()).collect();
+    // A probe may be in flight when a slow one arrives, and then the slow one is shed (answered,
+    // no longer in flight): it is opened again. A probe is answered 503 only while both are held.
     let shed = eventually(PATIENCE, || {
+        for s in &mut slow {
+            if answered(s) {
+                *s = open_slow();
+            }
+        }
         let r = evaluate(&server, None);
         (r.status() == 503).then_some(r)
     });
@@ -123,6 +130,14 @@ fn requests_beyond_the_bound_are_shed_at_once() {
     }
     drop(slow);
     eventually(PATIENCE, || (evaluate(&server, None).status() == 200).then_some(()));
+}
+
+/// Whether the server has answered (or closed) `s`, without waiting.
+fn answered(s: &std::net::TcpStream) -> bool {
+    s.set_nonblocking(true).expect("non-blocking");
+    let answered = !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).expect("blocking");
+    answered
 }
 
 /// 500 idle connections and 50 slowloris ones (headers trickling in) do not keep a fresh client
