@@ -13,20 +13,46 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-pub use serde_saphyr::Location;
+/// Where the file wrote a value: 1-based line and column, or 0 and 0 when not known (a JSON file
+/// read without locations). Eight bytes, as every value of a parsed file carries one (the YAML
+/// parser's own location, with its span and source, is 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    line: u32,
+    column: u32,
+}
 
-/// A value with where the file wrote it. Deserialises exactly as the YAML parser's own spanned
-/// value (whose locations it keeps); its JSON Schema is the value's.
+impl Location {
+    pub const UNKNOWN: Self = Self { line: 0, column: 0 };
+
+    pub fn line(&self) -> u64 {
+        u64::from(self.line)
+    }
+
+    pub fn column(&self) -> u64 {
+        u64::from(self.column)
+    }
+}
+
+impl From<serde_saphyr::Location> for Location {
+    fn from(at: serde_saphyr::Location) -> Self {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Self { line: narrow(at.line()), column: narrow(at.column()) }
+    }
+}
+
+/// A value with where the file wrote it (where it is used, for a value reached through a YAML
+/// alias). Deserialises exactly as the YAML parser's own spanned value; its JSON Schema is the
+/// value's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spanned<T> {
     pub value: T,
     pub referenced: Location,
-    pub defined: Location,
 }
 
 impl<T> Spanned<T> {
-    pub fn new(value: T, referenced: Location, defined: Location) -> Self {
-        Self { value, referenced, defined }
+    pub fn new(value: T, referenced: Location) -> Self {
+        Self { value, referenced }
     }
 }
 
@@ -53,10 +79,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if WITHOUT_SPANS.with(std::cell::Cell::get) {
             let value = T::deserialize(deserializer)?;
-            return Ok(Self { value, referenced: Location::UNKNOWN, defined: Location::UNKNOWN });
+            return Ok(Self { value, referenced: Location::UNKNOWN });
         }
         let s = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
-        Ok(Self { value: s.value, referenced: s.referenced, defined: s.defined })
+        Ok(Self { value: s.value, referenced: s.referenced.into() })
     }
 }
 

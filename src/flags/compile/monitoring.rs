@@ -29,7 +29,7 @@ impl Compiler {
             let apath = format!("{path}.alerts[{i}]");
             let condition = match parse_condition(&a.value.condition.value) {
                 Ok(c) => {
-                    let name = Spanned::new(c.metric.clone(), a.value.condition.referenced, a.value.condition.defined);
+                    let name = Spanned::new(c.metric.clone(), a.value.condition.referenced);
                     self.metric_ref(&name, &format!("{apath}.condition"));
                     Some(c)
                 }

@@ -139,7 +139,7 @@ impl Compiler {
                 }
             },
             (Some(v), FlagKind::Variant) => {
-                let name = Spanned::new(v.value.as_str().unwrap_or_default().to_owned(), v.referenced, v.defined);
+                let name = Spanned::new(v.value.as_str().unwrap_or_default().to_owned(), v.referenced);
                 self.variant_ref(&name, variants, &format!("{path}.shutdown_value")).unwrap_or(default)
             }
         };
