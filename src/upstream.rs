@@ -4,7 +4,7 @@
 //!
 //! Every interval the upstream's `GET /api/client/features` is polled with `If-None-Match`; a new
 //! document goes through the Unleash importer ([`crate::import::unleash`]) and, if the result
-//! loads, is written atomically to the flag file (`--flags`, which is the backup: a restart
+//! loads, is written atomically, as JSON, to the flag file (`--flags`, which is the backup: a restart
 //! serves it before the upstream answers), then reloaded through the one path every file change
 //! takes (validation, audit, events, metrics). Until then the last good flags stay served: an
 //! upstream that is down, answers an error, or answers something that does not translate or
@@ -257,12 +257,20 @@ async fn apply(reloader: &Reloader, board: &UpstreamBoard, body: &[u8]) -> Resul
     let text = std::str::from_utf8(body).map_err(|_| "an answer that is not UTF-8".to_owned())?;
     let translation =
         crate::import::unleash::translate(text).map_err(|e| format!("an answer toggled cannot read: {e}"))?;
-    if let Err(errors) = crate::flags::compile(&translation.yaml) {
-        return Err(format!("a document whose translation does not load: {}", errors.render("upstream")));
+    // Written as JSON: the backup is for the server to load (a 10,000-flag file compiles in ~40 ms
+    // from JSON, ~200 from YAML), and it is checked off the async workers.
+    let text = translation.json();
+    let checked = text.clone();
+    match tokio::task::spawn_blocking(move || crate::flags::compile(&checked).map(drop)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(errors)) => {
+            return Err(format!("a document whose translation does not load: {}", errors.render("upstream")));
+        }
+        Err(e) => return Err(format!("checking the translation failed: {e}")),
     }
     let untranslated: Vec<String> =
         translation.unsupported.iter().map(|(flag, what)| format!("{flag}: {what}")).collect();
-    let revision = crate::flags::revision_of(&translation.yaml);
+    let revision = crate::flags::revision_of(&text);
     let served = reloader.serving().load_full();
     if served.ready && served.snapshot.revision == revision {
         board.update(|s| s.untranslated = untranslated);
@@ -271,7 +279,7 @@ async fn apply(reloader: &Reloader, board: &UpstreamBoard, body: &[u8]) -> Resul
     for item in &untranslated {
         tracing::warn!("upstream: left out: {item}");
     }
-    persist(reloader.path(), translation.yaml.into_bytes())
+    persist(reloader.path(), text.into_bytes())
         .await
         .map_err(|e| format!("cannot write the backup {}: {e}", reloader.path().display()))?;
     match crate::reload::reload(reloader, "upstream").await {

@@ -55,6 +55,9 @@ fn a_follower_answers_as_its_upstream_follows_it_and_survives_its_loss() {
     assert!(want.iter().all(|a| a.get("killed_later").is_some()), "on for everyone until killed");
     assert!(want.iter().any(|a| a.as_object().is_some_and(|m| m.len() >= 3)), "the contexts see flags: {want:?}");
     assert_eq!(answers(&down), want, "the follower answers as the upstream");
+    // The backup is written for the server to load: JSON, which its fast reader takes.
+    let backup = std::fs::read_to_string(down_dir.path().join("flags/feature-flags.yaml")).expect("the backup");
+    assert!(toggled::flags::compile::parse_json(&backup).is_some(), "{backup}");
 
     // A change upstream: a file edit, then a kill switch, each followed within a few polls.
     upstream.write_flags(&FLAGS.replace(

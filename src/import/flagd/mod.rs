@@ -14,7 +14,7 @@ mod logic;
 
 use serde_json::{Map, Value, json};
 
-use super::{ImportError, Translation, ordered, to_yaml};
+use super::{ImportError, Translation, ordered};
 use logic::{Dnf, Scope, and, condition};
 
 /// The most rules one flag's targeting may become.
@@ -294,5 +294,5 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
     let mut file = Map::new();
     file.insert("feature_flags".into(), ordered(flags));
     let header = "# Imported from a flagd flag definition by `toggled import flagd`.\n";
-    Ok(Translation { yaml: format!("{header}{}", to_yaml(&Value::Object(file))), unsupported, notes })
+    Ok(Translation::new(header, Value::Object(file), unsupported, notes))
 }

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ImportError, Translation, ordered, to_yaml};
+use super::{ImportError, Translation, ordered};
 use constraint::{ConstraintIn, attribute, nobody};
 
 /// The name of Unleash's answer without a variant (and toggled's safe variant for it).
@@ -576,5 +576,5 @@ pub fn translate(text: &str) -> Result<Translation, ImportError> {
         file.insert("segments".into(), Value::Object(segments));
     }
     let header = "# Imported from an Unleash client features document by `toggled import unleash`.\n";
-    Ok(Translation { yaml: format!("{header}{}", to_yaml(&Value::Object(file))), unsupported, notes })
+    Ok(Translation::new(header, Value::Object(file), unsupported, notes))
 }
