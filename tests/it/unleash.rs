@@ -73,6 +73,26 @@ fn through_server_sdk(server: &Server, flags: &[&str], contexts: &[Value]) -> Ve
     run_sdk_with("server.mjs", "unleash-client", &input, &[("BACKUP_DIR", backups.path().to_str().expect("utf-8"))])
 }
 
+/// Unleash's Python server SDK (`UnleashClient`, in the venv `.ci/deps` makes), the same way.
+fn through_python_sdk(server: &Server, flags: &[&str], contexts: &[Value]) -> Vec<Value> {
+    use std::io::Write as _;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/target/ofrep-venv/bin/python");
+    let mut child = std::process::Command::new(&python)
+        .arg(format!("{root}/tests/unleash/server.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python} runs (.ci/deps makes it): {e}"));
+    let input = json!({"url": server.base, "token": CLIENT_TOKEN, "flags": flags, "contexts": contexts});
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("python ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).expect("JSON")
+}
+
 fn run_sdk(script: &str, package: &str, input: &Value) -> Vec<Value> {
     run_sdk_with(script, package, input, &[])
 }
@@ -200,7 +220,7 @@ fn the_browser_sdk_answers_what_evaluate_answers() {
 /// The example flags (a gradual rollout in its first stage, an A/B split, a flag past its
 /// sunset) answer through both SDKs as through `/evaluate`.
 #[test]
-fn the_example_flags_answer_the_same_through_both_sdks() {
+fn the_example_flags_answer_the_same_through_every_sdk() {
     let dir = Workdir::new(include_str!("../../flags/feature-flags.yaml"));
     let server = with_sdk_tokens(&dir);
     let flags = ["new_payment_flow", "enhanced_search", "legacy_api_deprecation"];
@@ -208,7 +228,12 @@ fn the_example_flags_answer_the_same_through_both_sdks() {
         .map(|i| json!({"userId": format!("u{i}"), "properties": {"email": if i % 2 == 0 { "a@example.com" } else { "a@other.org" }}}))
         .collect();
     let client = http();
-    for answers in [through_sdk(&server, &flags, &contexts, false), through_server_sdk(&server, &flags, &contexts)] {
+    let sdks = [
+        through_sdk(&server, &flags, &contexts, false),
+        through_server_sdk(&server, &flags, &contexts),
+        through_python_sdk(&server, &flags, &contexts),
+    ];
+    for answers in sdks {
         let mut on = 0;
         for (context, answer) in contexts.iter().zip(&answers) {
             let wanted = expected(&client, &server, context);
@@ -227,6 +252,15 @@ fn the_example_flags_answer_the_same_through_both_sdks() {
     let list = instances["instances"].as_array().expect("instances");
     assert!(list.iter().any(|i| i["app"] == json!("toggled-test") && i["kind"] == json!("server")), "{instances}");
     assert!(list.iter().any(|i| i["sdk"].as_str().is_some_and(|s| s.starts_with("unleash-node-sdk"))), "{instances}");
+    // The Python SDK too: registered, and its counts (flushed as it stops) arrived.
+    let python = r#"toggled_sdk_evaluations_total{flag="enhanced_search",result="yes",app="toggled-test-python"}"#;
+    assert!(server.metric(python) > 0.0, "the Python SDK's counts arrived");
+    assert!(
+        list.iter().any(|i| i["app"] == json!("toggled-test-python")
+            && i["kind"] == json!("server")
+            && i["sdk"].as_str().is_some_and(|s| s.starts_with("unleash-python-sdk:"))),
+        "{instances}"
+    );
 }
 
 #[test]
