@@ -328,7 +328,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // until a valid file appears.
     crate::reload::reload(&reloader, "startup").await;
     if let Some(n) = &config.notify
-        && let Err(e) = crate::notify::init_cursors(&serving, n).await
+        && let Err(e) = crate::notify::init_cursors(serving.store.as_ref(), n).await
     {
         tracing::warn!("notification cursors not set yet ({e}); delivery starts when the store answers");
     }
@@ -409,8 +409,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             tracing::info!(urls = n.urls.len(), "notifications on");
             let n = Arc::new(n);
             supervise.spawn("notify", {
-                let (serving, stopped) = (serving.clone(), stopped.clone());
-                move || crate::notify::run(serving.clone(), n.clone(), stopped.clone())
+                let (store, metrics, health) =
+                    (serving.store.clone(), serving.metrics.clone(), serving.store_health.clone());
+                let stopped = stopped.clone();
+                move || crate::notify::run(store.clone(), metrics.clone(), health.clone(), n.clone(), stopped.clone())
             })
         }
         None => tokio::spawn(async {}),

@@ -26,9 +26,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::metrics::OutcomeLabels;
-use crate::serving::Serving;
-use crate::store::{AuditAction, AuditEntry, StoreError};
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::store::{AuditAction, AuditEntry, HealthBoard, Store, StoreError};
 
 /// Where and how to notify.
 #[derive(Debug, Clone)]
@@ -142,8 +141,8 @@ struct Lease {
 }
 
 impl Lease {
-    async fn take(&mut self, serving: &Serving) -> bool {
-        let held = serving.store.try_lease("notify", &self.holder, Utc::now(), self.ttl).await.unwrap_or_else(|e| {
+    async fn take(&mut self, store: &dyn Store) -> bool {
+        let held = store.try_lease("notify", &self.holder, Utc::now(), self.ttl).await.unwrap_or_else(|e| {
             tracing::warn!("could not take the notification lease: {e}");
             false
         });
@@ -158,7 +157,15 @@ impl Lease {
 
 /// The supervised delivery loop. An idle pass only reads (each URL's cursor and what follows
 /// it); the lease is taken when there is something to deliver, and once a minute for reminders.
-pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+/// It uses the store, the delivery counter and the store's identity (events carry it).
+pub async fn run(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    health: HealthBoard,
+    config: Arc<NotifyConfig>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let store = store.as_ref();
     let client = crate::outbound::client()
         .timeout(Duration::from_secs(10))
         .build()
@@ -180,8 +187,8 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
     loop {
         if tokio::time::Instant::now() >= next_reminders {
             next_reminders = tokio::time::Instant::now() + REMINDER_EVERY;
-            if lease.take(&serving).await
-                && let Err(e) = remind(&serving).await
+            if lease.take(store).await
+                && let Err(e) = remind(store).await
             {
                 tracing::warn!("could not check release reminders: {e}");
                 next_reminders = tokio::time::Instant::now();
@@ -193,8 +200,8 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
             if tokio::time::Instant::now() < d.retry_at {
                 continue;
             }
-            let pending = match start_cursor(&serving, &d.url).await {
-                Ok(cursor) => serving.store.audit_after(cursor, 100).await,
+            let pending = match start_cursor(store, &d.url).await {
+                Ok(cursor) => store.audit_after(cursor, 100).await,
                 Err(e) => Err(e),
             };
             match pending {
@@ -205,17 +212,17 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
         }
         // Every URL is delivered to at once (one that never answers delays only itself), and
         // the lease is renewed while they run, however long that takes.
-        if !work.is_empty() && lease.take(&serving).await {
-            let deliveries = futures_util::future::join_all(
-                work.into_iter().map(|(d, rows)| deliver(&serving, &client, &config, d, rows)),
-            );
+        if !work.is_empty() && lease.take(store).await {
+            let store_id = health.get().id.unwrap_or_default();
+            let out = Outbound { store, metrics: &metrics, client: &client, config: &config, store_id: &store_id };
+            let deliveries = futures_util::future::join_all(work.into_iter().map(|(d, rows)| deliver(&out, d, rows)));
             let mut deliveries = std::pin::pin!(deliveries);
             let renew_every = lease.ttl.to_std().unwrap_or(Duration::from_secs(3)) / 3;
             let released = loop {
                 tokio::select! {
                     released = &mut deliveries => break released,
                     () = tokio::time::sleep(renew_every) => {
-                        lease.take(&serving).await;
+                        lease.take(store).await;
                     }
                 }
             };
@@ -233,30 +240,32 @@ pub async fn run(serving: Arc<Serving>, config: Arc<NotifyConfig>, mut stopped: 
 
 /// Sets the cursor of every URL seen for the first time to the newest audit row, before the
 /// server takes requests (so no change made after start is skipped).
-pub async fn init_cursors(serving: &Serving, config: &NotifyConfig) -> Result<(), StoreError> {
+pub async fn init_cursors(store: &dyn Store, config: &NotifyConfig) -> Result<(), StoreError> {
     for url in &config.urls {
-        start_cursor(serving, url).await?;
+        start_cursor(store, url).await?;
     }
     Ok(())
 }
 
+/// What one pass of deliveries uses.
+struct Outbound<'a> {
+    store: &'a dyn Store,
+    metrics: &'a Metrics,
+    client: &'a reqwest::Client,
+    config: &'a NotifyConfig,
+    store_id: &'a str,
+}
+
 /// Delivers `rows` (what follows the URL's cursor) in order, moving the cursor past each, until
 /// a failure (then backs off). Whether a release row went by.
-async fn deliver(
-    serving: &Serving,
-    client: &reqwest::Client,
-    config: &NotifyConfig,
-    d: &mut Destination,
-    rows: Vec<AuditEntry>,
-) -> bool {
+async fn deliver(out: &Outbound<'_>, d: &mut Destination, rows: Vec<AuditEntry>) -> bool {
     let mut releases = false;
-    let store_id = serving.store_health.get().id.unwrap_or_default();
     for row in rows {
         releases |= row.entry.flag.starts_with("release:");
-        if let Some(event) = event(&store_id, &row) {
-            let bytes = body(&event, config.format);
-            let mut request = client.post(&d.url).header("content-type", "application/json");
-            if let Some(secret) = &config.secret {
+        if let Some(event) = event(out.store_id, &row) {
+            let bytes = body(&event, out.config.format);
+            let mut request = out.client.post(&d.url).header("content-type", "application/json");
+            if let Some(secret) = &out.config.secret {
                 request = request.header("X-Signature-256", crate::monitor::signature(secret, &bytes));
             }
             let outcome = match request.body(bytes).send().await {
@@ -265,13 +274,13 @@ async fn deliver(
                 Err(e) => Err(crate::outbound::error_text(e)),
             };
             let label = if outcome.is_ok() { "delivered" } else { "failed" };
-            serving.metrics.notifications.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
+            out.metrics.notifications.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
             if let Err(what) = outcome {
                 d.failed(&what);
                 return releases;
             }
         }
-        if let Err(e) = serving.store.set_notify_cursor(&d.url, row.id).await {
+        if let Err(e) = out.store.set_notify_cursor(&d.url, row.id).await {
             d.failed(&format!("store: {e}"));
             return releases;
         }
@@ -281,26 +290,26 @@ async fn deliver(
 }
 
 /// Where a URL resumes: its stored cursor, or (first time) the newest audit row.
-async fn start_cursor(serving: &Serving, url: &str) -> Result<i64, StoreError> {
-    if let Some(c) = serving.store.notify_cursor(url).await? {
+async fn start_cursor(store: &dyn Store, url: &str) -> Result<i64, StoreError> {
+    if let Some(c) = store.notify_cursor(url).await? {
         return Ok(c);
     }
-    let last = serving.store.last_audit_id().await?;
-    serving.store.set_notify_cursor(url, last).await?;
+    let last = store.last_audit_id().await?;
+    store.set_notify_cursor(url, last).await?;
     Ok(last)
 }
 
 /// Writes a `release_reminder` for each planned or scheduled release whose reminder day has
 /// come (one per threshold, the nearest if several passed at once).
-async fn remind(serving: &Serving) -> Result<(), StoreError> {
+async fn remind(store: &dyn Store) -> Result<(), StoreError> {
     let now = Utc::now();
-    for summary in serving.store.release_summaries(crate::store::ReleasePage::default()).await? {
+    for summary in store.release_summaries(crate::store::ReleasePage::default()).await? {
         let Some(at) = summary.scheduled_at else { continue };
         if !summary.status.is_upcoming() || at <= now {
             continue;
         }
         // Only a release that may be due is read whole.
-        let Some(mut r) = serving.store.release(summary.id).await? else { continue };
+        let Some(mut r) = store.release(summary.id).await? else { continue };
         let sent = r.data.reminders_sent.clone();
         let due: Vec<i64> = REMINDERS
             .iter()
@@ -320,7 +329,7 @@ async fn remind(serving: &Serving) -> Result<(), StoreError> {
             at.to_rfc3339()
         );
         let status = r.status.clone();
-        crate::releasing::update(serving, &r, &status, "toggled", AuditAction::ReleaseReminder, reason).await?;
+        crate::releasing::update(store, &r, &status, "toggled", AuditAction::ReleaseReminder, reason).await?;
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ pub async fn refused(
 
 /// Writes a changed release (`before` is its previous status) with the audit row `action`.
 pub async fn update(
-    serving: &Serving,
+    store: &dyn crate::store::Store,
     r: &ReleaseRecord,
     before: &ReleaseStatus,
     actor: &str,
@@ -76,7 +76,7 @@ pub async fn update(
     reason: String,
 ) -> Result<(), StoreError> {
     let audit = row(r, actor, action, Some(json!({"status": before})), reason);
-    serving.store.update_release(r, &audit).await
+    store.update_release(r, &audit).await
 }
 
 fn rollback_plan<'a>(strategy: &'a ReleaseStrategy, kind: &str) -> &'a str {
@@ -150,12 +150,13 @@ pub async fn flag_rolled_back(
             kill_flags_if_due(serving, strategy, &mut r).await?;
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback plan is automatic");
             r.data.status_reason = Some(reason.clone());
-            update(serving, &r, &before, &actor, AuditAction::ReleaseStatus, reason).await?;
+            update(serving.store.as_ref(), &r, &before, &actor, AuditAction::ReleaseStatus, reason).await?;
             tracing::warn!(release = r.id, flag, "release rolled back with its flag");
         } else if r.data.rollback_recommended.is_none() {
             r.data.rollback_recommended = Some(cause);
             let reason = format!("flag {flag} was rolled back ({trigger}); the release's rollback needs approval");
-            update(serving, &r, &before, &actor, AuditAction::ReleaseRollbackRecommended, reason).await?;
+            update(serving.store.as_ref(), &r, &before, &actor, AuditAction::ReleaseRollbackRecommended, reason)
+                .await?;
             tracing::warn!(release = r.id, flag, "release rollback recommended");
         }
     }

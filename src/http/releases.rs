@@ -436,7 +436,7 @@ pub async fn set_status(
     releasing::kill_flags_if_due(&state.serving, &state.releases.strategy, &mut r).await.map_err(|e| store_err(&e))?;
     let reason = req.reason.unwrap_or_else(|| format!("{before} -> {}", r.status));
     r.data.status_reason = Some(reason.clone());
-    releasing::update(&state.serving, &r, &before, &who.name, AuditAction::ReleaseStatus, reason)
+    releasing::update(state.serving.store.as_ref(), &r, &before, &who.name, AuditAction::ReleaseStatus, reason)
         .await
         .map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
@@ -525,7 +525,9 @@ pub async fn approve(
             .map_err(|e| store_err(&e))?;
     }
     let status = r.status.clone();
-    releasing::update(&state.serving, &r, &status, &who.name, action, reason).await.map_err(|e| store_err(&e))?;
+    releasing::update(state.serving.store.as_ref(), &r, &status, &who.name, action, reason)
+        .await
+        .map_err(|e| store_err(&e))?;
     Ok(Json(view(&state, &r)))
 }
 
