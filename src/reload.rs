@@ -175,9 +175,15 @@ pub async fn reload(reloader: &Reloader, trigger: &str) -> ReloadOutcome {
         if current.ready { "still serving the last good file" } else { "no flags are served until it is valid" };
     let compiled = match text {
         None => Err((Vec::new(), format!("{identity}; {consequence}"))),
+        // Compiled off the async workers, with what Unleash's SDKs will be served differently
+        // (a projection of every flag: tens of milliseconds for 10,000 flags).
         Some(text) => match tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            flags::compile(&text).map(|snapshot| (snapshot, started.elapsed()))
+            flags::compile(&text).map(|snapshot| {
+                let took = started.elapsed();
+                let notes = crate::export::unleash::notes(&snapshot, Utc::now());
+                (snapshot, took, notes)
+            })
         })
         .await
         {
@@ -190,7 +196,7 @@ pub async fn reload(reloader: &Reloader, trigger: &str) -> ReloadOutcome {
         },
     };
     let outcome = match compiled {
-        Ok((snapshot, took)) => {
+        Ok((snapshot, took, notes)) => {
             *last_rejected = None;
             let revision = snapshot.revision.clone();
             let old: std::collections::BTreeSet<&str> = current.snapshot.flags.iter().map(|f| f.key.as_str()).collect();
@@ -209,7 +215,7 @@ pub async fn reload(reloader: &Reloader, trigger: &str) -> ReloadOutcome {
                 action: crate::store::Action::Reload(serde_json::json!({"before": before, "after": change})),
             };
             let flags = snapshot.flags.len();
-            for (flag, what) in crate::export::unleash::notes(&snapshot, Utc::now()) {
+            for (flag, what) in notes {
                 tracing::info!(flag = %flag, "served to Unleash's SDKs with a difference: {what}");
             }
             crate::changes::install(serving, snapshot, audit).await;
