@@ -35,8 +35,7 @@ impl Translation {
     /// The same flag file as JSON (the same order, no comment): what a program writes for a
     /// server to load, read several times faster than YAML.
     pub fn json(&self) -> String {
-        let mut out = String::new();
-        write_json(&mut out, &self.document, 0);
+        let mut out = serde_json::to_string_pretty(&InOrder(&self.document)).unwrap_or_default();
         out.push('\n');
         out
     }
@@ -81,35 +80,31 @@ fn entries(map: &Map<String, Value>) -> Vec<(&str, &Value)> {
     }
 }
 
-/// Writes `value` as indented JSON, [`ordered`] mappings in their order.
-fn write_json(out: &mut String, value: &Value, indent: usize) {
-    let pad = |out: &mut String, n: usize| out.extend(std::iter::repeat_n(' ', n));
-    match value {
-        Value::Object(m) if !m.is_empty() => {
-            out.push('{');
-            for (i, (k, v)) in entries(m).into_iter().enumerate() {
-                out.push_str(if i == 0 { "\n" } else { ",\n" });
-                pad(out, indent + 2);
-                out.push_str(&serde_json::to_string(k).unwrap_or_default());
-                out.push_str(": ");
-                write_json(out, v, indent + 2);
+/// A value serialised with its [`ordered`] mappings in their order (a JSON object would sort
+/// its keys).
+struct InOrder<'a>(&'a Value);
+
+impl serde::Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        match self.0 {
+            Value::Object(m) => {
+                let entries = entries(m);
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &InOrder(v))?;
+                }
+                map.end()
             }
-            out.push('\n');
-            pad(out, indent);
-            out.push('}');
-        }
-        Value::Array(a) if !a.is_empty() => {
-            out.push('[');
-            for (i, v) in a.iter().enumerate() {
-                out.push_str(if i == 0 { "\n" } else { ",\n" });
-                pad(out, indent + 2);
-                write_json(out, v, indent + 2);
+            Value::Array(a) => {
+                let mut seq = serializer.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&InOrder(v))?;
+                }
+                seq.end()
             }
-            out.push('\n');
-            pad(out, indent);
-            out.push(']');
+            other => other.serialize(serializer),
         }
-        other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
     }
 }
 
